@@ -1,0 +1,49 @@
+/**
+ * Errors that carry their own exit code and a hint on what to do next.
+ * Domain code throws these; only main.ts turns them into output and exit codes.
+ */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  interrupted: 130,
+} as const;
+
+export class LmrunError extends Error {
+  readonly exitCode: number;
+  /** A short "what to do" sentence appended to the message. */
+  readonly hint: string | undefined;
+  constructor(message: string, options: { exitCode?: number; hint?: string; cause?: unknown } = {}) {
+    super(message, options.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = new.target.name;
+    this.exitCode = options.exitCode ?? ExitCode.failure;
+    this.hint = options.hint;
+  }
+}
+
+/** Bad flags, bad values, missing arguments: exit 2. */
+export class UsageError extends LmrunError {
+  constructor(message: string, hint?: string) {
+    super(message, { exitCode: ExitCode.usage, ...(hint !== undefined ? { hint } : {}) });
+  }
+}
+
+/** The user pressed Ctrl-C: exit 130. */
+export class CancelledError extends LmrunError {
+  constructor(message = "interrupted") {
+    super(message, { exitCode: ExitCode.interrupted });
+  }
+}
+
+export function formatError(error: unknown): string {
+  if (error instanceof LmrunError) {
+    return error.hint ? `${error.message}. ${error.hint}` : error.message;
+  }
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof LmrunError) return error.exitCode;
+  return ExitCode.failure;
+}

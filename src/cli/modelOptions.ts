@@ -1,0 +1,82 @@
+import type { Command } from "commander";
+import { envNumber, type Settings } from "../config/config.js";
+import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
+import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
+import { parseBytes, parseGpu, parseGpuLayers, parseInteger, parseNumber } from "./parse.js";
+
+/** Flags shared by every command that loads a model (run, chat, bench, perplexity). */
+export function addLoadOptions(command: Command): Command {
+  return command
+    .option("-c, --ctx <tokens>", "context size in tokens (default: the model's, capped at 4096)", parseInteger(16, 10_000_000))
+    .option("-t, --threads <n>", "CPU threads (default: measured per machine, see README)", parseInteger(1, 1024))
+    .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", parseGpu)
+    .option("--gpu-layers <n>", "layers to offload to the GPU: a number, max or auto", parseGpuLayers)
+    .option("-b, --batch-size <n>", "tokens evaluated per batch", parseInteger(1, 1_000_000))
+    .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes);
+}
+
+/** Sampling flags shared by run and chat. */
+export function addSamplingOptions(command: Command): Command {
+  return command
+    .option("-n, --max-tokens <n>", `maximum tokens to generate (default ${DEFAULT_MAX_TOKENS})`, parseInteger(1, 10_000_000))
+    .option("--temp <t>", `temperature; 0 is greedy and deterministic (default ${DEFAULT_SAMPLING.temperature})`, parseNumber(0, 100))
+    .option("--top-k <k>", `top-k sampling; 0 disables (default ${DEFAULT_SAMPLING.topK})`, parseInteger(0, 1_000_000))
+    .option("--top-p <p>", `top-p sampling; 1 disables (default ${DEFAULT_SAMPLING.topP})`, parseNumber(0, 1))
+    .option("--min-p <p>", `min-p sampling; 0 disables (default ${DEFAULT_SAMPLING.minP})`, parseNumber(0, 1))
+    .option("--repeat-penalty <r>", `repetition penalty; 1 disables (default ${DEFAULT_SAMPLING.repeatPenalty})`, parseNumber(0, 10))
+    .option("--seed <n>", "sampling seed, for reproducible output (default: random, reported by --json)", parseInteger(0, 4294967295));
+}
+
+export interface LoadFlags {
+  ctx?: number;
+  threads?: number;
+  gpu?: GpuChoice;
+  gpuLayers?: GpuLayers;
+  batchSize?: number;
+  maxRam?: number;
+}
+
+export interface SamplingFlags {
+  maxTokens?: number;
+  temp?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  seed?: number;
+}
+
+/** flag > LMRUN_* environment > settings file > tuned value for this model > built-in default. */
+export function resolveLoadOptions(
+  flags: LoadFlags,
+  env: NodeJS.ProcessEnv,
+  settings: Settings,
+  verbose: boolean,
+  modelFileName?: string,
+): LoadOptions {
+  const tuned = modelFileName !== undefined ? settings.tuned?.[modelFileName] : undefined;
+  const gpuFromEnv = env.LMRUN_GPU ? parseGpu(env.LMRUN_GPU) : undefined;
+  const gpuFromSettings = settings.gpu ? parseGpu(settings.gpu) : undefined;
+  return {
+    gpu: flags.gpu ?? gpuFromEnv ?? gpuFromSettings ?? "auto",
+    gpuLayers: flags.gpuLayers ?? "auto",
+    contextSize: flags.ctx ?? envNumber(env, "LMRUN_CTX") ?? settings.ctx,
+    threads: flags.threads ?? envNumber(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(),
+    batchSize: flags.batchSize ?? tuned?.batchSize,
+    maxRamBytes: flags.maxRam,
+    verbose,
+  };
+}
+
+export function resolveSampling(flags: SamplingFlags, settings: Settings): SamplingOptions & { maxTokens: number } {
+  return {
+    temperature: flags.temp ?? settings.temperature ?? DEFAULT_SAMPLING.temperature,
+    topK: flags.topK ?? settings.topK ?? DEFAULT_SAMPLING.topK,
+    topP: flags.topP ?? settings.topP ?? DEFAULT_SAMPLING.topP,
+    minP: flags.minP ?? settings.minP ?? DEFAULT_SAMPLING.minP,
+    repeatPenalty: flags.repeatPenalty ?? settings.repeatPenalty ?? DEFAULT_SAMPLING.repeatPenalty,
+    // A random seed is drawn here so that --json can report it and the run can be repeated.
+    seed: flags.seed ?? Math.floor(Math.random() * 2 ** 32),
+    maxTokens: flags.maxTokens ?? settings.maxTokens ?? DEFAULT_MAX_TOKENS,
+  };
+}

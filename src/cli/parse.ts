@@ -1,0 +1,53 @@
+import { InvalidArgumentError } from "commander";
+
+/** Option value parsers: each throws InvalidArgumentError, which commander reports as a usage error. */
+
+export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || value > max) throw new InvalidArgumentError(`must be between ${min} and ${max}, got ${value}`);
+    return value;
+  };
+}
+
+export function parseNumber(min: number, max = Number.POSITIVE_INFINITY) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(value)) throw new InvalidArgumentError(`expected a number, got "${raw}"`);
+    if (value < min || value > max) {
+      throw new InvalidArgumentError(`must be between ${min} and ${max === Number.POSITIVE_INFINITY ? "∞" : max}, got ${value}`);
+    }
+    return value;
+  };
+}
+
+export function parseGpuLayers(raw: string): number | "max" | "auto" {
+  if (raw === "max" || raw === "auto") return raw;
+  return parseInteger(0, 100000)(raw);
+}
+
+const GPU_CHOICES = ["auto", "cuda", "vulkan", "metal", "cpu"] as const;
+export function parseGpu(raw: string): (typeof GPU_CHOICES)[number] {
+  const value = raw.toLowerCase() === "false" || raw.toLowerCase() === "none" ? "cpu" : raw.toLowerCase();
+  if (!(GPU_CHOICES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${GPU_CHOICES.join(", ")}, got "${raw}"`);
+  }
+  return value as (typeof GPU_CHOICES)[number];
+}
+
+/** Sizes such as 512MB, 2GiB, 1.5G or plain bytes. */
+export function parseBytes(raw: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$/i.exec(raw);
+  if (!match) throw new InvalidArgumentError(`expected a size such as 512MB or 8GB, got "${raw}"`);
+  const value = Number(match[1]);
+  const unit = (match[2] ?? "").toLowerCase();
+  const binary = unit.includes("i");
+  const base = binary ? 1024 : 1000;
+  const power = { "": 0, b: 0, k: 1, m: 2, g: 3, t: 4 }[unit.replace(/i?b?$/, "") || ""] ?? 0;
+  return Math.round(value * base ** power);
+}
+
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

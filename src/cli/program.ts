@@ -1,0 +1,54 @@
+import fs from "node:fs";
+import path from "node:path";
+import { Command } from "commander";
+import { packageRoot } from "../config/paths.js";
+import type { CommandContext } from "./context.js";
+import { registerBench } from "./commands/bench.js";
+import { registerChat } from "./commands/chat.js";
+import { registerConfig } from "./commands/config.js";
+import { registerInfo } from "./commands/info.js";
+import { registerList } from "./commands/list.js";
+import { registerPerplexity } from "./commands/perplexity.js";
+import { registerPull } from "./commands/pull.js";
+import { registerRm } from "./commands/rm.js";
+import { registerRun } from "./commands/run.js";
+import { registerShow } from "./commands/show.js";
+import { registerVerify } from "./commands/verify.js";
+
+export function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), "package.json"), "utf8")) as { version?: string };
+    return pkg.version ?? "0.0.0";
+  } catch {
+    return "0.0.0";
+  }
+}
+
+/** The root command: global flags, then one register call per command module. */
+export function buildProgram(ctx: CommandContext): Command {
+  const program = new Command("lmrun")
+    .description("Run large language models locally: one-shot generation, chat, model pulls, benchmarks and perplexity.")
+    .version(packageVersion(), "-V, --version", "print the version")
+    .option("--verbose", "show llama.cpp logs and stack traces")
+    .option("-q, --quiet", "no progress output on stderr")
+    .showSuggestionAfterError(true)
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    .enablePositionalOptions(false);
+  program.hook("preAction", (_this, action) => {
+    const globals = action.optsWithGlobals() as { verbose?: boolean; quiet?: boolean };
+    ctx.verbose = globals.verbose === true;
+    ctx.quiet = globals.quiet === true;
+  });
+  registerRun(program, ctx);
+  registerChat(program, ctx);
+  registerPull(program, ctx);
+  registerList(program, ctx);
+  registerRm(program, ctx);
+  registerShow(program, ctx);
+  registerVerify(program, ctx);
+  registerConfig(program, ctx);
+  registerBench(program, ctx);
+  registerInfo(program, ctx);
+  registerPerplexity(program, ctx);
+  return program;
+}

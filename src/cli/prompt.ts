@@ -1,0 +1,42 @@
+import fs from "node:fs/promises";
+import { LmrunError, UsageError } from "./errors.js";
+
+/**
+ * The argument is the instruction and piped stdin the material, joined as lms does
+ * (`instruction\n\nmaterial`). Either alone is the prompt; both empty is a usage error.
+ */
+export function assemblePrompt(args: string[], piped: string | undefined): string {
+  const instruction = args.join(" ").trim();
+  const material = (piped ?? "").replace(/\s+$/, "");
+  if (instruction === "" && material.trim() === "") {
+    throw new UsageError(
+      "no prompt: give one as arguments or pipe it on stdin",
+      'Example: lmrun run tiny "Once upon a time" or echo "..." | lmrun run tiny',
+    );
+  }
+  if (instruction === "") return material;
+  if (material.trim() === "") return instruction;
+  return `${instruction}\n\n${material}`;
+}
+
+export async function readTextFile(file: string, what: string): Promise<string> {
+  try {
+    return await fs.readFile(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new UsageError(`${what} not found: ${file}`);
+    if (code === "EISDIR") throw new UsageError(`${what} ${file} is a directory`);
+    throw new LmrunError(`cannot read ${what} ${file}: ${(error as Error).message}`);
+  }
+}
+
+export async function readJsonSchemaFile(file: string): Promise<object> {
+  const text = await readTextFile(file, "JSON schema file");
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("the top level must be an object");
+    return value;
+  } catch (error) {
+    throw new UsageError(`${file} is not a valid JSON schema: ${(error as Error).message}`);
+  }
+}

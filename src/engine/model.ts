@@ -1,0 +1,138 @@
+import os from "node:os";
+import path from "node:path";
+import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
+import { LmrunError } from "../cli/errors.js";
+import { formatBytes } from "../io/format.js";
+import { clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
+import { checkModelFileHeader, expectedMinimumFileSize } from "./modelFile.js";
+import type { LoadOptions, ModelSummary } from "./types.js";
+
+/** Default context when the user gives none: the training context, capped, as ollama does. */
+export const DEFAULT_CONTEXT_CAP = 4096;
+
+/** A model loaded with one context and one sequence, ready for generation. */
+export class LoadedModel {
+  constructor(
+    readonly llama: Llama,
+    readonly model: LlamaModel,
+    readonly context: LlamaContext,
+    readonly summary: ModelSummary,
+  ) {}
+
+  async dispose(): Promise<void> {
+    await this.context.dispose();
+    await this.model.dispose();
+  }
+}
+
+function gpuLabel(choice: LoadOptions["gpu"]): string {
+  return { auto: "a GPU", cuda: "CUDA", vulkan: "Vulkan", metal: "Metal", cpu: "CPU" }[choice];
+}
+
+export async function loadModel(modelPath: string, options: LoadOptions): Promise<LoadedModel> {
+  const { sizeBytes } = await checkModelFileHeader(modelPath);
+  let llama: Llama;
+  try {
+    llama = await getSharedLlama(options.gpu);
+  } catch (error) {
+    throw new LmrunError(`cannot use ${gpuLabel(options.gpu)} on this machine: ${(error as Error).message}`, {
+      hint: "Use --gpu auto or --gpu cpu (lmrun info lists the backends that load here)",
+      cause: error,
+    });
+  }
+  const { readGgufFileInfo, GgufInsights } = await import("node-llama-cpp");
+  let fileInfo;
+  try {
+    fileInfo = await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false });
+  } catch (error) {
+    throw new LmrunError(`${path.basename(modelPath)} is not a readable GGUF file: ${(error as Error).message}`, {
+      hint: "The file may be corrupt or truncated; download it again",
+      cause: error,
+    });
+  }
+  const insights = await GgufInsights.from(fileInfo, llama);
+  const offsets = (fileInfo.fullTensorInfo ?? fileInfo.tensorInfo ?? []).map((t) => Number(t.fileOffset));
+  const minimumSize = expectedMinimumFileSize(offsets, insights.modelSize);
+  if (sizeBytes < minimumSize) {
+    throw new LmrunError(
+      `${path.basename(modelPath)} is truncated: it holds ${sizeBytes} bytes but its tensors need at least ${minimumSize}`,
+      { hint: "The download was probably interrupted; pull or download it again" },
+    );
+  }
+  if (!insights.isSupportedByLlamaCpp) {
+    throw new LmrunError(
+      `${path.basename(modelPath)} uses architecture "${fileInfo.metadata?.general?.architecture ?? "unknown"}", which this llama.cpp does not support`,
+    );
+  }
+
+  const trainContextSize = insights.trainContextSize ?? 2048;
+  const contextSize = options.contextSize ?? Math.min(trainContextSize, DEFAULT_CONTEXT_CAP);
+  const cpuOnly = options.gpu === "cpu" || llama.gpu === false;
+  const estimateLayers = cpuOnly ? 0 : options.gpuLayers === "max" ? insights.totalLayers : typeof options.gpuLayers === "number" ? options.gpuLayers : 0;
+  const modelNeeds = insights.estimateModelResourceRequirements({ gpuLayers: estimateLayers, useMmap: false });
+  const contextNeeds = insights.estimateContextResourceRequirements({
+    contextSize,
+    modelGpuLayers: estimateLayers,
+    batchSize: options.batchSize ?? Math.min(512, contextSize),
+  });
+  const ramNeeded = modelNeeds.cpuRam + contextNeeds.cpuRam;
+  const ramAvailable = options.maxRamBytes ?? os.freemem();
+  if (ramNeeded > ramAvailable) {
+    throw new LmrunError(
+      `${path.basename(modelPath)} needs about ${formatBytes(ramNeeded)} of RAM with a ${contextSize}-token context, but only ${formatBytes(ramAvailable)} is ${options.maxRamBytes !== undefined ? "allowed (--max-ram)" : "available"}`,
+      { hint: "Use a smaller quantisation or model, or a smaller --ctx" },
+    );
+  }
+
+  clearRecentLlamaLogs();
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({
+      modelPath,
+      gpuLayers: cpuOnly ? 0 : options.gpuLayers,
+      ...(options.signal ? { loadSignal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new LmrunError(`failed to load ${path.basename(modelPath)}: ${explainNativeError(error)}`, { cause: error });
+  }
+  let context: LlamaContext;
+  try {
+    context = await model.createContext({
+      contextSize,
+      threads: { ideal: options.threads, min: options.threads },
+      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.signal ? { createSignal: options.signal } : {}),
+    });
+  } catch (error) {
+    await model.dispose();
+    throw new LmrunError(`failed to create a ${contextSize}-token context: ${explainNativeError(error)}`, {
+      hint: "Try a smaller --ctx",
+      cause: error,
+    });
+  }
+  const metadata = fileInfo.metadata;
+  const summary: ModelSummary = {
+    path: path.resolve(modelPath),
+    fileName: path.basename(modelPath),
+    architecture: metadata?.general?.architecture,
+    name: metadata?.general?.name,
+    trainContextSize,
+    contextSize: context.contextSize,
+    hasChatTemplate: typeof metadata?.tokenizer?.chat_template === "string",
+    sizeBytes,
+    parameters: insights.totalParameters || undefined,
+    fileType: metadata?.general?.file_type !== undefined ? String(metadata.general.file_type) : undefined,
+    gpu: llama.gpu,
+    gpuLayers: model.gpuLayers,
+    threads: options.threads,
+  };
+  return new LoadedModel(llama, model, context, summary);
+}
+
+function explainNativeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const lastLog = recentLlamaLogs()
+    .filter((l) => l.startsWith("[error]") || l.startsWith("[warn]"))
+    .at(-1);
+  return lastLog ? `${message} (llama.cpp: ${lastLog.replace(/^\[\w+\]\s*/, "")})` : message;
+}

@@ -1,0 +1,77 @@
+/** Types shared between the engine and its callers. No node-llama-cpp types leak out of engine/. */
+
+export type GpuChoice = "auto" | "cuda" | "vulkan" | "metal" | "cpu";
+export type GpuLayers = number | "max" | "auto";
+
+export interface LoadOptions {
+  gpu: GpuChoice;
+  gpuLayers: GpuLayers;
+  /** Context size in tokens; undefined = the model's training context, capped to fit memory. */
+  contextSize?: number | undefined;
+  threads: number;
+  batchSize?: number | undefined;
+  /** Refuse to load when the estimate exceeds this many bytes of RAM (default: available memory). */
+  maxRamBytes?: number | undefined;
+  verbose: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+export interface SamplingOptions {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repeatPenalty: number;
+  /** Undefined = random. */
+  seed?: number | undefined;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  /** Apply the model's chat template (false = plain completion). */
+  chat: boolean;
+  systemPrompt?: string | undefined;
+  maxTokens: number;
+  stop: string[];
+  sampling: SamplingOptions;
+  /** A JSON schema object, or "json" for any JSON value. */
+  jsonSchema?: object | "json" | undefined;
+  /** Keep the end of an overlong prompt instead of refusing it. */
+  truncate: boolean;
+}
+
+export type StopReason = "eos" | "maxTokens" | "stop" | "abort";
+
+export interface GenerationTimings {
+  ttftMs: number | null;
+  promptMs: number | null;
+  generationMs: number | null;
+  totalMs: number;
+  promptTokensPerSecond: number | null;
+  generationTokensPerSecond: number | null;
+}
+
+export interface GenerationResult {
+  text: string;
+  promptTokens: number;
+  generatedTokens: number;
+  stopReason: StopReason;
+  truncatedPromptTokens: number;
+  timings: GenerationTimings;
+}
+
+export interface ModelSummary {
+  path: string;
+  fileName: string;
+  architecture: string | undefined;
+  name: string | undefined;
+  trainContextSize: number;
+  contextSize: number;
+  hasChatTemplate: boolean;
+  sizeBytes: number;
+  parameters: number | undefined;
+  fileType: string | undefined;
+  gpu: string | false;
+  gpuLayers: number;
+  threads: number;
+}

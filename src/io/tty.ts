@@ -1,0 +1,20 @@
+import type { Readable } from "node:stream";
+
+/** Reads all of stdin when it is piped; returns undefined when stdin is a terminal. */
+export async function readPipedStdin(stdin: Readable & { isTTY?: boolean }): Promise<string | undefined> {
+  if (stdin.isTTY) return undefined;
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export function isInteractive(streams: { stdin: { isTTY?: boolean }; stdout: { isTTY?: boolean } }): boolean {
+  return streams.stdin.isTTY === true && streams.stdout.isTTY === true;
+}
+
+/** Progress (spinners, bars) shows only on a terminal and never in CI. */
+export function progressAllowed(stderr: { isTTY?: boolean }, env: NodeJS.ProcessEnv, quiet = false): boolean {
+  if (quiet || stderr.isTTY !== true) return false;
+  if (env.CI !== undefined && env.CI !== "" && env.CI !== "false" && env.CI !== "0") return false;
+  return true;
+}

@@ -1,0 +1,74 @@
+import { CommanderError } from "commander";
+import type { CommandContext } from "./cli/context.js";
+import { ExitCode, exitCodeOf, formatError } from "./cli/errors.js";
+import { buildProgram } from "./cli/program.js";
+import { createOutput } from "./io/output.js";
+
+export interface MainIo {
+  stdin: CommandContext["stdin"];
+  stdout: CommandContext["stdout"];
+  stderr: CommandContext["stderr"];
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+  stdoutClosed: () => boolean;
+}
+
+/**
+ * Parses argv, runs one command and returns the exit code. The only place that maps errors to
+ * messages and codes; it never calls process.exit.
+ */
+export async function main(argv: string[], io: MainIo): Promise<number> {
+  const verboseRequested = argv.includes("--verbose");
+  const out = createOutput({ stdout: io.stdout, stderr: io.stderr, env: io.env, quiet: argv.includes("--quiet") || argv.includes("-q") });
+  const ctx: CommandContext = {
+    out,
+    env: io.env,
+    stdin: io.stdin,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    signal: io.signal,
+    verbose: verboseRequested,
+    quiet: false,
+    stdoutClosed: io.stdoutClosed,
+  };
+  if (verboseRequested) {
+    // llama.cpp's own log lines go to stderr only when asked for.
+    const { setLlamaLogSink } = await import("./engine/llama.js");
+    setLlamaLogSink({ verbose: true, write: (line) => io.stderr.write(line) });
+  }
+  const program = buildProgram(ctx);
+  program.exitOverride();
+  program.configureOutput({
+    writeOut: (s) => io.stdout.write(s),
+    writeErr: (s) => io.stderr.write(s),
+    outputError: (message, write) => write(message.endsWith("\n") ? message : `${message}\n`),
+  });
+  for (const sub of program.commands) {
+    sub.exitOverride();
+    sub.configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      outputError: (message, write) => write(`${message.trimEnd()} (see: lmrun ${sub.name()} --help)\n`),
+    });
+    for (const nested of sub.commands) nested.exitOverride();
+  }
+  try {
+    if (argv.length === 0) {
+      program.outputHelp();
+      return ExitCode.usage;
+    }
+    await program.parseAsync(argv, { from: "user" });
+    if (io.signal.aborted && !io.stdoutClosed()) return ExitCode.interrupted;
+    return ExitCode.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return ExitCode.ok;
+      return ExitCode.usage;
+    }
+    if (io.stdoutClosed()) return ExitCode.ok;
+    if (io.signal.aborted) return ExitCode.interrupted;
+    out.error(formatError(error));
+    if (ctx.verbose && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+    return exitCodeOf(error);
+  }
+}
