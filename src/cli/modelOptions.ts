@@ -4,11 +4,22 @@ import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/
 import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
 import { parseBytes, parseGpu, parseGpuLayers, parseInteger, parseNumber } from "./parse.js";
 
+let pullAllowedByFlag = true;
+/** False when the running command was given --no-pull (set by a hook that addLoadOptions installs). */
+export function pullAllowed(): boolean {
+  return pullAllowedByFlag;
+}
+
 /** Flags shared by every command that loads a model (run, chat, bench, perplexity). */
 export function addLoadOptions(command: Command): Command {
+  command.hook("preAction", (_command, action) => {
+    pullAllowedByFlag = (action.opts() as { pull?: boolean }).pull !== false;
+  });
   return command
+    .option("--no-pull", "fail instead of downloading a model that is not in the store yet")
     .option("-c, --ctx <tokens>", "context size in tokens (default: the model's, capped at 4096)", parseInteger(16, 10_000_000))
-    .option("-t, --threads <n>", "CPU threads (default: measured per machine, see README)", parseInteger(1, 1024))
+    .option("-t, --threads <n>", "CPU threads for generating tokens (default: measured per machine, see README)", parseInteger(1, 1024))
+    .option("--threads-batch <n>", "CPU threads for prompt processing (default: all cores)", parseInteger(1, 1024))
     .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", parseGpu)
     .option("--gpu-layers <n>", "layers to offload to the GPU: a number, max or auto", parseGpuLayers)
     .option("-b, --batch-size <n>", "tokens evaluated per batch", parseInteger(1, 1_000_000))
@@ -30,6 +41,7 @@ export function addSamplingOptions(command: Command): Command {
 export interface LoadFlags {
   ctx?: number;
   threads?: number;
+  threadsBatch?: number;
   gpu?: GpuChoice;
   gpuLayers?: GpuLayers;
   batchSize?: number;
@@ -62,6 +74,7 @@ export function resolveLoadOptions(
     gpuLayers: flags.gpuLayers ?? "auto",
     contextSize: flags.ctx ?? envNumber(env, "LMRUN_CTX") ?? settings.ctx,
     threads: flags.threads ?? envNumber(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(),
+    batchThreads: flags.threadsBatch ?? envNumber(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
     batchSize: flags.batchSize ?? tuned?.batchSize,
     maxRamBytes: flags.maxRam,
     verbose,

@@ -2,8 +2,10 @@ import path from "node:path";
 import type { LoadedModel } from "../engine/model.js";
 import type { LoadOptions } from "../engine/types.js";
 import { startSpinner } from "../io/progress.js";
+import { createPullReporter } from "../io/pullProgress.js";
 import { resolveModel, type ResolvedModel } from "../models/resolve.js";
 import type { CommandContext } from "./context.js";
+import { pullAllowed } from "./modelOptions.js";
 
 export interface PreparedModel {
   resolved: ResolvedModel;
@@ -16,9 +18,23 @@ export async function resolveAndLoad(
   ctx: CommandContext,
   ref: string,
   loadOptionsFor: (resolved: ResolvedModel) => LoadOptions,
-  options: { quietProgress?: boolean } = {},
+  options: { quietProgress?: boolean; pull?: boolean } = {},
 ): Promise<PreparedModel> {
-  const resolved = await resolveModel(ref);
+  // A model missing from the store is pulled first, with progress on stderr (a terminal only).
+  const reporter = await createPullReporter(ref, {
+    out: ctx.out,
+    stderr: ctx.stderr,
+    env: ctx.env,
+    quiet: ctx.quiet || options.quietProgress === true,
+    json: false,
+    verbose: ctx.verbose,
+  });
+  let resolved: ResolvedModel;
+  try {
+    resolved = await resolveModel(ref, { env: ctx.env, pull: options.pull ?? pullAllowed(), signal: ctx.signal, onEvent: reporter.onEvent });
+  } finally {
+    reporter.stop();
+  }
   const loadOptions = { ...loadOptionsFor(resolved), signal: ctx.signal };
   const spinner = await startSpinner(`loading ${resolved.displayName}`, {
     stderr: ctx.stderr,

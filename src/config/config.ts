@@ -17,7 +17,7 @@ export interface Settings {
   repeatPenalty?: number;
   maxTokens?: number;
   /** Per-model tuned load settings written by `lmrun bench --tune`, keyed by model file name. */
-  tuned?: Record<string, { threads?: number; batchSize?: number; ubatchSize?: number; measuredAt?: string }>;
+  tuned?: Record<string, { threads?: number; batchThreads?: number; batchSize?: number; ubatchSize?: number; measuredAt?: string }>;
 }
 
 export const SETTING_KEYS = [

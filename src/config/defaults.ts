@@ -12,14 +12,15 @@ export const DEFAULT_SAMPLING = {
 export const DEFAULT_MAX_TOKENS = 512;
 
 /**
- * Default thread count. Measured on the 2-core machines this was built on (see README, "Threads"):
- * generation is memory-bound and the Node main thread needs a core of its own between tokens,
- * so using every core makes token generation several times slower. We leave one core free.
+ * Default threads for token generation (prompt batches use every core, see engine/threads.ts).
+ * Measured on 2-core machines (README, "Threads"): the binding starts a fresh ggml thread for
+ * every decode, and for one token at a time a second thread made generation 2-3x slower than
+ * one thread, while llama-bench (persistent pool) gains ~10% from it. Above 2 cores we have no
+ * measurements yet and use half the cores; `lmrun bench --tune` measures and saves the best.
  */
 export function defaultThreads(cpuCount: number = availableCores()): number {
   if (cpuCount <= 2) return 1;
-  if (cpuCount <= 4) return cpuCount - 1;
-  return Math.max(1, Math.min(cpuCount - 2, 16));
+  return Math.max(1, Math.min(Math.floor(cpuCount / 2), 16));
 }
 
 export function availableCores(): number {

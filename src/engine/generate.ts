@@ -1,6 +1,7 @@
 import type { ChatHistoryItem, LlamaGrammar, Token } from "node-llama-cpp";
 import { LmrunError } from "../cli/errors.js";
 import type { LoadedModel } from "./model.js";
+import { setContextThreads } from "./threads.js";
 import type { GenerateRequest, GenerationResult, StopReason } from "./types.js";
 
 export interface GenerateHooks {
@@ -78,6 +79,8 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       promptTokenCount = countPromptTokens(loaded, chat, request, userText);
     }
 
+    // Prompt batches use the batch threads; the first sampled token switches to generation threads.
+    setContextThreads(loaded.context, loaded.summary.batchThreads);
     const meterBefore = sequence.tokenMeter.getState();
     const startedAt = performance.now();
     let firstTokenAt: number | undefined;
@@ -85,7 +88,10 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
     let generatedTokens = 0;
     const onToken = (tokens: Token[]) => {
       const now = performance.now();
-      if (firstTokenAt === undefined) firstTokenAt = now;
+      if (firstTokenAt === undefined) {
+        firstTokenAt = now;
+        setContextThreads(loaded.context, loaded.summary.threads);
+      }
       lastTokenAt = now;
       generatedTokens += tokens.length;
     };

@@ -95,11 +95,12 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
   } catch (error) {
     throw new LmrunError(`failed to load ${path.basename(modelPath)}: ${explainNativeError(error)}`, { cause: error });
   }
+  const batchThreads = options.batchThreads ?? Math.max(1, llama.cpuMathCores);
   let context: LlamaContext;
   try {
     context = await model.createContext({
       contextSize,
-      threads: { ideal: options.threads, min: options.threads },
+      threads: { ideal: batchThreads, min: batchThreads },
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       ...(options.signal ? { createSignal: options.signal } : {}),
     });
@@ -125,6 +126,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     gpu: llama.gpu,
     gpuLayers: model.gpuLayers,
     threads: options.threads,
+    batchThreads,
   };
   return new LoadedModel(llama, model, context, summary);
 }

@@ -8,7 +8,10 @@ export interface LoadOptions {
   gpuLayers: GpuLayers;
   /** Context size in tokens; undefined = the model's training context, capped to fit memory. */
   contextSize?: number | undefined;
+  /** Threads for single-token generation (llama.cpp's -t). */
   threads: number;
+  /** Threads for prompt batches (llama.cpp's -tb); undefined = all math cores. */
+  batchThreads?: number | undefined;
   batchSize?: number | undefined;
   /** Refuse to load when the estimate exceeds this many bytes of RAM (default: available memory). */
   maxRamBytes?: number | undefined;
@@ -74,4 +77,5 @@ export interface ModelSummary {
   gpu: string | false;
   gpuLayers: number;
   threads: number;
+  batchThreads: number;
 }

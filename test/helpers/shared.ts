@@ -17,3 +17,8 @@ export function sharedCorpus(name: string): string {
 }
 
 export const bundledTinyModel = path.join(repoRoot, "assets", "models", "stories260K-Q8_0.gguf");
+
+/** A test title that says why it is skipped when ../shared is missing. */
+export function sharedTitle(title: string): string {
+  return hasShared ? title : `${title} [skipped: ${sharedSkipReason}]`;
+}

@@ -1,5 +1,49 @@
 import type { Command } from "commander";
+import type { BenchFlags } from "../../bench/command.js";
 import type { CommandContext } from "../context.js";
+import { collect, parseGpu } from "../parse.js";
 
-// Placeholder: the `bench` command is registered here once it lands.
-export function registerBench(_program: Command, _ctx: CommandContext): void {}
+/** llama-bench spells some flags with several letters after one dash; commander cannot, so they are rewritten. */
+const LLAMA_BENCH_SPELLINGS: Record<string, string> = {
+  "-pg": "--pg",
+  "-ub": "--ubatch-size",
+  "-ngl": "--n-gpu-layers",
+  "-fa": "--flash-attn",
+  "-ctk": "--cache-type-k",
+  "-ctv": "--cache-type-v",
+};
+
+export function registerBench(program: Command, ctx: CommandContext): void {
+  const command = program
+    .command("bench")
+    .description("measure prompt and generation speed as llama-bench does (same tests, method and output formats)")
+    .argument("<models...>", "one or more .gguf paths or model names; every combination of the values below is run")
+    .option("-p, --n-prompt <n>", "prompt tokens per pp test: a list (512,1024) or range (128-1024*2) (default 512)", collect)
+    .option("-n, --n-gen <n>", "tokens per tg test, list or range (default 128)", collect)
+    .option("--pg <pp,tg>", "a prompt+generation test, e.g. 512,128 (llama-bench: -pg)", collect)
+    .option("-d, --n-depth <n>", "tokens already in the context when the test starts (default 0)", collect)
+    .option("-r, --repetitions <n>", "repetitions per test, after one warm-up (default 5)")
+    .option("-t, --threads <n>", "CPU threads, list or range (default: lmrun's thread policy)", collect)
+    .option("-b, --batch-size <n>", "logical batch size n_batch (default 2048)", collect)
+    .option("--ubatch-size <n>", "physical batch size n_ubatch (llama-bench: -ub; default 512)", collect)
+    .option("--n-gpu-layers <n>", "layers offloaded to the GPU, -1 for all (llama-bench: -ngl; default -1)", collect)
+    .option("--flash-attn <on|off|auto>", "flash attention (llama-bench: -fa; default auto)", collect)
+    .option("--cache-type-k <type>", "K cache type: f16, q8_0, q4_0, … (llama-bench: -ctk; default f16)", collect)
+    .option("--cache-type-v <type>", "V cache type (llama-bench: -ctv; default f16)", collect)
+    .option("--no-warmup", "skip the warm-up run")
+    .option("-o, --output <format>", "md, csv, json or jsonl (default md)")
+    .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", (v: string) => parseGpu(v))
+    .option("--prompt-file <file>", "instead of random tokens: this text through the same path as `run` (TTFT, prompt and generation t/s)")
+    .option("--compare <old.json>", "print deltas against an earlier -o json/jsonl run, marked where beyond the noise")
+    .option("--tune", "find the fastest threads and batch size for this model and save them as its default for run and chat")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  lmrun bench tiny\n  lmrun bench model.gguf -p 512 -n 128 -t 1,2 -r 5\n  lmrun bench q4.gguf q8.gguf -o json > now.json\n  lmrun bench model.gguf --compare before.json\n  lmrun bench model.gguf --prompt-file story.txt -n 64\n  lmrun bench model.gguf --tune",
+    );
+  const parseOptions = command.parseOptions.bind(command);
+  command.parseOptions = (args: string[]) => parseOptions(args.map((arg) => LLAMA_BENCH_SPELLINGS[arg] ?? arg));
+  command.action(async (models: string[], flags: BenchFlags & { nGpuLayers?: string[]; ubatchSize?: string[]; repetitions?: string }) => {
+    const { runBenchCommand } = await import("../../bench/command.js");
+    await runBenchCommand(ctx, models, flags);
+  });
+}

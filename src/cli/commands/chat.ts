@@ -1,5 +1,133 @@
 import type { Command } from "commander";
+import { openSettings } from "../../config/config.js";
+import { lmrunPaths } from "../../config/paths.js";
+import type { ChatSampling } from "../../engine/chatTypes.js";
+import { colorEnabled } from "../../io/output.js";
+import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
+import { LmrunError, UsageError } from "../errors.js";
+import { addLoadOptions, addSamplingOptions, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { resolveAndLoad } from "../prepareModel.js";
+import { readTextFile } from "../prompt.js";
 
-// Placeholder: the `chat` command is registered here once it lands.
-export function registerChat(_program: Command, _ctx: CommandContext): void {}
+interface ChatFlags extends LoadFlags, SamplingFlags {
+  system?: string;
+  systemFile?: string;
+  resume?: string | true;
+  sessions?: boolean;
+  json?: boolean;
+}
+
+export function registerChat(program: Command, ctx: CommandContext): void {
+  const command = program
+    .command("chat")
+    .description("full-screen chat with a model in the terminal (for scripts and pipes, use `lmrun run`)")
+    .argument("[model]", "a .gguf path, a model name, or `tiny` (default: the resumed session's model)")
+    .option("-s, --system <text>", "system prompt")
+    .option("--system-file <file>", "read the system prompt from a file")
+    .option("--resume [id]", "continue a saved session (default: the most recent)")
+    .option("--sessions", "list saved sessions and exit")
+    .option("--json", "with --sessions: print JSON");
+  addSamplingOptions(addLoadOptions(command));
+  command.action(async (model: string | undefined, flags: ChatFlags) => {
+    await chatCommand(ctx, model, flags);
+  });
+}
+
+async function chatCommand(ctx: CommandContext, modelArg: string | undefined, flags: ChatFlags): Promise<void> {
+  const { SessionStore, newSessionId } = await import("../../chat/sessionStore.js");
+  const paths = lmrunPaths(ctx.env);
+  const store = new SessionStore(paths.sessions);
+  if (flags.sessions) {
+    const { formatSessionsTable, sessionsJson } = await import("../../chat/sessionList.js");
+    const sessions = await store.list();
+    if (flags.json) ctx.out.json(sessionsJson(sessions));
+    else ctx.out.text(formatSessionsTable(sessions));
+    return;
+  }
+  if (flags.json) throw new UsageError("--json goes with --sessions", "The chat itself is interactive; use `lmrun run --json` for a JSON reply");
+  if (!isInteractive(ctx)) {
+    throw new UsageError("chat needs a terminal (stdin and stdout are not both a TTY)", 'Use `lmrun run MODEL "prompt"` in scripts and pipes');
+  }
+  if (flags.system !== undefined && flags.systemFile !== undefined) throw new UsageError("give --system or --system-file, not both");
+
+  const resumed = flags.resume !== undefined ? await findSession(store, flags.resume === true ? undefined : flags.resume) : undefined;
+  const settings = (await openSettings(ctx.env)).all();
+  const modelRef = modelArg ?? resumed?.model.path ?? settings.defaultModel;
+  if (modelRef === undefined) throw new UsageError("no model given", "Example: lmrun chat tiny (or set one with: lmrun config set defaultModel PATH)");
+  const system =
+    flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : (flags.system ?? resumed?.system);
+  // Unlike `run`, no seed is drawn up front: each reply gets a fresh one unless --seed or /set seed fixes it.
+  const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: flags.seed }, flags, resumed?.sampling);
+
+  const loadFor = async (ref: string, quietProgress: boolean) => {
+    const prepared = await resolveAndLoad(ctx, ref, (r) => resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, r.path.split(/[\\/]/).pop()), {
+      quietProgress,
+    });
+    const { LlamaChatEngine } = await import("../../engine/chatSession.js");
+    return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: prepared.resolved.displayName, systemPrompt: system }), path: prepared.resolved.path };
+  };
+  const first = await loadFor(modelRef, false);
+  const { startChat } = await importTuiOutsideCi();
+  const outcome = await startChat({
+    engine: first.engine,
+    sampling,
+    system,
+    session: resumed ? { id: resumed.id, createdAt: resumed.createdAt, modelPath: first.path } : { id: newSessionId(), createdAt: new Date().toISOString(), modelPath: first.path },
+    messages: resumed?.messages,
+    stdin: ctx.stdin as NodeJS.ReadStream,
+    stdout: ctx.stdout as NodeJS.WriteStream,
+    stderr: ctx.stderr as NodeJS.WriteStream,
+    env: ctx.env,
+    color: colorEnabled(ctx.stdout, ctx.env),
+    store,
+    historyFile: paths.history,
+    // Loaded quietly: a spinner on stderr would tear through the chat screen.
+    switchModel: async (ref) => (await loadFor(ref, true)).engine,
+    signal: ctx.signal,
+  });
+  if (outcome.saveError) ctx.out.warn(`the session could not be saved: ${outcome.saveError}`);
+  else if (outcome.saved) ctx.out.info(`session ${outcome.sessionId} saved; continue it with: lmrun chat --resume ${outcome.sessionId}`);
+}
+
+async function findSession(store: import("../../chat/sessionStore.js").SessionStore, id: string | undefined) {
+  const found = await store.find(id);
+  if ("error" in found) {
+    if (found.error === "none") throw new UsageError("there are no saved chat sessions to resume", "Start one with: lmrun chat MODEL");
+    if (found.error === "ambiguous") throw new UsageError(`session id "${id}" matches ${found.matches!.join(", ")}`, "Give more of the id");
+    throw new UsageError(`no saved session "${id}"`, "List them with: lmrun chat --sessions");
+  }
+  try {
+    return await store.load(found.id);
+  } catch (error) {
+    throw new LmrunError(`cannot read session ${found.id}: ${(error as Error).message}`, { hint: `Check or delete ${found.path}` });
+  }
+}
+
+/** A resumed session keeps its sampling, except what the flags set now. */
+function resumedSampling(resolved: ChatSampling, flags: SamplingFlags, saved: Partial<ChatSampling> | undefined): ChatSampling {
+  if (!saved) return resolved;
+  const pick = <K extends keyof ChatSampling>(key: K, flag: unknown): ChatSampling[K] =>
+    flag !== undefined || saved[key] === undefined ? resolved[key] : (saved[key] as ChatSampling[K]);
+  return {
+    temperature: pick("temperature", flags.temp),
+    topK: pick("topK", flags.topK),
+    topP: pick("topP", flags.topP),
+    minP: pick("minP", flags.minP),
+    repeatPenalty: pick("repeatPenalty", flags.repeatPenalty),
+    seed: flags.seed ?? saved.seed,
+    maxTokens: pick("maxTokens", flags.maxTokens),
+  };
+}
+
+/** Ink holds every frame until exit when it thinks it runs in CI; chat only runs on a terminal, so hide CI while Ink loads. */
+async function importTuiOutsideCi(): Promise<typeof import("../../tui/index.js")> {
+  const saved = { CI: process.env.CI, CONTINUOUS_INTEGRATION: process.env.CONTINUOUS_INTEGRATION };
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
+  try {
+    return await import("../../tui/index.js");
+  } finally {
+    for (const [key, value] of Object.entries(saved)) if (value !== undefined) process.env[key] = value;
+  }
+}

@@ -116,7 +116,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           maxTokens: sampling.maxTokens,
           stop: request.stop,
         },
-        load: { contextSize: loaded.summary.contextSize, threads: loaded.summary.threads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers },
+        load: { contextSize: loaded.summary.contextSize, threads: loaded.summary.threads, batchThreads: loaded.summary.batchThreads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers },
       });
     } else if (!endedWithNewline && ctx.out.stdoutIsTTY && !ctx.stdoutClosed()) {
       // Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated.

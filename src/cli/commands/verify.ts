@@ -1,5 +1,14 @@
 import type { Command } from "commander";
 import type { CommandContext } from "../context.js";
 
-// Placeholder: the `verify` command is registered here once it lands.
-export function registerVerify(_program: Command, _ctx: CommandContext): void {}
+export function registerVerify(program: Command, ctx: CommandContext): void {
+  program
+    .command("verify")
+    .description("re-hash model files against the manifest and name each corrupt one (exit 1)")
+    .argument("[refs...]", "models to check (default: every model in the store)")
+    .option("--json", "print each file's outcome as JSON")
+    .action(async (refs: string[], flags: { json?: boolean }) => {
+      const { verifyModels } = await import("../../models/storeCommands.js");
+      await verifyModels(ctx, refs, flags.json === true);
+    });
+}

@@ -1,0 +1,273 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { cliPath, runCli, spawnCli } from "../helpers/cli.js";
+import { bundledTinyModel, hasShared, repoRoot, sharedModel, sharedTitle } from "../helpers/shared.js";
+
+const chatModel = sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf");
+const storiesQ8 = sharedModel("stories260K-Q8_0.gguf");
+
+function expectOneLineError(stderr: string, pattern: RegExp) {
+  const lines = stderr.trimEnd().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^error: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(stderr).not.toMatch(/\n\s+at /);
+}
+
+describe("lmrun run on the bundled demo model", () => {
+  it("streams only the generated text to stdout and nothing to stderr", async () => {
+    const json = await runCli(["run", "tiny", "Once upon a time", "--temp", "0", "-n", "24", "--json"]);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as { text: string };
+    const plain = await runCli(["run", "tiny", "Once upon a time", "--temp", "0", "-n", "24"]);
+    expect(plain.code).toBe(0);
+    expect(plain.stderr).toBe("");
+    expect(plain.stdout).toBe(parsed.text);
+    expect(plain.stdout.length).toBeGreaterThan(20);
+  });
+
+  it("is byte-identical run after run at temperature 0, and with the same seed", async () => {
+    const args = ["run", "tiny", "The little dog", "-n", "40"];
+    const [a, b] = await Promise.all([runCli([...args, "--temp", "0"]), runCli([...args, "--temp", "0"])]);
+    expect(a.stdout).toBe(b.stdout);
+    const [c, d] = await Promise.all([runCli([...args, "--seed", "1234", "--temp", "1"]), runCli([...args, "--seed", "1234", "--temp", "1"])]);
+    expect(c.stdout).toBe(d.stdout);
+    const e = await runCli([...args, "--seed", "999", "--temp", "1"]);
+    expect(e.stdout).not.toBe(c.stdout);
+  });
+
+  it("reads the prompt from stdin and joins it after the argument", async () => {
+    const piped = await runCli(["run", "tiny", "--temp", "0", "-n", "16", "--json"], { input: "Once upon a time\n" });
+    const direct = await runCli(["run", "tiny", "Once upon a time", "--temp", "0", "-n", "16", "--json"]);
+    expect(JSON.parse(piped.stdout).text).toBe(JSON.parse(direct.stdout).text);
+    const both = await runCli(["run", "tiny", "Lily", "--temp", "0", "-n", "8", "--json"], { input: "had a ball" });
+    expect(JSON.parse(both.stdout).promptTokens).toBeGreaterThan(JSON.parse(direct.stdout).promptTokens - 3);
+  });
+
+  it("--json carries text, model, token counts, stop reason, timings and sampling", async () => {
+    const r = await runCli(["run", "tiny", "Once upon a time", "--temp", "0", "-n", "12", "--json", "--seed", "7"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.model.fileName).toBe("stories260K-Q8_0.gguf");
+    expect(j.model.path).toBe(bundledTinyModel);
+    expect(j.generatedTokens).toBe(12);
+    expect(j.promptTokens).toBeGreaterThanOrEqual(4);
+    expect(j.stopReason).toBe("maxTokens");
+    for (const key of ["loadMs", "ttftMs", "promptTokensPerSecond", "generationTokensPerSecond", "totalMs"]) {
+      expect(typeof j.timings[key]).toBe("number");
+      expect(j.timings[key]).toBeGreaterThan(0);
+    }
+    expect(j.sampling).toMatchObject({ temperature: 0, seed: 7, maxTokens: 12, topK: 40 });
+  });
+
+  it("--stop ends generation at the stop text", async () => {
+    const free = JSON.parse((await runCli(["run", "tiny", "Once upon a time", "--temp", "0", "-n", "60", "--json"])).stdout);
+    // A whole word: node-llama-cpp drops the leading space of a token cut in the middle by a stop text.
+    const word = (free.text as string).trim().split(/\s+/)[4]!;
+    const r = JSON.parse((await runCli(["run", "tiny", "Once upon a time", "--temp", "0", "-n", "60", "--json", "--stop", word])).stdout);
+    expect(r.stopReason).toBe("stop");
+    expect(r.text).not.toContain(word);
+    expect(free.text.startsWith(r.text)).toBe(true);
+  });
+
+  it("--stats prints an ollama-style summary on stderr, stdout stays clean", async () => {
+    const withStats = await runCli(["run", "tiny", "Once", "--temp", "0", "-n", "8", "--stats"]);
+    const without = await runCli(["run", "tiny", "Once", "--temp", "0", "-n", "8"]);
+    expect(withStats.stdout).toBe(without.stdout);
+    expect(withStats.stderr).toMatch(/^eval count:\s+8 token\(s\)$/m);
+    expect(withStats.stderr).toMatch(/^eval rate:\s+[\d.]+ tokens\/s$/m);
+  });
+});
+
+describe.skipIf(!hasShared)(sharedTitle("lmrun run on shared models"), () => {
+  it("applies the chat template and the system prompt", async () => {
+    const plain = JSON.parse((await runCli(["run", chatModel, "Hello", "--temp", "0", "-n", "8", "--json"])).stdout);
+    const sys = JSON.parse((await runCli(["run", chatModel, "Hello", "--system", "You are a storyteller.", "--temp", "0", "-n", "8", "--json"])).stdout);
+    const raw = JSON.parse((await runCli(["run", chatModel, "Hello", "--raw", "--temp", "0", "-n", "8", "--json"])).stdout);
+    expect(plain.chatTemplate).toBe(true);
+    expect(raw.chatTemplate).toBe(false);
+    // "User: Hello\nAssistant:" is longer than "Hello"; the system prompt adds more.
+    expect(plain.promptTokens).toBeGreaterThan(raw.promptTokens);
+    expect(sys.promptTokens).toBeGreaterThan(plain.promptTokens);
+  });
+
+  it("--system-file reads the system prompt from a file", async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-sys-")), "system.txt");
+    fs.writeFileSync(file, "You are a storyteller.\n");
+    const a = JSON.parse((await runCli(["run", chatModel, "Hello", "--system-file", file, "--temp", "0", "-n", "8", "--json"])).stdout);
+    const b = JSON.parse((await runCli(["run", chatModel, "Hello", "--system", "You are a storyteller.", "--temp", "0", "-n", "8", "--json"])).stdout);
+    expect(a.text).toBe(b.text);
+    expect(a.promptTokens).toBe(b.promptTokens);
+  });
+
+  it("--format json constrains the output to valid JSON", async () => {
+    const r = await runCli(["run", storiesQ8, "Once", "--raw", "--format", "json", "--temp", "0", "-n", "60", "--json"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.text.trim().startsWith("{") || j.text.trim().startsWith("[") || j.text.trim().startsWith('"')).toBe(true);
+  });
+
+  it("--json-schema constrains the output to the schema", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-schema-"));
+    const schema = path.join(dir, "schema.json");
+    fs.writeFileSync(schema, JSON.stringify({ type: "object", properties: { answer: { enum: ["yes", "no"] } }, required: ["answer"] }));
+    const r = await runCli(["run", storiesQ8, "Is it?", "--raw", "--json-schema", schema, "--temp", "0", "-n", "40", "--json"]);
+    expect(r.code).toBe(0);
+    const value = JSON.parse(JSON.parse(r.stdout).text);
+    expect(["yes", "no"]).toContain(value.answer);
+  });
+
+  it("refuses a prompt longer than the context with the token counts, and --truncate keeps its end", async () => {
+    const long = "Once upon a time there was a cat. ".repeat(80);
+    const r = await runCli(["run", storiesQ8, "-n", "4", "--ctx", "128"], { input: long });
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, /prompt is \d+ tokens but the context holds \d+ .*--truncate/);
+    const t = await runCli(["run", storiesQ8, "-n", "4", "--ctx", "128", "--truncate", "--json", "--temp", "0"], { input: long });
+    expect(t.code).toBe(0);
+    const j = JSON.parse(t.stdout);
+    expect(j.truncatedPromptTokens).toBeGreaterThan(0);
+    expect(j.promptTokens).toBeLessThan(j.load.contextSize);
+    expect(j.promptTokens).toBeGreaterThan(j.load.contextSize - 32);
+    expect(t.stderr).toMatch(/first \d+ tokens were dropped/);
+  });
+
+  it("Ctrl-C keeps what was generated on stdout and exits 130", async () => {
+    const child = spawnCli(["run", sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf"), "hello", "-n", "100000", "--ctx", "2048", "--temp", "0"]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (stdout.length > 50) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 20);
+    });
+    child.kill("SIGINT");
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(stdout.length).toBeGreaterThan(50);
+    expect(stderr).toBe("");
+  });
+
+  it("a closed stdout (| head) ends quietly", async () => {
+    const child = spawnCli(["run", sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf"), "hello", "-n", "100000", "--ctx", "2048"]);
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    let received = 0;
+    await new Promise<void>((resolve) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        received += d.length;
+        if (received > 10) {
+          child.stdout!.destroy();
+          resolve();
+        }
+      });
+    });
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(code).toBe(0);
+    expect(stderr).toBe("");
+    expect(Date.now() - started).toBeLessThan(15_000);
+  });
+});
+
+describe("bad input: one line, non-zero exit, no stack trace", () => {
+  it("a missing file", async () => {
+    const r = await runCli(["run", "/nonexistent/model.gguf", "hi"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /model file not found: \/nonexistent\/model.gguf/);
+  });
+
+  it("a file that is not GGUF", async () => {
+    const r = await runCli(["run", "package.json", "hi"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /not a GGUF model file/);
+  });
+
+  it("a directory", async () => {
+    const r = await runCli(["run", os.tmpdir(), "hi"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /is a directory/);
+  });
+
+  it.skipIf(!hasShared)(sharedTitle("GGUF version 1"), async () => {
+    const r = await runCli(["run", sharedModel("invalid-gguf-v1.gguf"), "hi"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /GGUF version 1, which llama.cpp no longer loads/);
+  });
+
+  it("a real model truncated to half its size", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-trunc-"));
+    const half = path.join(dir, "half.gguf");
+    const full = fs.readFileSync(bundledTinyModel);
+    fs.writeFileSync(half, full.subarray(0, Math.floor(full.length / 2)));
+    const r = await runCli(["run", half, "hi"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, new RegExp(`truncated: it holds ${Math.floor(full.length / 2)} bytes but its tensors need at least \\d+`));
+  });
+
+  it("a model too big for the memory allowed", async () => {
+    const r = await runCli(["run", "tiny", "hi", "--max-ram", "1MB"]);
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /needs about [\d.]+ MB of RAM .* only 1.00 MB is allowed/);
+  });
+
+  it("an empty prompt and empty stdin is a usage error", async () => {
+    const r = await runCli(["run", "tiny"], { input: "" });
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, /no prompt/);
+  });
+
+  it.each([
+    [["--temp", "-1"], /--temp.*must be between 0 and 100, got -1/],
+    [["-n", "abc"], /max-tokens.*expected a whole number, got "abc"/],
+    [["--top-p", "2"], /--top-p.*must be between 0 and 1/],
+    [["--gpu", "tpu"], /expected one of auto, cuda, vulkan, metal, cpu/],
+    [["--bogus"], /unknown option '--bogus'/],
+  ])("flag %j is a usage error", async (flags, pattern) => {
+    const r = await runCli(["run", "tiny", "hi", ...flags]);
+    expect(r.code).toBe(2);
+    expectOneLineError(r.stderr, pattern);
+  });
+
+  it("--verbose adds the stack trace", async () => {
+    const r = await runCli(["run", "/nonexistent/model.gguf", "hi", "--verbose"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\n\s+at /);
+  });
+});
+
+describe("global behaviour", () => {
+  it("--version and --help do not load llama.cpp, ink or conf", async () => {
+    const r = await runCli(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const help = await runCli(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: lmrun/);
+    for (const name of ["run", "chat", "pull", "bench", "perplexity"]) expect(help.stdout).toContain(name);
+  });
+
+  it.each([["--help"], ["--version"], ["run", "--help"]])("%s imports neither node-llama-cpp, ink nor conf", async (...args) => {
+    const trace = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-trace-")), "imports.txt");
+    const { execFileSync } = await import("node:child_process");
+    execFileSync(process.execPath, ["--import", path.join(repoRoot, "test/helpers/trace-imports.mjs"), cliPath, ...args], {
+      env: { ...process.env, LMRUN_TRACE_IMPORTS: trace },
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    const imported = fs.readFileSync(trace, "utf8").split("\n");
+    expect(imported).toContain("commander");
+    for (const heavy of ["node-llama-cpp", "ink", "react", "conf", "ora"]) expect(imported).not.toContain(heavy);
+  });
+
+  it("unknown commands are usage errors", async () => {
+    const r = await runCli(["frobnicate"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+});
