@@ -1,0 +1,89 @@
+// npm run bench:run — lmrun run against its peers, side by side, interleaved (A B A B …).
+//  1. start-up: `lmrun --version` vs bare `node -e 0`                        (target ≤ 1.5x)
+//  2. end-to-end: piped prompt on stories260K-Q8_0 vs `node-llama-cpp complete` (target ≤ 0.5x)
+//  3. generation t/s on the 135M-shape model vs llama-bench tg128, 1 and 2 threads (target ≥ 0.85x)
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { lmrunBin, loadAverage, median, printTable, repoRoot, sharedModel, timeCommand } from "./bench-common.mjs";
+
+const rounds = Number(process.env.ROUNDS ?? 7);
+const node = process.execPath;
+const env = { LMRUN_HOME: path.join(repoRoot, ".lmrun-bench-home"), NO_COLOR: "1" };
+console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average at start ${loadAverage()})\n`);
+
+// 1. Start-up.
+{
+  const bare = [];
+  const lmrun = [];
+  for (let i = 0; i < rounds * 2; i++) {
+    bare.push((await timeCommand(node, ["-e", "0"])).ms);
+    lmrun.push((await timeCommand(node, [lmrunBin, "--version"], { env })).ms);
+  }
+  const b = median(bare);
+  const l = median(lmrun);
+  console.log("## start-up (median wall ms)\n");
+  printTable(["command", "ms", "ratio"], [
+    ["node -e 0", b.toFixed(1), "1.00"],
+    ["lmrun --version", l.toFixed(1), (l / b).toFixed(2)],
+  ]);
+  console.log(`\nlmrun --version / node -e 0 = ${(l / b).toFixed(2)}x (target ≤ 1.5x)\n`);
+}
+
+// 2. End-to-end one-shot on the small model.
+{
+  const model = sharedModel("stories260K-Q8_0.gguf");
+  const nlcCli = path.join(repoRoot, "node_modules", "node-llama-cpp", "dist", "cli", "cli.js");
+  const lmrun = [];
+  const nlc = [];
+  for (let i = 0; i < rounds; i++) {
+    const a = await timeCommand(node, [lmrunBin, "run", model, "--raw", "-n", "32"], { input: "Once upon a time\n", env });
+    if (a.code !== 0) throw new Error(`lmrun failed: ${a.stderr}`);
+    lmrun.push(a.ms);
+    // node-llama-cpp's complete has no one-shot mode: it prints the completion, then waits at a REPL
+    // prompt. We stop its clock when the completion line is finished (the next "> " prompt appears).
+    const b = await timeCommand(node, [nlcCli, "complete", "--model", model, "--text", "Once upon a time", "--maxTokens", "32"], {
+      until: (out) => /Completion: [^]*\n> /.test(out),
+    });
+    nlc.push(b.ms);
+  }
+  const l = median(lmrun);
+  const n = median(nlc);
+  console.log("## end-to-end: `echo \"Once upon a time\" | lmrun run stories260K-Q8_0.gguf --raw -n 32` (median wall ms)\n");
+  printTable(["command", "ms", "ratio"], [
+    ["node-llama-cpp complete --maxTokens 32", n.toFixed(0), "1.00"],
+    ["lmrun run --raw -n 32", l.toFixed(0), (l / n).toFixed(2)],
+  ]);
+  console.log(`\nlmrun / node-llama-cpp = ${(l / n).toFixed(2)}x (target ≤ 0.5x)\n`);
+}
+
+// 3. Generation speed against llama-bench.
+{
+  const { ensureLlamaTools } = await import("./llama-tools.mjs");
+  const tools = await ensureLlamaTools();
+  const model = sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf");
+  const rows = [];
+  for (const threads of [1, 2]) {
+    const lb = [];
+    const lm = [];
+    for (let i = 0; i < Math.max(3, Math.ceil(rounds / 2)); i++) {
+      const csv = execFileSync(tools.llamaBench, ["-m", model, "-p", "0", "-n", "128", "-t", String(threads), "-r", "3", "-o", "json"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      });
+      lb.push(JSON.parse(csv)[0].avg_ts);
+      const r = await timeCommand(node, [lmrunBin, "run", model, "Once upon a time", "-n", "128", "--temp", "0", "-t", String(threads), "--json"], { env });
+      if (r.code !== 0) throw new Error(`lmrun failed: ${r.stderr}`);
+      lm.push(JSON.parse(r.stdout).timings.generationTokensPerSecond);
+    }
+    rows.push([threads, median(lb).toFixed(1), median(lm).toFixed(1), (median(lm) / median(lb)).toFixed(2)]);
+  }
+  // lmrun's default: prompt on every core, generation on the measured default thread count.
+  const lmDefault = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await timeCommand(node, [lmrunBin, "run", model, "Once upon a time", "-n", "128", "--temp", "0", "--json"], { env });
+    lmDefault.push(JSON.parse(r.stdout).timings.generationTokensPerSecond);
+  }
+  console.log(`## generation: tokens/s on llama2vocab-135m-shape-random-Q4_K_M.gguf, 128 tokens (median)\n`);
+  printTable(["threads", "llama-bench tg128 t/s", "lmrun run --json t/s", "ratio"], rows);
+  console.log(`\nlmrun with its default threads: ${median(lmDefault).toFixed(1)} t/s; llama-bench build ${tools.buildCommit}; load average now ${loadAverage()}`);
+}
