@@ -7,8 +7,12 @@ export async function runFromProcess(): Promise<void> {
   const controller = new AbortController();
   let stdoutClosed = false;
   let interrupts = 0;
+  let firstInterruptAt = 0;
   process.on("SIGINT", () => {
+    // conf's `when-exit` re-sends the first SIGINT to the process at once; that echo is not a second Ctrl-C.
+    if (interrupts === 1 && Date.now() - firstInterruptAt < 250) return;
     interrupts++;
+    if (interrupts === 1) firstInterruptAt = Date.now();
     if (interrupts > 1) {
       // A second Ctrl-C while something native refuses to stop: leave now.
       process.exit(130);

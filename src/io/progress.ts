@@ -14,6 +14,8 @@ export async function startSpinner(
   options: { stderr: NodeJS.WritableStream & { isTTY?: boolean }; env: NodeJS.ProcessEnv; quiet?: boolean },
 ): Promise<Spinner> {
   if (!progressAllowed(options.stderr, options.env, options.quiet)) return silent;
+  // A pseudo-terminal with no size (columns 0) makes ora erase "infinitely many" lines on every frame.
+  if ((options.stderr as { columns?: number }).columns === 0) return silent;
   const { default: ora } = await import("ora");
   const spinner = ora({ text, stream: options.stderr, discardStdin: false }).start();
   let stopped = false;

@@ -1,0 +1,89 @@
+import path from "node:path";
+import type { CommandContext } from "../cli/context.js";
+import { UsageError } from "../cli/errors.js";
+import { parseGpu, parseInteger, parseNumber } from "../cli/parse.js";
+import { isNumericSetting, openSettings, SETTING_KEYS, type SettingKey, type Settings } from "./config.js";
+import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING } from "./defaults.js";
+import { lmrunPaths } from "./paths.js";
+
+/** Each key's parser: raw text → the stored value; throws with the reason. */
+const PARSERS: Record<SettingKey, (raw: string) => string | number> = {
+  modelsDir: (raw) => path.resolve(raw),
+  defaultModel: (raw) => {
+    if (raw.trim() === "") throw new Error("must not be empty");
+    return raw.trim();
+  },
+  threads: parseInteger(1, 1024),
+  gpu: parseGpu,
+  ctx: parseInteger(16, 10_000_000),
+  temperature: parseNumber(0, 100),
+  topK: parseInteger(0, 1_000_000),
+  topP: parseNumber(0, 1),
+  minP: parseNumber(0, 1),
+  repeatPenalty: parseNumber(0, 10),
+  maxTokens: parseInteger(1, 10_000_000),
+};
+
+/** What a key falls back to when unset (shown by list, not stored). */
+function defaultOf(key: SettingKey, env: NodeJS.ProcessEnv): string | number | null {
+  switch (key) {
+    case "modelsDir":
+      return lmrunPaths(env).models;
+    case "temperature":
+      return DEFAULT_SAMPLING.temperature;
+    case "topK":
+      return DEFAULT_SAMPLING.topK;
+    case "topP":
+      return DEFAULT_SAMPLING.topP;
+    case "minP":
+      return DEFAULT_SAMPLING.minP;
+    case "repeatPenalty":
+      return DEFAULT_SAMPLING.repeatPenalty;
+    case "maxTokens":
+      return DEFAULT_MAX_TOKENS;
+    default:
+      return null;
+  }
+}
+
+function checkKey(key: string): SettingKey {
+  const found = SETTING_KEYS.find((k) => k.toLowerCase() === key.toLowerCase());
+  if (found === undefined) throw new UsageError(`unknown setting "${key}"`, `Settings are: ${SETTING_KEYS.join(", ")}`);
+  return found;
+}
+
+export async function configList(ctx: CommandContext, json: boolean): Promise<void> {
+  const values = (await openSettings(ctx.env)).all();
+  const rows = SETTING_KEYS.map((key) => ({ key, value: values[key] ?? null, default: defaultOf(key, ctx.env), numeric: isNumericSetting(key) }));
+  if (json) return ctx.out.json(Object.fromEntries(rows.map((r) => [r.key, { value: r.value, default: r.default }])));
+  ctx.out.text(rows.map((r) => `${r.key.padEnd(14)} ${r.value !== null ? String(r.value) : r.default !== null ? `(default: ${r.default})` : "(not set)"}`).join("\n") + "\n");
+}
+
+export async function configGet(ctx: CommandContext, rawKey: string, json: boolean): Promise<void> {
+  const key = checkKey(rawKey);
+  const value = (await openSettings(ctx.env)).get(key as keyof Settings) as string | number | undefined;
+  if (json) return ctx.out.json({ key, value: value ?? null, default: defaultOf(key, ctx.env) });
+  const shown = value ?? defaultOf(key, ctx.env);
+  ctx.out.text(shown !== null ? `${shown}\n` : "\n");
+}
+
+export async function configSet(ctx: CommandContext, rawKey: string, raw: string): Promise<void> {
+  const key = checkKey(rawKey);
+  let value: string | number;
+  try {
+    value = PARSERS[key](raw);
+  } catch (error) {
+    throw new UsageError(`invalid value for ${key}: ${(error as Error).message}`);
+  }
+  (await openSettings(ctx.env)).set(key as keyof Settings, value as never);
+  ctx.out.info(`${key} = ${value}`);
+}
+
+export async function configUnset(ctx: CommandContext, rawKey: string): Promise<void> {
+  const key = checkKey(rawKey);
+  (await openSettings(ctx.env)).delete(key as keyof Settings);
+}
+
+export async function configPath(ctx: CommandContext): Promise<void> {
+  ctx.out.text(`${(await openSettings(ctx.env)).path}\n`);
+}

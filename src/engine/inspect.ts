@@ -1,0 +1,137 @@
+import os from "node:os";
+import path from "node:path";
+import type { GgufFileInfo, GgufInsights, Llama } from "node-llama-cpp";
+import { LmrunError } from "../cli/errors.js";
+import { getSharedLlama } from "./llama.js";
+
+/**
+ * What `lmrun show` prints: the model's GGUF metadata and node-llama-cpp's insights, including the
+ * memory a context of several sizes needs on this machine and whether it fits.
+ */
+export interface ModelReport {
+  source: { kind: "file"; path: string } | { kind: "remote"; url: string };
+  name: string | undefined;
+  architecture: string | undefined;
+  parameters: number | undefined;
+  quant: string | undefined;
+  layers: number;
+  contextLength: number | undefined;
+  chatTemplate: string | undefined;
+  license: string | undefined;
+  /** Bytes of tensor data (what the weights take). */
+  modelBytes: number;
+  machine: { totalRamBytes: number; freeRamBytes: number; gpu: string | false; totalVramBytes: number; freeVramBytes: number };
+  memory: Array<{
+    contextSize: number;
+    cpu: { ramBytes: number; fits: boolean };
+    gpu: { vramBytes: number; ramBytes: number; fits: boolean } | null;
+  }>;
+  /** The largest of the listed context sizes that fits: on the GPU if there is one, else in RAM. */
+  largestFittingContext: number | null;
+  /** node-llama-cpp's own pick for this machine (its configuration resolver), when a backend loaded. */
+  recommended: { gpuLayers: number; contextSize: number; ramBytes: number; vramBytes: number; compatibilityScore: number } | null;
+  warnings: string[];
+}
+
+const CONTEXT_SIZES = [2048, 4096, 8192, 16384, 32768, 65536, 131072];
+
+export interface InspectSource {
+  path?: string;
+  url?: string;
+  headers?: Record<string, string>;
+  /** The Hugging Face endpoint, so node-llama-cpp sends HF_TOKEN to it. */
+  huggingFaceEndpoint?: string;
+  token?: string;
+}
+
+/** Reads the GGUF header (only the header for a URL: node-llama-cpp fetches byte ranges) and estimates memory. */
+export async function inspectModel(source: InspectSource, options: { signal?: AbortSignal } = {}): Promise<ModelReport> {
+  const { readGgufFileInfo, GgufInsights, GgufFileType, GgmlType } = await import("node-llama-cpp");
+  let fileInfo: GgufFileInfo;
+  const target = source.path ?? source.url!;
+  try {
+    fileInfo = await readGgufFileInfo(target, {
+      sourceType: source.path !== undefined ? "filesystem" : "network",
+      logWarnings: false,
+      ...(source.headers ? { fetchHeaders: source.headers } : {}),
+      ...(source.huggingFaceEndpoint ? { endpoints: { huggingFace: source.huggingFaceEndpoint } } : {}),
+      ...(source.token ? { tokens: { huggingFace: source.token } } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(source.url !== undefined ? { fetchRetryOptions: { retries: 2, factor: 2, minTimeout: 200, maxTimeout: 1000 } } : {}),
+    });
+  } catch (error) {
+    throw new LmrunError(`cannot read the GGUF header of ${source.path ? path.basename(source.path) : source.url}: ${(error as Error).message}`, {
+      hint: source.path ? "The file may be corrupt or not a GGUF model" : "Check the reference and the connection (HF_TOKEN for gated models)",
+      cause: error,
+    });
+  }
+  let llama: Llama | undefined;
+  try {
+    llama = await getSharedLlama("auto");
+  } catch {
+    llama = undefined; // insights still work without a backend, only GPU figures are missing
+  }
+  const insights: GgufInsights = await GgufInsights.from(fileInfo, llama);
+  const metadata = fileInfo.metadata as unknown as {
+    general?: { name?: string; architecture?: string; file_type?: number; license?: string };
+    tokenizer?: { chat_template?: string };
+  };
+  const fileType = metadata.general?.file_type;
+  const dominant = insights.dominantTensorType;
+  const quant =
+    fileType !== undefined ? String(GgufFileType[fileType] ?? fileType).replace(/^(MOSTLY|ALL)_/, "") : dominant !== undefined ? GgmlType[dominant] : undefined;
+
+  const vram = llama && llama.gpu !== false ? await llama.getVramState() : undefined;
+  const machine = {
+    totalRamBytes: os.totalmem(),
+    freeRamBytes: os.freemem(),
+    gpu: llama?.gpu ?? (false as const),
+    totalVramBytes: vram?.total ?? 0,
+    freeVramBytes: vram?.free ?? 0,
+  };
+  const train = insights.trainContextSize;
+  const sizes = [...new Set([...CONTEXT_SIZES.filter((c) => train === undefined || c <= train), ...(train !== undefined ? [train] : [])])].sort((a, b) => a - b);
+  const cpuModel = insights.estimateModelResourceRequirements({ gpuLayers: 0, useMmap: false });
+  const gpuModel = machine.gpu !== false ? insights.estimateModelResourceRequirements({ gpuLayers: insights.totalLayers }) : undefined;
+  const memory = sizes.map((contextSize) => {
+    const cpuContext = insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: 0, batchSize: Math.min(512, contextSize) });
+    const cpuRam = cpuModel.cpuRam + cpuContext.cpuRam;
+    let gpu: ModelReport["memory"][number]["gpu"] = null;
+    if (gpuModel !== undefined) {
+      const gpuContext = insights.estimateContextResourceRequirements({ contextSize, modelGpuLayers: insights.totalLayers, batchSize: Math.min(512, contextSize) });
+      const vramBytes = gpuModel.gpuVram + gpuContext.gpuVram;
+      const ramBytes = gpuModel.cpuRam + gpuContext.cpuRam;
+      gpu = { vramBytes, ramBytes, fits: vramBytes <= machine.freeVramBytes && ramBytes <= machine.freeRamBytes };
+    }
+    return { contextSize, cpu: { ramBytes: cpuRam, fits: cpuRam <= machine.freeRamBytes }, gpu };
+  });
+  let recommended: ModelReport["recommended"] = null;
+  if (llama !== undefined) {
+    try {
+      const scored = await insights.configurationResolver.resolveAndScoreConfig();
+      const v = scored.resolvedValues;
+      recommended = { gpuLayers: v.gpuLayers, contextSize: v.contextSize, ramBytes: v.totalRamUsage, vramBytes: v.totalVramUsage, compatibilityScore: Math.round(scored.compatibilityScore * 1000) / 1000 };
+    } catch {
+      recommended = null; // the estimate is a nicety; the table above still stands
+    }
+  }
+  const fitting = memory.filter((m) => (m.gpu ? m.gpu.fits : m.cpu.fits)).map((m) => m.contextSize);
+  return {
+    source: source.path !== undefined ? { kind: "file", path: source.path } : { kind: "remote", url: source.url! },
+    name: metadata.general?.name,
+    architecture: metadata.general?.architecture,
+    parameters: insights.totalParameters || undefined,
+    quant,
+    // node-llama-cpp counts the output layer too; people quote the block count.
+    layers: Number((fileInfo.architectureMetadata as { block_count?: number } | undefined)?.block_count ?? insights.totalLayers - 1),
+    contextLength: train,
+    chatTemplate: typeof metadata.tokenizer?.chat_template === "string" ? metadata.tokenizer.chat_template : undefined,
+    license: metadata.general?.license,
+    modelBytes: insights.modelSize,
+    machine,
+    memory,
+    largestFittingContext: fitting.length > 0 ? Math.max(...fitting) : null,
+    recommended,
+    warnings: insights.getWarnings(source.path),
+  };
+}
