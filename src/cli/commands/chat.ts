@@ -1,11 +1,10 @@
 import type { Command } from "commander";
 import { openSettings } from "../../config/config.js";
 import { lmrunPaths } from "../../config/paths.js";
-import type { ChatSampling } from "../../engine/chatTypes.js";
 import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
-import { LmrunError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { addLoadOptions, addSamplingOptions, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 import { resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";
@@ -51,14 +50,24 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   }
   if (flags.system !== undefined && flags.systemFile !== undefined) throw new UsageError("give --system or --system-file, not both");
 
-  const resumed = flags.resume !== undefined ? await findSession(store, flags.resume === true ? undefined : flags.resume) : undefined;
+  const { findSessionToResume, resumedSampling } = await import("../../chat/resume.js");
+  const resumed = flags.resume !== undefined ? await findSessionToResume(store, flags.resume === true ? undefined : flags.resume) : undefined;
   const settings = (await openSettings(ctx.env)).all();
   const modelRef = modelArg ?? resumed?.model.path ?? settings.defaultModel;
   if (modelRef === undefined) throw new UsageError("no model given", "Example: lmrun chat tiny (or set one with: lmrun config set defaultModel PATH)");
   const system =
     flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : (flags.system ?? resumed?.system);
   // Unlike `run`, no seed is drawn up front: each reply gets a fresh one unless --seed or /set seed fixes it.
-  const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: flags.seed }, flags, resumed?.sampling);
+  const given = {
+    temperature: flags.temp !== undefined,
+    topK: flags.topK !== undefined,
+    topP: flags.topP !== undefined,
+    minP: flags.minP !== undefined,
+    repeatPenalty: flags.repeatPenalty !== undefined,
+    seed: flags.seed !== undefined,
+    maxTokens: flags.maxTokens !== undefined,
+  };
+  const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: flags.seed }, given, resumed?.sampling);
 
   const loadFor = async (ref: string, quietProgress: boolean) => {
     const prepared = await resolveAndLoad(ctx, ref, (r) => resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, r.path.split(/[\\/]/).pop()), {
@@ -90,38 +99,13 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   else if (outcome.saved) ctx.out.info(`session ${outcome.sessionId} saved; continue it with: lmrun chat --resume ${outcome.sessionId}`);
 }
 
-async function findSession(store: import("../../chat/sessionStore.js").SessionStore, id: string | undefined) {
-  const found = await store.find(id);
-  if ("error" in found) {
-    if (found.error === "none") throw new UsageError("there are no saved chat sessions to resume", "Start one with: lmrun chat MODEL");
-    if (found.error === "ambiguous") throw new UsageError(`session id "${id}" matches ${found.matches!.join(", ")}`, "Give more of the id");
-    throw new UsageError(`no saved session "${id}"`, "List them with: lmrun chat --sessions");
-  }
-  try {
-    return await store.load(found.id);
-  } catch (error) {
-    throw new LmrunError(`cannot read session ${found.id}: ${(error as Error).message}`, { hint: `Check or delete ${found.path}` });
-  }
-}
-
-/** A resumed session keeps its sampling, except what the flags set now. */
-function resumedSampling(resolved: ChatSampling, flags: SamplingFlags, saved: Partial<ChatSampling> | undefined): ChatSampling {
-  if (!saved) return resolved;
-  const pick = <K extends keyof ChatSampling>(key: K, flag: unknown): ChatSampling[K] =>
-    flag !== undefined || saved[key] === undefined ? resolved[key] : (saved[key] as ChatSampling[K]);
-  return {
-    temperature: pick("temperature", flags.temp),
-    topK: pick("topK", flags.topK),
-    topP: pick("topP", flags.topP),
-    minP: pick("minP", flags.minP),
-    repeatPenalty: pick("repeatPenalty", flags.repeatPenalty),
-    seed: flags.seed ?? saved.seed,
-    maxTokens: pick("maxTokens", flags.maxTokens),
-  };
-}
-
-/** Ink holds every frame until exit when it thinks it runs in CI; chat only runs on a terminal, so hide CI while Ink loads. */
+/**
+ * Ink holds every frame until exit when it thinks it runs in CI; chat only runs on a terminal,
+ * so CI is hidden while Ink loads. React's development build re-checks every render: use the
+ * production one unless NODE_ENV says otherwise.
+ */
 async function importTuiOutsideCi(): Promise<typeof import("../../tui/index.js")> {
+  process.env.NODE_ENV ??= "production";
   const saved = { CI: process.env.CI, CONTINUOUS_INTEGRATION: process.env.CONTINUOUS_INTEGRATION };
   delete process.env.CI;
   delete process.env.CONTINUOUS_INTEGRATION;

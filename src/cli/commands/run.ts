@@ -26,7 +26,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
   const command = program
     .command("run")
     .description("generate a reply to one prompt and exit (the prompt comes from the arguments and/or stdin)")
-    .argument("<model>", "a .gguf path or `tiny` (the bundled demo model)")
+    .argument("<model>", "a catalogue name (qwen2.5:0.5b), hf:USER/REPO[:QUANT], a URL, a .gguf path, or `tiny` (bundled)")
     .argument("[prompt...]", "the prompt; piped stdin is appended after it as material")
     .option("-s, --system <text>", "system prompt")
     .option("--system-file <file>", "read the system prompt from a file")

@@ -1,0 +1,82 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LlamaChatEngine } from "../../src/engine/chatSession.js";
+import type { ChatSampling } from "../../src/engine/chatTypes.js";
+import { loadModel } from "../../src/engine/model.js";
+import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+
+const greedy: ChatSampling = { temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, maxTokens: 24 };
+
+describe.skipIf(!hasShared)(`chat engine on a real model (${hasShared ? "stories260K with a chat template" : sharedSkipReason})`, () => {
+  let engine: LlamaChatEngine;
+  beforeAll(async () => {
+    const loaded = await loadModel(sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf"), {
+      gpu: "cpu",
+      gpuLayers: 0,
+      contextSize: 256,
+      threads: 1,
+      verbose: false,
+    });
+    engine = await LlamaChatEngine.create(loaded, { modelName: "stories", systemPrompt: "Tell stories." });
+  });
+  afterAll(async () => {
+    await engine?.dispose();
+  });
+
+  it("streams a reply, measures it and keeps the turns", async () => {
+    let streamed = "";
+    let tokens = 0;
+    const reply = await engine.send("Once upon a time", { sampling: greedy, onText: (t) => (streamed += t), onTokens: (n) => (tokens += n) });
+    expect(reply.text.length).toBeGreaterThan(0);
+    expect(streamed).toBe(reply.text);
+    expect(reply.stats.generatedTokens).toBe(tokens);
+    expect(reply.stats.generatedTokens).toBeLessThanOrEqual(24);
+    expect(reply.stats.promptTokens).toBeGreaterThan(3);
+    expect(reply.stats.ttftMs).toBeGreaterThan(0);
+    expect(reply.stats.tokensPerSecond).toBeGreaterThan(0);
+    expect(["eos", "maxTokens"]).toContain(reply.stats.stopReason);
+    expect(engine.getHistory()).toEqual([
+      { role: "system", text: "Tell stories." },
+      { role: "user", text: "Once upon a time" },
+      { role: "assistant", text: reply.text },
+    ]);
+    const usage = engine.contextUsage();
+    expect(usage.size).toBe(256);
+    expect(usage.used).toBeGreaterThan(reply.stats.promptTokens);
+    expect(usage.historyTokens).toBeGreaterThan(0);
+  });
+
+  it("is deterministic at temperature 0 after a reset, and a second turn sees the first", async () => {
+    engine.reset();
+    expect(engine.getHistory()).toEqual([{ role: "system", text: "Tell stories." }]);
+    const a = await engine.send("Lily went to the park", { sampling: greedy });
+    engine.reset();
+    const b = await engine.send("Lily went to the park", { sampling: greedy });
+    expect(b.text).toBe(a.text);
+    await engine.send("Then what?", { sampling: greedy });
+    expect(engine.getHistory().map((t) => t.role)).toEqual(["system", "user", "assistant", "user", "assistant"]);
+  });
+
+  it("stops on abort and keeps the partial reply", async () => {
+    engine.setHistory([]);
+    const controller = new AbortController();
+    let pieces = 0;
+    const reply = await engine.send("Tell me a long story", {
+      sampling: { ...greedy, maxTokens: 200 },
+      signal: controller.signal,
+      onText: () => {
+        if (++pieces === 5) controller.abort();
+      },
+    });
+    expect(reply.stats.stopReason).toBe("abort");
+    expect(reply.stats.generatedTokens).toBeLessThan(200);
+    expect(engine.getHistory().at(-1)).toEqual({ role: "assistant", text: reply.text });
+  });
+
+  it("changes the system prompt in place", () => {
+    engine.setHistory([{ role: "user", text: "hi" }, { role: "assistant", text: "hello" }]);
+    engine.setSystem("Be kind.");
+    expect(engine.getHistory()[0]).toEqual({ role: "system", text: "Be kind." });
+    engine.setSystem(undefined);
+    expect(engine.getHistory().map((t) => t.role)).toEqual(["user", "assistant"]);
+  });
+});
