@@ -27,6 +27,8 @@ export interface ChatStartOptions {
   system?: string | undefined;
   session: { id: string; createdAt: string; modelPath?: string | undefined };
   messages?: SavedMessage[] | undefined;
+  /** A line shown above the conversation when the chat opens (e.g. which model was picked for you). */
+  notice?: string | undefined;
   /** How often the streaming reply is redrawn. */
   flushMs?: number;
 }

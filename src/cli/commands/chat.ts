@@ -53,8 +53,13 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   const { findSessionToResume, resumedSampling } = await import("../../chat/resume.js");
   const resumed = flags.resume !== undefined ? await findSessionToResume(store, flags.resume === true ? undefined : flags.resume) : undefined;
   const settings = (await openSettings(ctx.env)).all();
-  const modelRef = modelArg ?? resumed?.model.path ?? settings.defaultModel;
-  if (modelRef === undefined) throw new UsageError("no model given", "Example: lmrun chat tiny (or set one with: lmrun config set defaultModel PATH)");
+  // `npx lmrun chat` with nothing configured opens the bundled model: it works offline, and the
+  // notice says how to get a real assistant.
+  const modelRef = modelArg ?? resumed?.model.path ?? settings.defaultModel ?? "tiny";
+  const notice =
+    modelArg === undefined && resumed === undefined && settings.defaultModel === undefined
+      ? "Demo model `tiny` (a tiny story generator). For an assistant: lmrun chat qwen2.5:0.5b"
+      : undefined;
   const system =
     flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : (flags.system ?? resumed?.system);
   // Unlike `run`, no seed is drawn up front: each reply gets a fresh one unless --seed or /set seed fixes it.
@@ -84,6 +89,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
     system,
     session: resumed ? { id: resumed.id, createdAt: resumed.createdAt, modelPath: first.path } : { id: newSessionId(), createdAt: new Date().toISOString(), modelPath: first.path },
     messages: resumed?.messages,
+    notice,
     stdin: ctx.stdin as NodeJS.ReadStream,
     stdout: ctx.stdout as NodeJS.WriteStream,
     stderr: ctx.stderr as NodeJS.WriteStream,

@@ -26,15 +26,16 @@ function errorText(error: unknown): string {
 export function useChat(options: ChatStartOptions & { exit: () => void }) {
   const { services } = options;
   const flushMs = options.flushMs ?? 50;
-  const [state, dispatch] = useReducer(chatReducer, undefined, () =>
-    initialChatState({
+  const [state, dispatch] = useReducer(chatReducer, undefined, () => {
+    const initial = initialChatState({
       modelName: options.engine.modelName,
       sampling: options.sampling,
       system: options.system,
       context: options.engine.contextUsage(),
       messages: options.messages,
-    }),
-  );
+    });
+    return options.notice ? chatReducer(initial, { type: "notice", text: options.notice, tone: "info" }) : initial;
+  });
   const stateRef = useRef(state);
   stateRef.current = state;
   const engineRef = useRef(options.engine);
