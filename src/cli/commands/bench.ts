@@ -35,7 +35,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", (v: string) => parseGpu(v))
     .option("--prompt-file <file>", "instead of random tokens: this text through the same path as `run` (TTFT, prompt and generation t/s)")
     .option("--compare <old.json>", "print deltas against an earlier -o json/jsonl run, marked where beyond the noise")
-    .option("--tune", "find the fastest threads and batch size for this model and save them as its default for run and chat")
+    .option("--tune", "find the fastest threads and batch size for this model (among -t and -b if given) and save them as its default for run and chat")
     .addHelpText(
       "after",
       "\nExamples:\n  lmrun bench tiny\n  lmrun bench model.gguf -p 512 -n 128 -t 1,2 -r 5\n  lmrun bench q4.gguf q8.gguf -o json > now.json\n  lmrun bench model.gguf --compare before.json\n  lmrun bench model.gguf --prompt-file story.txt -n 64\n  lmrun bench model.gguf --tune",

@@ -1,0 +1,183 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import type { CommandContext } from "../cli/context.js";
+import { UsageError } from "../cli/errors.js";
+import { parseGpu } from "../cli/parse.js";
+import { openSettings, envNumber } from "../config/config.js";
+import { packageRoot } from "../config/paths.js";
+import { defaultThreads } from "../config/defaults.js";
+import type { GpuChoice } from "../engine/types.js";
+import { progressAllowed } from "../io/tty.js";
+import { compareRecords, formatComparison, parseRecords } from "./compare.js";
+import { createPrinter } from "./format.js";
+import { createPeakMemoryProbe } from "./memory.js";
+import { runPromptFileBench } from "./promptFile.js";
+import { runBench, type BenchModelSource, type BenchPhase } from "./runBench.js";
+import { buildBenchParams, sweptColumns, testName, type RawBenchFlags } from "./sweep.js";
+import { pickFastest, tuneParams } from "./tune.js";
+import type { BenchParams, BenchSystemInfo, OutputFormat } from "./types.js";
+
+export interface BenchFlags extends RawBenchFlags {
+  output?: string;
+  gpu?: string;
+  promptFile?: string;
+  compare?: string;
+  tune?: boolean;
+}
+
+const FORMATS: readonly OutputFormat[] = ["md", "csv", "json", "jsonl"];
+
+/** A single status line on stderr, redrawn in place; no timer, so it costs nothing while a test is timed. */
+function progressLine(ctx: CommandContext): { show(text: string): void; clear(): void } {
+  if (!progressAllowed(ctx.stderr, ctx.env, ctx.quiet)) return { show: () => {}, clear: () => {} };
+  let shown = false;
+  return {
+    show: (text) => {
+      ctx.stderr.write(`\r\x1b[2K${text}`);
+      shown = true;
+    },
+    clear: () => {
+      if (shown) ctx.stderr.write("\r\x1b[2K");
+      shown = false;
+    },
+  };
+}
+
+function phaseText(phase: BenchPhase, repetition: number, repetitions: number): string {
+  if (phase === "load") return "loading";
+  if (phase === "warmup") return "warm-up";
+  if (phase === "depth") return `depth fill ${repetition}/${repetitions}`;
+  return `repetition ${repetition}/${repetitions}`;
+}
+
+export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], flags: BenchFlags): Promise<void> {
+  const format = (flags.output ?? "md") as OutputFormat;
+  if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
+  const settings = (await openSettings(ctx.env)).all();
+  const threadsDefault = envNumber(ctx.env, "LMRUN_THREADS") ?? settings.threads ?? defaultThreads();
+  if (flags.tune && modelRefs.length !== 1) throw new UsageError("--tune takes exactly one model");
+  const params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
+  const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
+  const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : ctx.env.LMRUN_GPU ? parseGpu(ctx.env.LMRUN_GPU) : settings.gpu ? parseGpu(settings.gpu) : "auto";
+
+  const { resolveModel } = await import("../models/resolve.js");
+  const { sha256File } = await import("../models/hash.js");
+  const { checkModelFileHeader } = await import("../engine/modelFile.js");
+  const models = new Map<string, BenchModelSource>();
+  for (const ref of params.models) {
+    if (models.has(ref)) continue;
+    const resolved = await resolveModel(ref, { env: ctx.env, signal: ctx.signal });
+    // A missing or non-GGUF file gets its one-line explanation before anything is hashed or loaded.
+    await checkModelFileHeader(resolved.path);
+    const sha256 = (await sha256File(resolved.path, { signal: ctx.signal })).hex;
+    // llama-bench records -m as typed; a catalogue name is recorded as the file it resolved to.
+    models.set(ref, { displayName: /[\\/]|\.gguf$/i.test(ref) ? ref : resolved.path, path: resolved.path, sha256 });
+  }
+
+  if (flags.promptFile !== undefined) {
+    const prompt = await readOrExplain(flags.promptFile);
+    await runPromptFileBench(ctx, { params, models, gpu, prompt, format });
+    return;
+  }
+
+  const engine = await import("../engine/bench.js");
+  const system = await import("../engine/system.js");
+  const report = await system.systemReport({ gpu, probeBackends: false });
+  const build = system.llamaCppBuild();
+  const systemInfo: BenchSystemInfo = {
+    buildCommit: build.commit,
+    buildNumber: build.buildNumber,
+    cpuInfo: report.cpu.model,
+    gpuInfo: report.gpus.map((g) => g.name).join(", "),
+    backends: report.activeBackend,
+    cpuCores: report.cpu.logicalCores,
+    ramBytes: report.ram.totalBytes,
+    nodeLlamaCppVersion: report.versions.nodeLlamaCpp,
+    llamaCppRelease: report.versions.llamaCppRelease,
+    lmrunVersion: await lmrunVersion(),
+    platform: report.platform,
+  };
+  const cpuBackend = report.activeBackend === "CPU";
+  const printer = createPrinter(format, { sweptColumns: sweptColumns(params, { threads: threadsDefault }, cpuBackend), buildCommit: build.commit, buildNumber: build.buildNumber });
+  const progress = progressLine(ctx);
+  ctx.out.text(printer.header());
+  const outcome = await runBench(
+    params,
+    models,
+    {
+      openModel: (modelPath, options) => engine.openBenchModel(modelPath, { gpu, gpuLayers: options.gpuLayers, signal: options.signal }),
+      usedVram: () => engine.usedVramBytes(gpu),
+      memory: createPeakMemoryProbe(),
+      system: systemInfo,
+    },
+    {
+      onProgress: ({ index, planned, instance, phase, repetition, repetitions }) =>
+        progress.show(`bench ${index}/${planned}: ${path.basename(instance.model)} ${testName(instance)} t=${instance.nThreads} ${phaseText(phase, repetition, repetitions)}`),
+      onRecord: (record) => {
+        progress.clear();
+        ctx.out.text(printer.row(record));
+      },
+    },
+    ctx.signal,
+  );
+  progress.clear();
+  const partial = outcome.partial && ctx.signal.aborted ? { done: outcome.records.length, planned: outcome.planned } : null;
+  ctx.out.text(printer.footer(partial));
+  if (partial) ctx.out.warn(`interrupted: ${partial.done} of ${partial.planned} tests finished; the results above are partial`);
+  for (const record of outcome.records) {
+    const cv = record.avg_ts === 0 ? 0 : record.stddev_ts / record.avg_ts;
+    if (cv > 0.1 && record.samples_ts.length > 1) {
+      ctx.out.warn(`${testName({ nPrompt: record.n_prompt, nGen: record.n_gen, nDepth: record.n_depth })} at ${record.n_threads} threads is noisy (sd ${(cv * 100).toFixed(0)}% of the mean): raise -r or quiet the machine`);
+    }
+  }
+
+  if (oldRecords) {
+    const table = formatComparison(compareRecords(oldRecords, outcome.records));
+    if (format === "md") ctx.out.text(`\n${table}`);
+    else ctx.out.diag(table);
+  }
+
+  if (flags.tune && !partial) {
+    const best = pickFastest(outcome.records);
+    if (!best) throw new UsageError("--tune could not measure both prompt and generation speed");
+    const store = await openSettings(ctx.env);
+    const fileName = path.basename(models.get(modelRefs[0]!)!.path);
+    const tuned = { ...(store.get("tuned") ?? {}) };
+    tuned[fileName] = { threads: best.threads, batchSize: best.batchSize, measuredAt: new Date().toISOString() };
+    store.set("tuned", tuned);
+    ctx.out.diag(
+      `tuned ${fileName}: threads ${best.threads} (tg ${best.genTs.toFixed(2)} t/s), batch size ${best.batchSize} (pp ${best.promptTs.toFixed(2)} t/s); saved as the default for run and chat`,
+    );
+  }
+}
+
+async function readOrExplain(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new UsageError(`file not found: ${file}`);
+    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+async function lmrunVersion(): Promise<string> {
+  try {
+    return (JSON.parse(await fs.readFile(path.join(packageRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** --tune's sweep, narrowed by whichever of -t, -b, -p, -n and -r the user gave. */
+function tuneSweep(model: string, flags: BenchFlags, threadsDefault: number): BenchParams {
+  const given = buildBenchParams([model], flags, { threads: threadsDefault });
+  return tuneParams(model, os.availableParallelism(), {
+    ...(flags.threads?.length ? { nThreads: given.nThreads } : {}),
+    ...(flags.batchSize?.length ? { nBatch: given.nBatch } : {}),
+    ...(flags.nPrompt?.length ? { nPrompt: given.nPrompt } : {}),
+    ...(flags.nGen?.length ? { nGen: given.nGen } : {}),
+    ...(flags.repetitions !== undefined ? { repetitions: given.repetitions } : {}),
+  });
+}

@@ -1,0 +1,284 @@
+import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
+import { LmrunError } from "../cli/errors.js";
+import { getSharedLlama } from "./llama.js";
+import { checkModelFileHeader } from "./modelFile.js";
+import type { GpuChoice } from "./types.js";
+
+/**
+ * llama-bench's measurement loop on node-llama-cpp (tools/llama-bench/llama-bench.cpp: test_prompt, test_gen).
+ *
+ * The "direct" path talks to the context's native addon object (initBatch / addToBatch / decodeBatch):
+ * one native decode per llama_decode that llama-bench makes, with no sampling and no JS batching queue,
+ * because per-token overhead of the binding is what separates us from llama-bench on tiny models.
+ * Those methods are node-llama-cpp internals, so the public sequence API is the fallback
+ * (LMRUN_BENCH_DECODE=public forces it, for comparison).
+ */
+
+export interface BenchModelHandle {
+  readonly modelType: string;
+  readonly modelSize: number;
+  readonly modelNParams: number;
+  readonly nVocab: number;
+  readonly addBos: boolean;
+  readonly bosToken: number | null;
+  createContext(options: BenchContextOptions): Promise<BenchContextHandle>;
+  dispose(): Promise<void>;
+}
+
+export interface BenchContextOptions {
+  contextSize: number;
+  nBatch: number;
+  nUbatch: number;
+  threads: number;
+  flashAttn: -1 | 0 | 1;
+  typeK: string;
+  typeV: string;
+  signal?: AbortSignal;
+}
+
+export interface BenchContextHandle {
+  readonly decodePath: "direct" | "public";
+  /** llama_memory_clear: forget every token. */
+  clear(): Promise<void>;
+  /** test_prompt: n random tokens (BOS first when the model adds one) decoded in n_batch chunks. */
+  prompt(nTokens: number, nBatch: number): Promise<void>;
+  /** test_gen: n single-token decodes, no sampling. */
+  generate(nTokens: number): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+/** The native methods the direct path needs; checked at runtime because they are not public API. */
+interface AddonContextLike {
+  initBatch(size: number): void;
+  addToBatch(sequenceId: number, firstTokenSequenceIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
+  decodeBatch(): Promise<void>;
+  disposeSequence(sequenceId: number): void;
+}
+
+function directAddon(context: LlamaContext): AddonContextLike | undefined {
+  const addon = (context as unknown as { _ctx?: Partial<AddonContextLike> })._ctx;
+  if (
+    addon &&
+    typeof addon.initBatch === "function" &&
+    typeof addon.addToBatch === "function" &&
+    typeof addon.decodeBatch === "function" &&
+    typeof addon.disposeSequence === "function"
+  ) {
+    return addon as AddonContextLike;
+  }
+  return undefined;
+}
+
+/** std::rand() stand-in: a small LCG, deterministic per context so runs are repeatable. */
+function randomTokens(nVocab: number, seed = 1): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return (state >>> 1) % nVocab;
+  };
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    const error = new Error("aborted");
+    error.name = "AbortError";
+    throw error;
+  }
+}
+
+const KV_TYPE_NAMES: Record<string, string> = {
+  f32: "F32",
+  f16: "F16",
+  bf16: "BF16",
+  q8_0: "Q8_0",
+  q4_0: "Q4_0",
+  q4_1: "Q4_1",
+  iq4_nl: "IQ4_NL",
+  q5_0: "Q5_0",
+  q5_1: "Q5_1",
+};
+
+class DirectContext implements BenchContextHandle {
+  readonly decodePath = "direct" as const;
+  private nextPosition = 0;
+  private readonly nextRandom: () => number;
+  constructor(
+    private readonly context: LlamaContext,
+    private readonly addon: AddonContextLike,
+    private readonly model: BenchModelHandle,
+    private readonly ubatch: number,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.nextRandom = randomTokens(model.nVocab);
+  }
+
+  async clear(): Promise<void> {
+    this.addon.disposeSequence(0);
+    this.nextPosition = 0;
+  }
+
+  private firstToken(): number {
+    return this.model.addBos && this.model.bosToken !== null ? this.model.bosToken : this.nextRandom();
+  }
+
+  async prompt(nTokens: number, nBatch: number): Promise<void> {
+    // The tokens are drawn before the clock matters to the caller only as much as llama-bench's own rand() calls do.
+    let processed = 0;
+    while (processed < nTokens) {
+      const chunk = Math.min(nTokens - processed, nBatch);
+      const tokens = new Uint32Array(chunk);
+      tokens[0] = processed === 0 ? this.firstToken() : this.nextRandom();
+      for (let i = 1; i < chunk; i++) tokens[i] = this.nextRandom();
+      // llama_decode splits an n_batch chunk into n_ubatch pieces; node-llama-cpp's context has n_batch = n_ubatch,
+      // so we hand it the pieces ourselves. Only the chunk's last token asks for logits, as llama_batch_get_one does.
+      for (let offset = 0; offset < chunk; offset += this.ubatch) {
+        throwIfAborted(this.signal);
+        const piece = tokens.subarray(offset, Math.min(chunk, offset + this.ubatch));
+        const isLast = offset + piece.length === chunk;
+        this.addon.initBatch(piece.length);
+        this.addon.addToBatch(0, this.nextPosition, piece, isLast ? Uint32Array.of(piece.length - 1) : new Uint32Array(0));
+        await this.addon.decodeBatch();
+        this.nextPosition += piece.length;
+      }
+      processed += chunk;
+    }
+  }
+
+  async generate(nTokens: number): Promise<void> {
+    const addon = this.addon;
+    const logits = Uint32Array.of(0);
+    const single = new Uint32Array(1);
+    single[0] = this.firstToken();
+    const signal = this.signal;
+    for (let i = 0; i < nTokens; i++) {
+      if (signal?.aborted) throwIfAborted(signal);
+      addon.initBatch(1);
+      addon.addToBatch(0, this.nextPosition++, single, logits);
+      await addon.decodeBatch();
+      single[0] = this.nextRandom();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.context.dispose();
+  }
+}
+
+class PublicContext implements BenchContextHandle {
+  readonly decodePath = "public" as const;
+  private readonly nextRandom: () => number;
+  constructor(
+    private readonly context: LlamaContext,
+    private readonly sequence: LlamaContextSequence,
+    private readonly model: BenchModelHandle,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.nextRandom = randomTokens(model.nVocab);
+  }
+
+  async clear(): Promise<void> {
+    await this.sequence.clearHistory();
+  }
+
+  private firstToken(): number {
+    return this.model.addBos && this.model.bosToken !== null ? this.model.bosToken : this.nextRandom();
+  }
+
+  async prompt(nTokens: number, nBatch: number): Promise<void> {
+    let processed = 0;
+    while (processed < nTokens) {
+      throwIfAborted(this.signal);
+      const chunk = Math.min(nTokens - processed, nBatch);
+      const tokens: number[] = [processed === 0 ? this.firstToken() : this.nextRandom()];
+      for (let i = 1; i < chunk; i++) tokens.push(this.nextRandom());
+      await this.sequence.evaluateWithoutGeneratingNewTokens(tokens as never);
+      processed += chunk;
+    }
+  }
+
+  async generate(nTokens: number): Promise<void> {
+    let token = this.firstToken();
+    for (let i = 0; i < nTokens; i++) {
+      throwIfAborted(this.signal);
+      await this.sequence.evaluateWithoutGeneratingNewTokens([token] as never);
+      token = this.nextRandom();
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.context.dispose();
+  }
+}
+
+function vocabularySize(model: LlamaModel): number {
+  const metadata = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } } | undefined;
+  const fromTokens = metadata?.tokenizer?.ggml?.tokens?.length;
+  if (typeof fromTokens === "number" && fromTokens > 0) return fromTokens;
+  const embedding = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight");
+  const dim = embedding?.dimensions[1];
+  return dim !== undefined ? Number(dim) : 32000;
+}
+
+export async function openBenchModel(
+  modelPath: string,
+  options: { gpu: GpuChoice; gpuLayers: number; signal?: AbortSignal },
+): Promise<BenchModelHandle> {
+  await checkModelFileHeader(modelPath);
+  const llama = await getSharedLlama(options.gpu);
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({
+      modelPath,
+      // llama-bench's -ngl -1 means every layer.
+      gpuLayers: llama.gpu === false ? 0 : options.gpuLayers < 0 ? "max" : options.gpuLayers,
+      ...(options.signal ? { loadSignal: options.signal } : {}),
+    });
+  } catch (error) {
+    throw new LmrunError(`failed to load ${modelPath}: ${(error as Error).message}`, { cause: error });
+  }
+  const native = (model as unknown as { _model?: { getTotalParameters?: () => number } })._model;
+  const nParams = typeof native?.getTotalParameters === "function" ? native.getTotalParameters() : model.fileInsights.totalParameters;
+  const handle: BenchModelHandle = {
+    modelType: String(model.typeDescription),
+    modelSize: model.size,
+    modelNParams: nParams,
+    nVocab: vocabularySize(model),
+    addBos: model.tokens.shouldPrependBosToken,
+    bosToken: model.tokens.bos ?? null,
+    async createContext(ctxOptions) {
+      const ubatch = Math.min(ctxOptions.nBatch, ctxOptions.nUbatch);
+      let context: LlamaContext;
+      try {
+        context = await model.createContext({
+          contextSize: ctxOptions.contextSize,
+          batchSize: ubatch,
+          sequences: 1,
+          threads: { ideal: ctxOptions.threads, min: ctxOptions.threads },
+          flashAttention: ctxOptions.flashAttn === -1 ? "auto" : ctxOptions.flashAttn === 1,
+          experimentalKvCacheKeyType: (KV_TYPE_NAMES[ctxOptions.typeK] ?? "F16") as never,
+          experimentalKvCacheValueType: (KV_TYPE_NAMES[ctxOptions.typeV] ?? "F16") as never,
+          ignoreMemorySafetyChecks: true,
+          failedCreationRemedy: false,
+          ...(ctxOptions.signal ? { createSignal: ctxOptions.signal } : {}),
+        });
+      } catch (error) {
+        throw new LmrunError(`failed to create a ${ctxOptions.contextSize}-token context: ${(error as Error).message}`, { cause: error });
+      }
+      const addon = process.env.LMRUN_BENCH_DECODE === "public" ? undefined : directAddon(context);
+      if (addon) return new DirectContext(context, addon, handle, ubatch, ctxOptions.signal);
+      return new PublicContext(context, context.getSequence(), handle, ctxOptions.signal);
+    },
+    async dispose() {
+      await model.dispose();
+    },
+  };
+  return handle;
+}
+
+/** Memory the GPU reports as used, or null without a GPU backend. */
+export async function usedVramBytes(gpu: GpuChoice): Promise<number | null> {
+  const llama = await getSharedLlama(gpu);
+  if (llama.gpu === false) return null;
+  const state = await llama.getVramState();
+  return state.used;
+}
