@@ -1,4 +1,5 @@
 /** Types shared by the chat engine, the session store and the TUI. No node-llama-cpp types here. */
+import type { SamplingOptions, StopReason } from "./types.js";
 
 export type ChatRole = "system" | "user" | "assistant";
 
@@ -8,14 +9,8 @@ export interface ChatTurn {
   text: string;
 }
 
-export interface ChatSampling {
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repeatPenalty: number;
-  /** Undefined = a fresh random seed for every reply. */
-  seed?: number | undefined;
+/** The run sampling settings plus a reply length; an undefined seed means a fresh one for every reply. */
+export interface ChatSampling extends SamplingOptions {
   maxTokens: number;
 }
 
@@ -27,7 +22,7 @@ export interface ReplyStats {
   promptTokens: number;
   generatedTokens: number;
   totalMs: number;
-  stopReason: "eos" | "maxTokens" | "stop" | "abort";
+  stopReason: StopReason;
 }
 
 export interface ReplyResult {
