@@ -1,7 +1,5 @@
-import { CommanderError } from "commander";
 import type { CommandContext } from "./cli/context.js";
 import { ExitCode, exitCodeOf, formatError } from "./cli/errors.js";
-import { buildProgram } from "./cli/program.js";
 import { createOutput } from "./io/output.js";
 
 export interface MainIo {
@@ -18,6 +16,12 @@ export interface MainIo {
  * messages and codes; it never calls process.exit.
  */
 export async function main(argv: string[], io: MainIo): Promise<number> {
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    // The most common probe of a CLI: answer it without building eleven commands.
+    const { packageVersion } = await import("./cli/version.js");
+    io.stdout.write(`${packageVersion()}\n`);
+    return ExitCode.ok;
+  }
   const verboseRequested = argv.includes("--verbose");
   const out = createOutput({ stdout: io.stdout, stderr: io.stderr, env: io.env, quiet: argv.includes("--quiet") || argv.includes("-q") });
   const ctx: CommandContext = {
@@ -36,6 +40,7 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
     const { setLlamaLogSink } = await import("./engine/llama.js");
     setLlamaLogSink({ verbose: true, write: (line) => io.stderr.write(line) });
   }
+  const { buildProgram } = await import("./cli/program.js");
   const program = buildProgram(ctx);
   program.exitOverride();
   program.configureOutput({
@@ -61,7 +66,7 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
     if (io.signal.aborted && !io.stdoutClosed()) return ExitCode.interrupted;
     return ExitCode.ok;
   } catch (error) {
-    if (error instanceof CommanderError) {
+    if (isCommanderError(error)) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return ExitCode.ok;
       return ExitCode.usage;
     }
@@ -71,4 +76,10 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
     if (ctx.verbose && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
     return exitCodeOf(error);
   }
+}
+
+/** Commander's own errors (help shown, bad flag) carry a "commander.*" code; it is not imported for --version. */
+function isCommanderError(error: unknown): error is { code: string; exitCode: number } {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("commander.");
 }

@@ -2,8 +2,7 @@ import path from "node:path";
 import type { LoadedModel } from "../engine/model.js";
 import type { LoadOptions } from "../engine/types.js";
 import { startSpinner } from "../io/progress.js";
-import { createPullReporter } from "../io/pullProgress.js";
-import { resolveModel, type ResolvedModel } from "../models/resolve.js";
+import type { ResolvedModel } from "../models/resolve.js";
 import type { CommandContext } from "./context.js";
 import { pullAllowed } from "./modelOptions.js";
 
@@ -20,6 +19,8 @@ export async function resolveAndLoad(
   loadOptionsFor: (resolved: ResolvedModel) => LoadOptions,
   options: { quietProgress?: boolean; pull?: boolean } = {},
 ): Promise<PreparedModel> {
+  // Loaded here, not at the top: the resolver pulls in HTTP, TLS and hashing, which --help must not pay for.
+  const [{ createPullReporter }, { resolveModel }] = await Promise.all([import("../io/pullProgress.js"), import("../models/resolve.js")]);
   // A model missing from the store is pulled first, with progress on stderr (a terminal only).
   const reporter = await createPullReporter(ref, {
     out: ctx.out,

@@ -1,7 +1,4 @@
-import fs from "node:fs";
-import path from "node:path";
 import { Command } from "commander";
-import { packageRoot } from "../config/paths.js";
 import type { CommandContext } from "./context.js";
 import { registerBench } from "./commands/bench.js";
 import { registerChat } from "./commands/chat.js";
@@ -14,15 +11,8 @@ import { registerRm } from "./commands/rm.js";
 import { registerRun } from "./commands/run.js";
 import { registerShow } from "./commands/show.js";
 import { registerVerify } from "./commands/verify.js";
+import { packageVersion } from "./version.js";
 
-export function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(), "package.json"), "utf8")) as { version?: string };
-    return pkg.version ?? "0.0.0";
-  } catch {
-    return "0.0.0";
-  }
-}
 
 /** The root command: global flags, then one register call per command module. */
 export function buildProgram(ctx: CommandContext): Command {
