@@ -33,27 +33,33 @@ console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average 
 {
   const model = sharedModel("stories260K-Q8_0.gguf");
   const nlcCli = path.join(repoRoot, "node_modules", "node-llama-cpp", "dist", "cli", "cli.js");
+  // node-llama-cpp's complete has no one-shot mode: it prints the completion, then waits at a REPL
+  // prompt. Its clock stops when the completion line is finished (the next "> " prompt appears).
+  const nlcRun = (extra) =>
+    timeCommand(node, [nlcCli, "complete", "--model", model, "--text", "Once upon a time", "--maxTokens", "32", ...extra], {
+      until: (out) => /Completion: [^]*\n> /.test(out),
+    });
   const lmrun = [];
-  const nlc = [];
+  const nlcDefault = [];
+  const nlcOneThread = [];
   for (let i = 0; i < rounds; i++) {
     const a = await timeCommand(node, [lmrunBin, "run", model, "--raw", "-n", "32"], { input: "Once upon a time\n", env });
     if (a.code !== 0) throw new Error(`lmrun failed: ${a.stderr}`);
     lmrun.push(a.ms);
-    // node-llama-cpp's complete has no one-shot mode: it prints the completion, then waits at a REPL
-    // prompt. We stop its clock when the completion line is finished (the next "> " prompt appears).
-    const b = await timeCommand(node, [nlcCli, "complete", "--model", model, "--text", "Once upon a time", "--maxTokens", "32"], {
-      until: (out) => /Completion: [^]*\n> /.test(out),
-    });
-    nlc.push(b.ms);
+    nlcOneThread.push((await nlcRun(["--threads", "1"])).ms);
+    // Its default (threads = max(cores, 4)) is very slow on 2 cores: fewer rounds of it.
+    if (i < Math.min(rounds, 3)) nlcDefault.push((await nlcRun([])).ms);
   }
   const l = median(lmrun);
-  const n = median(nlc);
+  const n1 = median(nlcOneThread);
+  const nd = median(nlcDefault);
   console.log("## end-to-end: `echo \"Once upon a time\" | lmrun run stories260K-Q8_0.gguf --raw -n 32` (median wall ms)\n");
-  printTable(["command", "ms", "ratio"], [
-    ["node-llama-cpp complete --maxTokens 32", n.toFixed(0), "1.00"],
-    ["lmrun run --raw -n 32", l.toFixed(0), (l / n).toFixed(2)],
+  printTable(["command", "ms", "lmrun / this"], [
+    ["lmrun run --raw -n 32 (default threads)", l.toFixed(0), "1.00"],
+    ["node-llama-cpp complete --maxTokens 32 (its default threads)", nd.toFixed(0), (l / nd).toFixed(2)],
+    ["node-llama-cpp complete --maxTokens 32 --threads 1", n1.toFixed(0), (l / n1).toFixed(2)],
   ]);
-  console.log(`\nlmrun / node-llama-cpp = ${(l / n).toFixed(2)}x (target ≤ 0.5x)\n`);
+  console.log(`\nlmrun / node-llama-cpp = ${(l / nd).toFixed(2)}x with its defaults, ${(l / n1).toFixed(2)}x against it with 1 thread (target ≤ 0.5x)\n`);
 }
 
 // 3. Generation speed against llama-bench.
