@@ -102,6 +102,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
       contextSize,
       threads: { ideal: batchThreads, min: batchThreads },
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.sequences !== undefined ? { sequences: options.sequences } : {}),
       ...(options.signal ? { createSignal: options.signal } : {}),
     });
   } catch (error) {

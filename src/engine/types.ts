@@ -13,6 +13,8 @@ export interface LoadOptions {
   /** Threads for prompt batches (llama.cpp's -tb); undefined = all math cores. */
   batchThreads?: number | undefined;
   batchSize?: number | undefined;
+  /** Independent sequences in the context, each with contextSize cells (default 1; perplexity scores chunks in parallel). */
+  sequences?: number | undefined;
   /** Refuse to load when the estimate exceeds this many bytes of RAM (default: available memory). */
   maxRamBytes?: number | undefined;
   verbose: boolean;
