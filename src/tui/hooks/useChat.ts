@@ -58,18 +58,7 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
     if (state.phase === "generating") return;
     const messages = savedMessages(state.items);
     if (messages.length === 0) return;
-    const session = sessionRef.current;
-    const transcript: Transcript = {
-      version: 1,
-      id: session.id,
-      createdAt: session.createdAt,
-      updatedAt: services.now().toISOString(),
-      model: { name: state.modelName, ...(session.modelPath ? { path: session.modelPath } : {}) },
-      ...(state.system ? { system: state.system } : {}),
-      sampling: state.sampling,
-      messages,
-    };
-    services.saveSession(transcript);
+    services.saveSession(toTranscript(state, sessionRef.current, services.now(), messages));
   }, [state.items, state.system, state.phase, state.modelName, state.sampling, services]);
 
   const notice = useCallback((text: string, tone: "info" | "warn" | "error" = "info") => dispatch({ type: "notice", text, tone }), []);
@@ -223,18 +212,7 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
       },
       save: async (file) => {
         const full = expandPath(file);
-        const current = stateRef.current;
-        const session = sessionRef.current;
-        const transcript: Transcript = {
-          version: 1,
-          id: session.id,
-          createdAt: session.createdAt,
-          updatedAt: services.now().toISOString(),
-          model: { name: current.modelName, ...(session.modelPath ? { path: session.modelPath } : {}) },
-          ...(current.system ? { system: current.system } : {}),
-          sampling: current.sampling,
-          messages: savedMessages(current.items),
-        };
+        const transcript = toTranscript(stateRef.current, sessionRef.current, services.now());
         try {
           await services.writeTextFile(full, renderTranscript(full, transcript));
           notice(`saved ${transcript.messages.length} messages to ${full}`);
@@ -271,4 +249,23 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
   const redraw = useCallback(() => redrawWith({ type: "redraw" }), [redrawWith]);
 
   return { state, dispatch, send, slash, stop, redraw, notice };
+}
+
+/** The conversation as it is saved: automatically after each reply, and by /save. */
+function toTranscript(
+  state: { modelName: string; system?: string | undefined; sampling: Transcript["sampling"]; items: ChatItem[] },
+  session: { id: string; createdAt: string; modelPath?: string | undefined },
+  now: Date,
+  messages = savedMessages(state.items),
+): Transcript {
+  return {
+    version: 1,
+    id: session.id,
+    createdAt: session.createdAt,
+    updatedAt: now.toISOString(),
+    model: { name: state.modelName, ...(session.modelPath ? { path: session.modelPath } : {}) },
+    ...(state.system ? { system: state.system } : {}),
+    sampling: state.sampling,
+    messages,
+  };
 }
