@@ -35,6 +35,19 @@ function mount(engine: FakeEngine, services: ChatServices, extra: { onExit?: () 
 }
 
 describe("chat App", () => {
+  it("keeps the terminal in raw mode while it redraws (Enter typed mid-redraw must still send)", async () => {
+    const engine = new FakeEngine(() => ["one ", "two ", "three"]);
+    const { ui, frame, type } = mount(engine, fakeServices());
+    const rawModeCalls: boolean[] = [];
+    const stdin = ui.stdin as unknown as { setRawMode: (on: boolean) => void };
+    stdin.setRawMode = (on: boolean) => void rawModeCalls.push(on);
+    for (const ch of "hello") await type(ch);
+    await type("\r");
+    await waitFor(() => frame().includes("123.4 tok/s"), "the reply");
+    // Every keystroke and streamed chunk re-rendered the prompt; none may leave raw mode.
+    expect(rawModeCalls.filter((on) => !on)).toEqual([]);
+  });
+
   it("streams a reply, then shows it as Markdown with its stats, and saves the session", async () => {
     const engine = new FakeEngine(() => ["Here ", "is ", "**bold** ", "and `code`"]);
     const services = fakeServices();

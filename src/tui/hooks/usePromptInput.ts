@@ -42,7 +42,7 @@ export function usePromptInput(chat: Chat, services: ChatServices, exit: () => v
     if (text === "" && state.attachments.length === 0) return;
     const isCommand = isSlashCommand(raw);
     if (state.phase !== "idle" && !(isCommand && ["help", "stats", "exit", "quit", "bye", "q", "?", "h"].includes(parseSlash(raw).name))) {
-      chat.dispatch({ type: "hint", text: "a reply is still coming: wait, or press Ctrl+C to stop it" });
+      chatRef.current.dispatch({ type: "hint", text: "a reply is still coming: wait, or press Ctrl+C to stop it" });
       return;
     }
     historyRef.current = pushHistory(historyRef.current, raw.trim());
@@ -61,7 +61,7 @@ export function usePromptInput(chat: Chat, services: ChatServices, exit: () => v
       return;
     }
     void send(text, state.attachments);
-  }, [chat, services, update]);
+  }, [services, update]);
 
   const historyStep = useCallback(
     (delta: -1 | 1) => {
@@ -172,6 +172,11 @@ export function usePromptInput(chat: Chat, services: ChatServices, exit: () => v
     [exit, historyStep, services, submit, update],
   );
 
+  // The listener and raw mode are set up once. Re-subscribing on every render (onAction changes
+  // with each one) turned raw mode off and on around every redraw; a key typed in that gap went
+  // through the terminal's line discipline, which turns Enter into "\n" (a new line, not send).
+  const onActionRef = useRef(onAction);
+  onActionRef.current = onAction;
   useEffect(() => {
     if (isRawModeSupported) setRawMode(true);
     const onInput = (raw: string) => {
@@ -180,7 +185,7 @@ export function usePromptInput(chat: Chat, services: ChatServices, exit: () => v
           browseRef.current = null;
           update(D.insertText(draftRef.current, event.text));
         } else {
-          onAction(event.action);
+          onActionRef.current(event.action);
         }
       }
     };
@@ -189,7 +194,7 @@ export function usePromptInput(chat: Chat, services: ChatServices, exit: () => v
       events?.removeListener("input", onInput);
       if (isRawModeSupported) setRawMode(false);
     };
-  }, [events, isRawModeSupported, onAction, setRawMode, update]);
+  }, [events, isRawModeSupported, setRawMode, update]);
 
   return { draft, candidates };
 }
