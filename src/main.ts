@@ -1,5 +1,5 @@
 import type { CommandContext } from "./cli/context.js";
-import { ExitCode, exitCodeOf, formatError } from "./cli/errors.js";
+import { ExitCode, exitCodeOf, formatError } from "./errors.js";
 import { createOutput } from "./io/output.js";
 
 export interface MainIo {

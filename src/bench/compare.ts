@@ -1,5 +1,5 @@
 import path from "node:path";
-import { UsageError } from "../cli/errors.js";
+import { UsageError } from "../errors.js";
 import { welchT } from "./stats.js";
 import { testName } from "./sweep.js";
 

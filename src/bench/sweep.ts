@@ -1,4 +1,4 @@
-import { UsageError } from "../cli/errors.js";
+import { UsageError } from "../errors.js";
 import type { BenchInstance, BenchParams, FlashAttn } from "./types.js";
 
 /**

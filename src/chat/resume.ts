@@ -1,4 +1,4 @@
-import { LmrunError, UsageError } from "../cli/errors.js";
+import { LmrunError, UsageError } from "../errors.js";
 import type { ChatSampling } from "../engine/chatTypes.js";
 import type { SessionStore } from "./sessionStore.js";
 import type { Transcript } from "./transcript.js";

@@ -1,5 +1,5 @@
 import fs from "node:fs/promises";
-import { LmrunError, UsageError } from "./errors.js";
+import { LmrunError, UsageError } from "../errors.js";
 
 /**
  * The argument is the instruction and piped stdin the material, joined as lms does

@@ -57,7 +57,7 @@ export async function openSettings(env: NodeJS.ProcessEnv = process.env): Promis
   try {
     conf = new Conf<Settings>({ projectName: "lmrun", cwd: paths.config, configName: "config", clearInvalidConfig: false });
   } catch (error) {
-    const { LmrunError } = await import("../cli/errors.js");
+    const { LmrunError } = await import("../errors.js");
     throw new LmrunError(`cannot read the settings file in ${paths.config}: ${(error as Error).message}`, {
       hint: "Fix or delete config.json there",
     });

@@ -1,5 +1,5 @@
 import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import { getSharedLlama } from "./llama.js";
 import { checkModelFileHeader } from "./modelFile.js";
 import type { GpuChoice } from "./types.js";

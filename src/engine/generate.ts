@@ -1,5 +1,5 @@
 import type { ChatHistoryItem, LlamaGrammar, Token } from "node-llama-cpp";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
 import type { GenerateRequest, GenerationResult, StopReason } from "./types.js";

@@ -1,7 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import type { GgufFileInfo, GgufInsights, Llama } from "node-llama-cpp";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import { getSharedLlama } from "./llama.js";
 
 /**

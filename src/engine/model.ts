@@ -1,7 +1,7 @@
 import os from "node:os";
 import path from "node:path";
 import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
 import { checkModelFileHeader, expectedMinimumFileSize } from "./modelFile.js";

@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 
 /**
  * Cheap checks on a model file before llama.cpp sees it, so that a wrong path,

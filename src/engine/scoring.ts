@@ -1,5 +1,5 @@
 import type { LlamaContextSequence, LlamaModel } from "node-llama-cpp";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
 
 /**

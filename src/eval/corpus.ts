@@ -1,5 +1,5 @@
 import fs from "node:fs/promises";
-import { LmrunError, UsageError } from "../cli/errors.js";
+import { LmrunError, UsageError } from "../errors.js";
 
 /**
  * The evaluation text: read whole, checked to be UTF-8, with one trailing newline removed

@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import { kldRowSlots } from "./math.js";
 
 /**

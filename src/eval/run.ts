@@ -1,7 +1,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { LmrunError, UsageError } from "../cli/errors.js";
+import { LmrunError, UsageError } from "../errors.js";
 import type { ChunkScorer } from "../engine/scoring.js";
 import { planChunks } from "./corpus.js";
 import { KldBaseReader, KldBaseWriter } from "./kldFile.js";

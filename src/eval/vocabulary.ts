@@ -1,5 +1,5 @@
 import path from "node:path";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 
 /**
  * --base compares distributions token by token, which only means something when both models

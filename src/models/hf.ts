@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import { httpFetch } from "./http.js";
 import { abortableSleep } from "./lock.js";
 

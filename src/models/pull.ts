@@ -1,6 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import { CancelledError, LmrunError } from "../cli/errors.js";
+import { CancelledError, LmrunError } from "../errors.js";
 import { authHeadersFor, listRepoFiles } from "./hf.js";
 import { acquireLock } from "./lock.js";
 import { LOCK_SUFFIX, PARTIAL_META_SUFFIX, PARTIAL_SUFFIX, syncDirectory, type ModelStore } from "./store.js";

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { LmrunError, UsageError } from "../cli/errors.js";
+import { LmrunError, UsageError } from "../errors.js";
 import type { Settings } from "../config/config.js";
 import { lmrunPaths, packageRoot } from "../config/paths.js";
 import { catalogueQuant, findCatalogueEntry, loadCatalogue, suggestNames } from "./catalogue.js";

@@ -1,5 +1,5 @@
 import fs from "node:fs/promises";
-import { LmrunError } from "../cli/errors.js";
+import { LmrunError } from "../errors.js";
 import { sha256FromEtag } from "./hash.js";
 import { createHasher, type Hasher } from "./hasher.js";
 import { header, rawRequest, type RawResponse } from "./http.js";

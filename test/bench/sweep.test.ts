@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { UsageError } from "../../src/cli/errors.js";
+import { UsageError } from "../../src/errors.js";
 import { buildBenchParams, expandInstances, parseFlashAttn, parseIntRange, sweptColumns, testName } from "../../src/bench/sweep.js";
 
 describe("llama-bench value syntax", () => {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { BenchFlags } from "../../bench/command.js";
+import type { BenchFlags } from "../actions/bench.js";
 import type { CommandContext } from "../context.js";
 import { collect, parseGpu } from "../parse.js";
 
@@ -43,7 +43,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
   const parseOptions = command.parseOptions.bind(command);
   command.parseOptions = (args: string[]) => parseOptions(args.map((arg) => LLAMA_BENCH_SPELLINGS[arg] ?? arg));
   command.action(async (models: string[], flags: BenchFlags & { nGpuLayers?: string[]; ubatchSize?: string[]; repetitions?: string }) => {
-    const { runBenchCommand } = await import("../../bench/command.js");
+    const { runBenchCommand } = await import("../actions/bench.js");
     await runBenchCommand(ctx, models, flags);
   });
 }

@@ -4,7 +4,7 @@ import { lmrunPaths } from "../../config/paths.js";
 import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
-import { UsageError } from "../errors.js";
+import { UsageError } from "../../errors.js";
 import { addLoadOptions, addSamplingOptions, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 import { resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";

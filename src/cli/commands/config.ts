@@ -31,4 +31,4 @@ export function registerConfig(program: Command, ctx: CommandContext): void {
     .action(async () => (await logic()).configPath(ctx));
 }
 
-const logic = () => import("../../config/configCommand.js");
+const logic = () => import("../actions/config.js");

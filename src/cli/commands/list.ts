@@ -8,7 +8,7 @@ export function registerList(program: Command, ctx: CommandContext): void {
     .description("list the models in the store: name, quant, size, modified")
     .option("--json", "print the models (and interrupted pulls) as JSON")
     .action(async (flags: { json?: boolean }) => {
-      const { listModels } = await import("../../models/storeCommands.js");
+      const { listModels } = await import("../actions/store.js");
       await listModels(ctx, flags.json === true);
     });
 }

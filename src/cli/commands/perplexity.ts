@@ -4,7 +4,7 @@ import { openSettings } from "../../config/config.js";
 import type { ModelLoader } from "../../eval/run.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
-import { CancelledError, UsageError } from "../errors.js";
+import { CancelledError, UsageError } from "../../errors.js";
 import { addLoadOptions, resolveLoadOptions, type LoadFlags } from "../modelOptions.js";
 import { parseInteger } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { CommandContext } from "../context.js";
-import { UsageError } from "../errors.js";
+import { UsageError } from "../../errors.js";
 
 interface PullFlags {
   json?: boolean;
@@ -17,7 +17,7 @@ export function registerPull(program: Command, ctx: CommandContext): void {
     .action(async (refs: string[], flags: PullFlags) => {
       if (flags.list) return listCatalogueModels(ctx, flags.json === true);
       if (refs.length === 0) throw new UsageError("no model given", "Example: lmrun pull qwen2.5:0.5b (lmrun pull --list shows the catalogue)");
-      const { pullReferences } = await import("../../models/pullCommand.js");
+      const { pullReferences } = await import("../actions/pull.js");
       await pullReferences(ctx, refs, flags.json === true);
     });
 }

@@ -8,7 +8,7 @@ export function registerRm(program: Command, ctx: CommandContext): void {
     .argument("<refs...>", "references as pulled (qwen2.5:0.5b, hf:USER/REPO/FILE.gguf…) or file names")
     .option("--json", "print what was deleted as JSON")
     .action(async (refs: string[], flags: { json?: boolean }) => {
-      const { removeModels } = await import("../../models/storeCommands.js");
+      const { removeModels } = await import("../actions/store.js");
       await removeModels(ctx, refs, flags.json === true);
     });
 }

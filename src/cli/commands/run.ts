@@ -4,7 +4,7 @@ import type { GenerateRequest } from "../../engine/types.js";
 import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
-import { UsageError } from "../errors.js";
+import { UsageError } from "../../errors.js";
 import { addLoadOptions, addSamplingOptions, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 import { collect } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";

@@ -9,7 +9,7 @@ export function registerShow(program: Command, ctx: CommandContext): void {
     .option("--template", "print only the chat template")
     .option("--json", "print everything as JSON")
     .action(async (model: string, flags: { json?: boolean; template?: boolean }) => {
-      const { showModel } = await import("../../models/showCommand.js");
+      const { showModel } = await import("../actions/show.js");
       await showModel(ctx, model, { json: flags.json === true, template: flags.template === true });
     });
 }

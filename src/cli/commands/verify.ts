@@ -8,7 +8,7 @@ export function registerVerify(program: Command, ctx: CommandContext): void {
     .argument("[refs...]", "models to check (default: every model in the store)")
     .option("--json", "print each file's outcome as JSON")
     .action(async (refs: string[], flags: { json?: boolean }) => {
-      const { verifyModels } = await import("../../models/storeCommands.js");
+      const { verifyModels } = await import("../actions/store.js");
       await verifyModels(ctx, refs, flags.json === true);
     });
 }

@@ -1,17 +1,17 @@
 import fs from "node:fs";
-import type { CommandContext } from "../cli/context.js";
-import { formatBytes, textTable } from "../io/format.js";
-import { startSpinner } from "../io/progress.js";
-import { findCatalogueEntry, loadCatalogue } from "./catalogue.js";
-import { authHeadersFor, huggingFaceEndpoint, huggingFaceToken } from "./hf.js";
-import { parseReference } from "./ref.js";
-import { openStore, planReference } from "./resolve.js";
+import type { CommandContext } from "../context.js";
+import { formatBytes, textTable } from "../../io/format.js";
+import { startSpinner } from "../../io/progress.js";
+import { findCatalogueEntry, loadCatalogue } from "../../models/catalogue.js";
+import { authHeadersFor, huggingFaceEndpoint, huggingFaceToken } from "../../models/hf.js";
+import { parseReference } from "../../models/ref.js";
+import { openStore, planReference } from "../../models/resolve.js";
 
 /** `lmrun show REF`: local files are read from disk; a remote reference only has its header fetched. */
 export async function showModel(ctx: CommandContext, ref: string, options: { json: boolean; template: boolean }): Promise<void> {
   const store = await openStore(ctx.env);
   const resolution = await planReference(ref, store, ctx.env, ctx.signal);
-  const { inspectModel } = await import("../engine/inspect.js");
+  const { inspectModel } = await import("../../engine/inspect.js");
   const spinner = await startSpinner(`reading ${ref}`, { stderr: ctx.stderr, env: ctx.env, quiet: ctx.quiet || options.json });
   let report;
   let name: string;

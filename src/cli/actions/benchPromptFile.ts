@@ -1,10 +1,10 @@
 import path from "node:path";
-import type { CommandContext } from "../cli/context.js";
-import { DEFAULT_SAMPLING } from "../config/defaults.js";
-import type { GpuChoice } from "../engine/types.js";
-import { promptFileTable, summarisePromptFile } from "./format.js";
-import { isAbort, type BenchModelSource } from "./runBench.js";
-import type { BenchParams, OutputFormat, PromptFileRecord } from "./types.js";
+import type { CommandContext } from "../context.js";
+import { DEFAULT_SAMPLING } from "../../config/defaults.js";
+import type { GpuChoice } from "../../engine/types.js";
+import { promptFileTable, summarisePromptFile } from "../../bench/format.js";
+import { isAbort, type BenchModelSource } from "../../bench/runBench.js";
+import type { BenchParams, OutputFormat, PromptFileRecord } from "../../bench/types.js";
 
 /**
  * `--prompt-file`: real text through the same path as `lmrun run` (tokenisation, the batching queue and
@@ -15,8 +15,8 @@ export async function runPromptFileBench(
   ctx: CommandContext,
   job: { params: BenchParams; models: ReadonlyMap<string, BenchModelSource>; gpu: GpuChoice; prompt: string; format: OutputFormat },
 ): Promise<void> {
-  const { loadModel } = await import("../engine/model.js");
-  const { generate } = await import("../engine/generate.js");
+  const { loadModel } = await import("../../engine/model.js");
+  const { generate } = await import("../../engine/generate.js");
   const maxTokens = job.params.nGen[0] ?? 128;
   const records: PromptFileRecord[] = [];
   const stream = job.format === "jsonl" || job.format === "csv";

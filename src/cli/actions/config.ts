@@ -1,10 +1,10 @@
 import path from "node:path";
-import type { CommandContext } from "../cli/context.js";
-import { UsageError } from "../cli/errors.js";
-import { parseGpu, parseInteger, parseNumber } from "../cli/parse.js";
-import { isNumericSetting, openSettings, SETTING_KEYS, type SettingKey, type Settings } from "./config.js";
-import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING } from "./defaults.js";
-import { lmrunPaths } from "./paths.js";
+import type { CommandContext } from "../context.js";
+import { UsageError } from "../../errors.js";
+import { parseGpu, parseInteger, parseNumber } from "../parse.js";
+import { isNumericSetting, openSettings, SETTING_KEYS, type SettingKey, type Settings } from "../../config/config.js";
+import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING } from "../../config/defaults.js";
+import { lmrunPaths } from "../../config/paths.js";
 
 /** Each key's parser: raw text → the stored value; throws with the reason. */
 const PARSERS: Record<SettingKey, (raw: string) => string | number> = {

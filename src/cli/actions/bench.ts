@@ -1,22 +1,22 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { CommandContext } from "../cli/context.js";
-import { UsageError } from "../cli/errors.js";
-import { parseGpu } from "../cli/parse.js";
-import { openSettings, envNumber } from "../config/config.js";
-import { packageRoot } from "../config/paths.js";
-import { defaultThreads } from "../config/defaults.js";
-import type { GpuChoice } from "../engine/types.js";
-import { progressAllowed } from "../io/tty.js";
-import { compareRecords, formatComparison, parseRecords } from "./compare.js";
-import { createPrinter } from "./format.js";
-import { createPeakMemoryProbe } from "./memory.js";
-import { runPromptFileBench } from "./promptFile.js";
-import { runBench, type BenchModelSource, type BenchPhase } from "./runBench.js";
-import { buildBenchParams, sweptColumns, testName, type RawBenchFlags } from "./sweep.js";
-import { pickFastest, tuneParams } from "./tune.js";
-import type { BenchParams, BenchSystemInfo, OutputFormat } from "./types.js";
+import type { CommandContext } from "../context.js";
+import { UsageError } from "../../errors.js";
+import { parseGpu } from "../parse.js";
+import { openSettings, envNumber } from "../../config/config.js";
+import { packageRoot } from "../../config/paths.js";
+import { defaultThreads } from "../../config/defaults.js";
+import type { GpuChoice } from "../../engine/types.js";
+import { progressAllowed } from "../../io/tty.js";
+import { compareRecords, formatComparison, parseRecords } from "../../bench/compare.js";
+import { createPrinter } from "../../bench/format.js";
+import { createPeakMemoryProbe } from "../../bench/memory.js";
+import { runPromptFileBench } from "./benchPromptFile.js";
+import { runBench, type BenchModelSource, type BenchPhase } from "../../bench/runBench.js";
+import { buildBenchParams, sweptColumns, testName, type RawBenchFlags } from "../../bench/sweep.js";
+import { pickFastest, tuneParams } from "../../bench/tune.js";
+import type { BenchParams, BenchSystemInfo, OutputFormat } from "../../bench/types.js";
 
 export interface BenchFlags extends RawBenchFlags {
   output?: string;
@@ -61,9 +61,9 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
   const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : ctx.env.LMRUN_GPU ? parseGpu(ctx.env.LMRUN_GPU) : settings.gpu ? parseGpu(settings.gpu) : "auto";
 
-  const { resolveModel } = await import("../models/resolve.js");
-  const { sha256File } = await import("../models/hash.js");
-  const { checkModelFileHeader } = await import("../engine/modelFile.js");
+  const { resolveModel } = await import("../../models/resolve.js");
+  const { sha256File } = await import("../../models/hash.js");
+  const { checkModelFileHeader } = await import("../../engine/modelFile.js");
   const models = new Map<string, BenchModelSource>();
   for (const ref of params.models) {
     if (models.has(ref)) continue;
@@ -81,8 +81,8 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     return;
   }
 
-  const engine = await import("../engine/bench.js");
-  const system = await import("../engine/system.js");
+  const engine = await import("../../engine/bench.js");
+  const system = await import("../../engine/system.js");
   const report = await system.systemReport({ gpu, probeBackends: false });
   const build = system.llamaCppBuild();
   const systemInfo: BenchSystemInfo = {

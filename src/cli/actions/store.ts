@@ -1,13 +1,13 @@
 import fs from "node:fs/promises";
 import path from "node:path";
-import type { CommandContext } from "../cli/context.js";
-import { LmrunError } from "../cli/errors.js";
-import { formatBytes, textTable } from "../io/format.js";
-import { startSpinner } from "../io/progress.js";
-import { sha256File } from "./hash.js";
-import { formatReference, parseReference } from "./ref.js";
-import { openStore, planReference } from "./resolve.js";
-import type { ManifestEntry, ModelStore } from "./store.js";
+import type { CommandContext } from "../context.js";
+import { LmrunError } from "../../errors.js";
+import { formatBytes, textTable } from "../../io/format.js";
+import { startSpinner } from "../../io/progress.js";
+import { sha256File } from "../../models/hash.js";
+import { formatReference, parseReference } from "../../models/ref.js";
+import { openStore, planReference } from "../../models/resolve.js";
+import type { ManifestEntry, ModelStore } from "../../models/store.js";
 
 /** ollama-style age: "3 minutes ago". */
 export function formatAge(iso: string | undefined, now = Date.now()): string {

@@ -1,8 +1,8 @@
-import type { CommandContext } from "../cli/context.js";
-import { CancelledError } from "../cli/errors.js";
-import { formatBytes } from "../io/format.js";
-import { createPullReporter } from "../io/pullProgress.js";
-import { openStore, planReference, pullPlan } from "./resolve.js";
+import type { CommandContext } from "../context.js";
+import { CancelledError } from "../../errors.js";
+import { formatBytes } from "../../io/format.js";
+import { createPullReporter } from "../../io/pullProgress.js";
+import { openStore, planReference, pullPlan } from "../../models/resolve.js";
 
 /** `lmrun pull REF...`: each reference in turn; the first failure stops the rest. */
 export async function pullReferences(ctx: CommandContext, refs: string[], json: boolean): Promise<void> {
