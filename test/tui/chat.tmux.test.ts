@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { cliPath, tempHome } from "../helpers/cli.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { hasTmux, TmuxPane } from "./tmux.js";
@@ -10,6 +10,18 @@ const skipReason = !hasTmux ? "needs tmux (apt-get install tmux)" : !hasShared ?
 describe.skipIf(skipReason !== "")(`lmrun chat in a real terminal${skipReason ? ` (${skipReason})` : " (tmux)"}`, () => {
   const pane = new TmuxPane();
   const home = tempHome("lmrun-chat-tmux-");
+  // A failed step can leave a chat running in the pane; the next test must start from the shell,
+  // not type into it.
+  afterEach(() => {
+    const pid = pane.childPid();
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  });
   afterAll(() => {
     pane.kill();
     fs.rmSync(home, { recursive: true, force: true });
