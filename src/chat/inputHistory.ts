@@ -1,5 +1,5 @@
 import fs from "node:fs/promises";
-import { writeFileAtomic } from "./atomicWrite.js";
+import { writeFileAtomic } from "../fs/atomicWrite.js";
 
 /** Prompts typed in chat, kept across sessions (one JSON string per line, so multi-line entries survive). */
 export const HISTORY_LIMIT = 500;

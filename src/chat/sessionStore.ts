@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { writeFileAtomic } from "./atomicWrite.js";
+import { writeFileAtomic } from "../fs/atomicWrite.js";
 import { parseTranscriptJson, transcriptToJson, type Transcript } from "./transcript.js";
 
 /** Chat sessions, one JSON file each under LMRUN_HOME/sessions, written atomically after every change. */

@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { acquireLock } from "./lock.js";
+import { syncDirectory, writeFileAtomic } from "../fs/atomicWrite.js";
 
 /**
  * The model store: GGUF files under the models directory plus manifest.json, which records for each
@@ -101,17 +102,7 @@ export class ModelStore {
 
   /** Writes the manifest atomically: a temp file, fsync, rename, then fsync of the directory. */
   async save(manifest: Manifest): Promise<void> {
-    await fs.mkdir(this.dir, { recursive: true });
-    const temp = `${this.manifestPath}.${process.pid}.tmp`;
-    const handle = await fs.open(temp, "w");
-    try {
-      await handle.writeFile(JSON.stringify(manifest, null, 2) + "\n");
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(temp, this.manifestPath);
-    await syncDirectory(this.dir);
+    await writeFileAtomic(this.manifestPath, JSON.stringify(manifest, null, 2) + "\n", { mode: 0o644 });
   }
 
   /** Read-modify-write of the manifest under a store-wide lock, so concurrent pulls do not lose entries. */
@@ -257,19 +248,6 @@ export function storePathForUrl(url: string): string {
 function safeSegment(segment: string): string {
   const cleaned = segment.replace(/[^A-Za-z0-9._+-]/g, "_");
   return cleaned === "." || cleaned === ".." || cleaned === "" ? "_" : cleaned;
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await fs.open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some platforms cannot fsync a directory; the rename is still atomic.
-  }
 }
 
 export { syncDirectory };

@@ -4,6 +4,7 @@ import { sha256FromEtag } from "./hash.js";
 import { createHasher, type Hasher } from "./hasher.js";
 import { header, rawRequest, type RawResponse } from "./http.js";
 import { abortableSleep } from "./lock.js";
+import { writeFileAtomic } from "../fs/atomicWrite.js";
 
 /**
  * Downloads one URL into a `.partial` file, continuing from what an earlier (killed or interrupted)
@@ -354,9 +355,7 @@ async function readMeta(file: string): Promise<PartialMeta | undefined> {
 }
 
 async function writeMeta(file: string, meta: PartialMeta): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(temp, JSON.stringify(meta));
-  await fs.rename(temp, file);
+  await writeFileAtomic(file, JSON.stringify(meta), { mode: 0o644 });
 }
 
 function retryAfterMs(response: { headers: RawResponse["headers"] }): number {

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { render } from "ink";
 import React from "react";
-import { writeFileAtomic } from "../chat/atomicWrite.js";
+import { writeFileAtomic } from "../fs/atomicWrite.js";
 import { InputHistoryFile } from "../chat/inputHistory.js";
 import { newSessionId, type SessionStore } from "../chat/sessionStore.js";
 import type { Transcript } from "../chat/transcript.js";

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { writeFileAtomic } from "../../src/chat/atomicWrite.js";
+import { writeFileAtomic } from "../../src/fs/atomicWrite.js";
 import { InputHistoryFile, parseHistory, pushHistory } from "../../src/chat/inputHistory.js";
 import { formatSessionsTable } from "../../src/chat/sessionList.js";
 import { newSessionId, SessionStore } from "../../src/chat/sessionStore.js";
