@@ -35,6 +35,8 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
     quiet: false,
     stdoutClosed: io.stdoutClosed,
   };
+  const { onEngineNotice } = await import("./engine/notices.js");
+  onEngineNotice((notice) => (notice.level === "warn" ? out.warn(notice.message) : out.info(notice.message)));
   if (verboseRequested) {
     // llama.cpp's own log lines go to stderr only when asked for.
     const { setLlamaLogSink } = await import("./engine/llama.js");

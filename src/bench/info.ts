@@ -10,7 +10,7 @@ export function formatSystemReport(report: SystemReport): string {
     ["cores", cores],
     ["cpu features", report.cpu.features.join(" ") || "-"],
     ["ram", `${formatBytes(report.ram.totalBytes)} (${formatBytes(report.ram.freeBytes)} free)`],
-    ["backend", `${report.activeBackend} (used with --gpu auto)`],
+    ["backend", `${report.activeBackend} (used with --gpu ${report.gpuChoice})`],
     ["gpus", report.gpus.length > 0 ? report.gpus.map((g) => g.name).join(", ") : "none"],
     ["vram", report.vram ? `${formatBytes(report.vram.totalBytes)} (${formatBytes(report.vram.freeBytes)} free)` : "-"],
     ["node-llama-cpp", report.versions.nodeLlamaCpp],
@@ -20,7 +20,8 @@ export function formatSystemReport(report: SystemReport): string {
   const width = Math.max(...lines.map(([k]) => k.length)) + 2;
   let text = lines.map(([k, v]) => `${(k + ":").padEnd(width)}${v}`).join("\n") + "\n\nllama.cpp backends:\n";
   for (const backend of report.backends) {
-    text += `  ${backend.name.padEnd(8)}${backend.loads ? "loads" : "does not load"}${backend.error ? ` (${backend.error})` : ""}\n`;
+    const state = !backend.loads ? "does not load" : backend.testRun === "failed" ? "loads, but fails a test run" : backend.testRun === "passed" ? "loads, test run passed" : "loads";
+    text += `  ${backend.name.padEnd(8)}${state}${backend.error ? ` (${backend.error})` : ""}\n`;
   }
   return text;
 }

@@ -55,6 +55,9 @@ export async function runBench(
   const records: BenchRecord[] = [];
   const now = deps.now ?? (() => process.hrtime.bigint());
   let loaded: { key: string; handle: BenchModelHandle } | undefined;
+  // VRAM is reported as what a test holds: the device's use minus its use before any model loaded
+  // (the driver, the backend's own context and other processes are not the test's).
+  const vramBaseline = await deps.usedVram().catch(() => null);
   try {
     for (const [index, instance] of instances.entries()) {
       if (signal.aborted) break;
@@ -87,7 +90,8 @@ export async function runBench(
       const testTime = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
       try {
         samplesNs = await measure(context, instance, params, progress, now, signal);
-        peakVram = await deps.usedVram().catch(() => null);
+        const usedVram = await deps.usedVram().catch(() => null);
+        peakVram = usedVram !== null && vramBaseline !== null ? Math.max(0, usedVram - vramBaseline) : usedVram;
       } finally {
         await context.dispose();
       }

@@ -1,4 +1,9 @@
+import path from "node:path";
 import type { Llama, LlamaLogLevel } from "node-llama-cpp";
+import { lmrunHome, packageRoot } from "../config/paths.js";
+import { LmrunError, UsageError } from "../errors.js";
+import { driverFingerprint, gpuCheckKey, readGpuCheck, runGpuProbe, saveGpuCheck, type GpuCheckOutcome } from "./gpuCheck.js";
+import { emitEngineNotice } from "./notices.js";
 import type { GpuChoice } from "./types.js";
 
 /**
@@ -37,6 +42,19 @@ function onLog(level: LlamaLogLevel, message: string): void {
   if (sink.verbose) sink.write(`llama.cpp ${level}: ${line}\n`);
 }
 
+/**
+ * node-llama-cpp quietly turns a backend this platform cannot have into "auto" (--gpu metal on
+ * Linux would pick CUDA); an explicit choice that cannot be honoured is a usage error instead.
+ */
+export function checkGpuChoiceForPlatform(gpu: GpuChoice, platform: NodeJS.Platform = process.platform, arch: string = process.arch): void {
+  if (gpu === "metal" && platform !== "darwin") {
+    throw new UsageError(`--gpu metal: Metal exists only on macOS, and this is ${platform}`, "Use --gpu auto, cuda, vulkan or cpu");
+  }
+  if (gpu === "cuda" && platform === "darwin") {
+    throw new UsageError("--gpu cuda: CUDA is not available on macOS", "Use --gpu auto, metal or cpu");
+  }
+}
+
 export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
   if (llamaPromise !== undefined) {
     if (llamaGpu !== gpu) {
@@ -44,20 +62,31 @@ export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
     }
     return llamaPromise;
   }
+  checkGpuChoiceForPlatform(gpu);
   llamaGpu = gpu;
   llamaPromise = (async () => {
-    const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-    return getLlama({
-      gpu: gpu === "cpu" ? false : gpu,
-      // The logger decides what is shown; llama.cpp must hand everything over.
-      logLevel: sink.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
-      logger: onLog,
-      // Never compile llama.cpp behind the user's back: use the prebuilt binaries npm installed.
-      build: "never",
-      progressLogs: false,
-      // No thread cap: each context asks for exactly the threads we chose.
-      maxThreads: 0,
-    });
+    if (gpu !== "auto") {
+      const llama = await createLlama(gpu);
+      const outcome = await checkGpuBackend(llama);
+      if (!outcome || outcome.ok) return llama;
+      await llama.dispose().catch(() => {});
+      throw new LmrunError(`the ${backendName(llama.gpu)} backend fails on this machine: ${outcome.reason}`, {
+        hint: "Update the GPU driver, or use --gpu cpu (lmrun info shows what loads here)",
+      });
+    }
+    // auto: node-llama-cpp's order (CUDA, Vulkan, CPU), skipping any GPU backend whose test run fails.
+    const failed: ("cuda" | "vulkan" | "metal")[] = [];
+    for (;;) {
+      const llama = await createLlama(gpu, failed);
+      const outcome = await checkGpuBackend(llama);
+      if (!outcome || outcome.ok || llama.gpu === false) return llama;
+      failed.push(llama.gpu);
+      emitEngineNotice({
+        level: outcome.fresh ? "warn" : "info",
+        message: `the ${backendName(llama.gpu)} backend failed a test run (${outcome.reason}); trying the next backend. Update the GPU driver, or choose one with --gpu`,
+      });
+      await llama.dispose().catch(() => {});
+    }
   })();
   try {
     return await llamaPromise;
@@ -66,4 +95,61 @@ export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
     llamaGpu = undefined;
     throw error;
   }
+}
+
+async function createLlama(gpu: GpuChoice, exclude: ("cuda" | "vulkan" | "metal")[] = []): Promise<Llama> {
+  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  return getLlama({
+    gpu: gpu === "cpu" ? false : gpu === "auto" && exclude.length > 0 ? { type: "auto", exclude } : gpu,
+    // The logger decides what is shown; llama.cpp must hand everything over.
+    logLevel: sink.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
+    logger: onLog,
+    // Never compile llama.cpp behind the user's back: use the prebuilt binaries npm installed.
+    build: "never",
+    progressLogs: false,
+    // No thread cap: each context asks for exactly the threads we chose.
+    maxThreads: 0,
+  });
+}
+
+function backendName(gpu: Llama["gpu"]): string {
+  return gpu === "cuda" ? "CUDA" : gpu === "vulkan" ? "Vulkan" : gpu === "metal" ? "Metal" : "CPU";
+}
+
+async function gpuCheckIdentity(llama: Llama): Promise<{ key: string; devices: string[]; cacheFile: string }> {
+  const { nodeLlamaCppVersion } = await import("./system.js");
+  const devices = await llama.getGpuDeviceNames().catch(() => [] as string[]);
+  const key = gpuCheckKey({ backend: String(llama.gpu), bindingVersion: nodeLlamaCppVersion(), devices, driver: await driverFingerprint() });
+  return { key, devices, cacheFile: path.join(lmrunHome(), "gpu-check.json") };
+}
+
+/** The remembered outcome of a backend's test run on this machine, if it ever ran. */
+export async function cachedGpuCheck(llama: Llama): Promise<GpuCheckOutcome | undefined> {
+  if (llama.gpu === false) return undefined;
+  const { key, cacheFile } = await gpuCheckIdentity(llama);
+  return readGpuCheck(cacheFile, key);
+}
+
+/**
+ * The first use of a GPU backend (per device, driver and binding version) runs a test in a child
+ * process; later uses read the remembered outcome. Undefined for the CPU or with LMRUN_GPU_CHECK=0.
+ */
+async function checkGpuBackend(llama: Llama): Promise<(GpuCheckOutcome & { fresh: boolean }) | undefined> {
+  if (llama.gpu === false || process.env.LMRUN_GPU_CHECK === "0") return undefined;
+  const backend = String(llama.gpu);
+  const { key, devices, cacheFile } = await gpuCheckIdentity(llama);
+  const cached = await readGpuCheck(cacheFile, key);
+  if (cached) {
+    return { ...cached, fresh: false };
+  }
+  emitEngineNotice({ level: "info", message: `testing the ${backendName(llama.gpu)} backend on ${devices.join(", ") || "this GPU"} (first use only)…` });
+  const outcome = await runGpuProbe({
+    backend,
+    modelPath: path.join(packageRoot(), "assets", "models", "stories260K-Q8_0.gguf"),
+    childScript: new URL("./gpuProbeChild.js", import.meta.url).pathname,
+    // The first run of a CUDA build may JIT-compile its kernels for this card.
+    timeoutMs: 300_000,
+  });
+  await saveGpuCheck(cacheFile, key, outcome).catch(() => {});
+  return { ...outcome, fresh: true };
 }

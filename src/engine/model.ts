@@ -35,6 +35,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
   try {
     llama = await getSharedLlama(options.gpu);
   } catch (error) {
+    if (error instanceof LmrunError) throw error;
     throw new LmrunError(`cannot use ${gpuLabel(options.gpu)} on this machine: ${(error as Error).message}`, {
       hint: "Use --gpu auto or --gpu cpu (lmrun info lists the backends that load here)",
       cause: error,

@@ -2,7 +2,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { getSharedLlama } from "./llama.js";
+import type { Llama } from "node-llama-cpp";
+import { cachedGpuCheck, getSharedLlama } from "./llama.js";
 import type { GpuChoice } from "./types.js";
 
 /** What lmrun sees of this machine and of the llama.cpp it runs on (`lmrun info`, bench records). */
@@ -10,12 +11,13 @@ export interface SystemReport {
   platform: string;
   cpu: { model: string; logicalCores: number; mathCores: number | null; features: string[] };
   ram: { totalBytes: number; freeBytes: number };
-  /** The backend lmrun uses with --gpu auto. */
+  /** The backend lmrun uses with the --gpu choice below. */
   activeBackend: string;
+  gpuChoice: GpuChoice;
   gpus: { name: string }[];
   vram: { totalBytes: number; usedBytes: number; freeBytes: number } | null;
   /** Each llama.cpp backend node-llama-cpp ships for this platform, and whether it loads here. */
-  backends: { name: string; loads: boolean; error?: string }[];
+  backends: { name: string; loads: boolean; error?: string; testRun?: "passed" | "failed" }[];
   versions: { nodeLlamaCpp: string; llamaCppRelease: string; llamaCppCommit: string; llamaCppBuildNumber: number; node: string };
 }
 
@@ -78,7 +80,7 @@ export async function systemReport(options: { gpu: GpuChoice; probeBackends: boo
   const llama = await getSharedLlama(options.gpu);
   const { getLlamaGpuTypes, getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   const gpus = (await llama.getGpuDeviceNames().catch(() => [] as string[])).map((name) => ({ name }));
-  const vramState = llama.gpu === false ? null : await llama.getVramState().catch(() => null);
+  let vramState = llama.gpu === false ? null : await llama.getVramState().catch(() => null);
   const features = (/CPU : (.*)/.exec(llama.systemInfo)?.[1] ?? "")
     .split("|")
     .map((s) => s.trim())
@@ -86,17 +88,27 @@ export async function systemReport(options: { gpu: GpuChoice; probeBackends: boo
     .map((s) => s.replace(/\s*=\s*1$/, ""));
 
   const backends: SystemReport["backends"] = [];
+  const testRunOf = async (backend: Llama): Promise<Pick<SystemReport["backends"][number], "testRun" | "error">> => {
+    const outcome = await cachedGpuCheck(backend);
+    if (!outcome) return {};
+    return outcome.ok ? { testRun: "passed" } : { testRun: "failed", ...(outcome.reason ? { error: outcome.reason } : {}) };
+  };
   if (options.probeBackends) {
     const candidates = await getLlamaGpuTypes("allValid");
     for (const candidate of candidates) {
       if (candidate === llama.gpu) {
-        backends.push({ name: backendLabel(candidate), loads: true });
+        backends.push({ name: backendLabel(candidate), loads: true, ...(await testRunOf(llama)) });
         continue;
       }
       try {
         const probe = await getLlama({ gpu: candidate, build: "never", logLevel: LlamaLogLevel.disabled, progressLogs: false });
         const loads = probe.gpu === candidate;
-        backends.push({ name: backendLabel(candidate), loads });
+        backends.push({ name: backendLabel(candidate), loads, ...(loads ? await testRunOf(probe) : {}) });
+        if (loads && gpus.length === 0 && probe.gpu !== false) {
+          // The active backend is the CPU (a GPU backend failed its test run): still show the hardware.
+          gpus.push(...(await probe.getGpuDeviceNames().catch(() => [] as string[])).map((name) => ({ name })));
+          vramState ??= await probe.getVramState().catch(() => null);
+        }
         await probe.dispose().catch(() => {});
       } catch (error) {
         const message = (error as Error).message.split("\n")[0] ?? "";
@@ -113,6 +125,7 @@ export async function systemReport(options: { gpu: GpuChoice; probeBackends: boo
     cpu: { model: cpuModel(), logicalCores: os.cpus().length, mathCores: llama.cpuMathCores ?? null, features },
     ram: { totalBytes: os.totalmem(), freeBytes: os.freemem() },
     activeBackend: backendLabel(llama.gpu),
+    gpuChoice: options.gpu,
     gpus,
     vram: vramState ? { totalBytes: vramState.total, usedBytes: vramState.used, freeBytes: vramState.free } : null,
     backends,
