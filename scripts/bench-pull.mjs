@@ -3,8 +3,10 @@
 // same file from the same local server, interleaved (lmrun, curl, curl+sha256sum, lmrun, …), repeated.
 // The server answers like Hugging Face (302 with X-Linked-Etag, then the bytes with Range support).
 //
-//   npm run bench:pull [-- --runs 5 --size-mb 400]
+//   npm run bench:pull [-- --runs 5 --size-mb 400 --rate-mb 100]
 //
+// First on the bare loopback (as fast as both can go), then with the server throttled to --rate-mb
+// MB/s (0 skips it), closer to what a Hugging Face download really runs at.
 // The file is ../shared/models/llama2vocab-135m-shape-random-Q4_K_M.gguf repeated up to --size-mb
 // (a big file, so that process start-up does not dominate). Not a test: prints medians and bests.
 import { spawnSync } from "node:child_process";
@@ -23,6 +25,7 @@ const flag = (name, fallback) => {
 };
 const runs = flag("runs", 5);
 const sizeMb = flag("size-mb", 400);
+const rateMb = flag("rate-mb", 100);
 const source = path.resolve(root, "..", "shared", "models", "llama2vocab-135m-shape-random-Q4_K_M.gguf");
 if (!fs.existsSync(source)) {
   console.error(`bench-pull needs ${source} (../shared is not here)`);
@@ -68,8 +71,23 @@ const server = http.createServer((req, res) => {
     "accept-ranges": "bytes",
     ...(range ? { "content-range": `bytes ${start}-${size - 1}/${size}` } : {}),
   });
-  fs.createReadStream(filePath, { start, highWaterMark: 1 << 20 }).pipe(res);
+  const stream = fs.createReadStream(filePath, { start, highWaterMark: 1 << 20 });
+  if (!throttleMbps) return stream.pipe(res);
+  // Paced: each 1 MB chunk leaves when the rate allows it.
+  const started = performance.now();
+  let sent = 0;
+  stream.on("data", (chunk) => {
+    stream.pause();
+    sent += chunk.length;
+    const due = started + (sent / (throttleMbps * 1e6)) * 1000;
+    const ok = res.write(chunk);
+    const next = () => setTimeout(() => stream.resume(), Math.max(0, due - performance.now()));
+    if (ok) next();
+    else res.once("drain", next);
+  });
+  stream.on("end", () => res.end());
 });
+let throttleMbps = 0;
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const endpoint = `http://127.0.0.1:${server.address().port}`;
 const resolveUrl = `${endpoint}/lmrun-bench/big/resolve/main/${fileName}`;
@@ -92,8 +110,9 @@ function timed(command, argv, env) {
   });
 }
 
+async function measureRound(rounds) {
 const results = { lmrun: [], curl: [], curlSha: [], lmrunTransfer: [] };
-for (let i = 0; i < runs; i++) {
+for (let i = 0; i < rounds; i++) {
   const home = fs.mkdtempSync(path.join(work, "home-"));
   const pulled = await timed(process.execPath, [path.join(root, "bin", "lmrun.js"), "pull", `hf:lmrun-bench/big/${fileName}`, "--json"], {
     LMRUN_HOME: home,
@@ -112,6 +131,15 @@ for (let i = 0; i < runs; i++) {
   results.curlSha.push((await timed("sh", ["-c", `curl -sSfL -o '${target}' '${resolveUrl}' && sha256sum '${target}' >/dev/null`])).ms);
   fs.rmSync(target, { force: true });
 }
+return results;
+}
+
+const loopback = await measureRound(runs);
+let throttled;
+if (rateMb > 0) {
+  throttleMbps = rateMb;
+  throttled = await measureRound(Math.max(1, Math.min(runs, 3)));
+}
 server.close();
 fs.rmSync(work, { recursive: true, force: true });
 
@@ -119,12 +147,17 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const best = (xs) => Math.min(...xs);
 const mbps = (ms) => (size / 1e6 / (ms / 1000)).toFixed(0);
 const row = (name, xs) => `${name.padEnd(34)} ${mbps(median(xs)).padStart(6)} MB/s median  ${mbps(best(xs)).padStart(6)} MB/s best  (${(median(xs) / 1000).toFixed(2)} s)`;
-console.log(`pull of a ${(size / 1e6).toFixed(0)} MB file from a local server, ${runs} interleaved runs, ${os.cpus().length} CPUs, node ${process.version}`);
-console.log(row("lmrun pull (wall, incl. start-up)", results.lmrun));
-console.log(row("lmrun pull (transfer+verify only)", results.lmrunTransfer));
-console.log(row("curl", results.curl));
-console.log(row("curl + sha256sum", results.curlSha));
-console.log(`lmrun / curl (median wall):             ${(median(results.curl) / median(results.lmrun)).toFixed(2)}x`);
-console.log(`lmrun / (curl + sha256sum):             ${(median(results.curlSha) / median(results.lmrun)).toFixed(2)}x`);
-console.log(`sha256 of the whole file alone (node):  ${(hashOnlyMs / 1000).toFixed(2)} s; lmrun hashes while downloading, so verification adds `
-  + `${Math.max(0, (median(results.lmrun) - median(results.curl)) / 1000).toFixed(2)} s over plain curl here`);
+function report(title, results) {
+  console.log(title);
+  console.log(row("lmrun pull (wall, incl. start-up)", results.lmrun));
+  console.log(row("lmrun pull (transfer+verify only)", results.lmrunTransfer));
+  console.log(row("curl", results.curl));
+  console.log(row("curl + sha256sum", results.curlSha));
+  console.log(`lmrun / curl (median wall):             ${(median(results.curl) / median(results.lmrun)).toFixed(2)}x`);
+  console.log(`lmrun / (curl + sha256sum):             ${(median(results.curlSha) / median(results.lmrun)).toFixed(2)}x`);
+  console.log(`verification (and start-up) add ${Math.max(0, (median(results.lmrun) - median(results.curl)) / 1000).toFixed(2)} s over plain curl; sha256sum after curl adds ${((median(results.curlSha) - median(results.curl)) / 1000).toFixed(2)} s`);
+}
+console.log(`pull of a ${(size / 1e6).toFixed(0)} MB file from a local server, interleaved runs, ${os.cpus().length} CPUs, node ${process.version}`);
+console.log(`sha256 of the whole file alone (node, in memory): ${(hashOnlyMs / 1000).toFixed(2)} s\n`);
+report(`loopback, unthrottled (${runs} runs):`, loopback);
+if (throttled) report(`\nserver throttled to ${rateMb} MB/s (${throttled.lmrun.length} runs):`, throttled);

@@ -71,6 +71,37 @@ export async function openSettings(env: NodeJS.ProcessEnv = process.env): Promis
   };
 }
 
+/**
+ * The settings, read-only: the JSON file conf writes, parsed directly. Every model command reads
+ * settings at start-up and importing conf costs ~80 ms; only writes (`lmrun config set`, `--tune`)
+ * go through conf.
+ */
+export async function readSettings(env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
+  const { readFile } = await import("node:fs/promises");
+  const path = await import("node:path");
+  const file = path.join(lmrunPaths(env).config, "config.json");
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
+    throw await settingsError(file, error);
+  }
+  if (text.trim() === "") return {};
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("it does not hold a JSON object");
+    return parsed as Settings;
+  } catch (error) {
+    throw await settingsError(file, error);
+  }
+}
+
+async function settingsError(file: string, error: unknown) {
+  const { LmrunError } = await import("../errors.js");
+  return new LmrunError(`cannot read the settings file ${file}: ${(error as Error).message}`, { hint: "Fix or delete it" });
+}
+
 /** Reads a numeric LMRUN_* variable; undefined when unset. */
 export function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const raw = env[name];

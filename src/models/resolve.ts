@@ -53,8 +53,8 @@ export function modelsDirectory(env: NodeJS.ProcessEnv, settings?: Settings): st
 
 export async function openStore(env: NodeJS.ProcessEnv, settings?: Settings): Promise<ModelStore> {
   if (settings === undefined && !env.LMRUN_MODELS) {
-    const { openSettings } = await import("../config/config.js");
-    settings = (await openSettings(env)).all();
+    const { readSettings } = await import("../config/config.js");
+    settings = await readSettings(env);
   }
   return new ModelStore(modelsDirectory(env, settings));
 }

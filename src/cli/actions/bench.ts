@@ -4,7 +4,7 @@ import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
 import { parseGpu } from "../parse.js";
-import { openSettings, envNumber } from "../../config/config.js";
+import { envNumber, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
 import { defaultThreads } from "../../config/defaults.js";
 import type { GpuChoice } from "../../engine/types.js";
@@ -54,7 +54,7 @@ function phaseText(phase: BenchPhase, repetition: number, repetitions: number): 
 export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], flags: BenchFlags): Promise<void> {
   const format = (flags.output ?? "md") as OutputFormat;
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
-  const settings = (await openSettings(ctx.env)).all();
+  const settings = await readSettings(ctx.env);
   const threadsDefault = envNumber(ctx.env, "LMRUN_THREADS") ?? settings.threads ?? defaultThreads();
   if (flags.tune && modelRefs.length !== 1) throw new UsageError("--tune takes exactly one model");
   const params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });

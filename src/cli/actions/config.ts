@@ -2,7 +2,7 @@ import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
 import { parseGpu, parseInteger, parseNumber } from "../parse.js";
-import { isNumericSetting, openSettings, SETTING_KEYS, type SettingKey, type Settings } from "../../config/config.js";
+import { isNumericSetting, openSettings, readSettings, SETTING_KEYS, type SettingKey, type Settings } from "../../config/config.js";
 import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING } from "../../config/defaults.js";
 import { lmrunPaths } from "../../config/paths.js";
 
@@ -53,7 +53,7 @@ function checkKey(key: string): SettingKey {
 }
 
 export async function configList(ctx: CommandContext, json: boolean): Promise<void> {
-  const values = (await openSettings(ctx.env)).all();
+  const values = await readSettings(ctx.env);
   const rows = SETTING_KEYS.map((key) => ({ key, value: values[key] ?? null, default: defaultOf(key, ctx.env), numeric: isNumericSetting(key) }));
   if (json) return ctx.out.json(Object.fromEntries(rows.map((r) => [r.key, { value: r.value, default: r.default }])));
   ctx.out.text(rows.map((r) => `${r.key.padEnd(14)} ${r.value !== null ? String(r.value) : r.default !== null ? `(default: ${r.default})` : "(not set)"}`).join("\n") + "\n");
@@ -61,7 +61,7 @@ export async function configList(ctx: CommandContext, json: boolean): Promise<vo
 
 export async function configGet(ctx: CommandContext, rawKey: string, json: boolean): Promise<void> {
   const key = checkKey(rawKey);
-  const value = (await openSettings(ctx.env)).get(key as keyof Settings) as string | number | undefined;
+  const value = (await readSettings(ctx.env))[key as keyof Settings] as string | number | undefined;
   if (json) return ctx.out.json({ key, value: value ?? null, default: defaultOf(key, ctx.env) });
   const shown = value ?? defaultOf(key, ctx.env);
   ctx.out.text(shown !== null ? `${shown}\n` : "\n");

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { openSettings } from "../../config/config.js";
+import { readSettings } from "../../config/config.js";
 import { lmrunPaths } from "../../config/paths.js";
 import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
@@ -52,7 +52,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
 
   const { findSessionToResume, resumedSampling } = await import("../../chat/resume.js");
   const resumed = flags.resume !== undefined ? await findSessionToResume(store, flags.resume === true ? undefined : flags.resume) : undefined;
-  const settings = (await openSettings(ctx.env)).all();
+  const settings = await readSettings(ctx.env);
   // `npx lmrun chat` with nothing configured opens the bundled model: it works offline, and the
   // notice says how to get a real assistant.
   const modelRef = modelArg ?? resumed?.model.path ?? settings.defaultModel ?? "tiny";

@@ -1,6 +1,6 @@
 import path from "node:path";
 import type { Command } from "commander";
-import { openSettings } from "../../config/config.js";
+import { readSettings } from "../../config/config.js";
 import type { ModelLoader } from "../../eval/run.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
@@ -58,7 +58,7 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
   }
   if (mode === "kld" && flags.klDivergenceBase === undefined) throw new UsageError("--kl-divergence needs --kl-divergence-base FILE", "Write that file first with the base model");
 
-  const settings = (await openSettings(ctx.env)).all();
+  const settings = await readSettings(ctx.env);
   const format = await import("../../eval/format.js");
   const { createPerplexityProgress } = await import("../../eval/progress.js");
   const progress = createPerplexityProgress(progressAllowed(ctx.stderr, ctx.env, ctx.quiet) ? (text) => ctx.out.stderr.write(text) : undefined);

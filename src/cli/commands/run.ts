@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { openSettings } from "../../config/config.js";
+import { readSettings } from "../../config/config.js";
 import type { GenerateRequest } from "../../engine/types.js";
 import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin } from "../../io/tty.js";
@@ -50,7 +50,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   const systemPrompt = flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : flags.system;
   const prompt = assemblePrompt(promptArgs, await readPipedStdin(ctx.stdin));
 
-  const settings = (await openSettings(ctx.env)).all();
+  const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
   const prepared = await resolveAndLoad(ctx, modelRef, (resolved) =>
     resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, resolved.path.split(/[\\/]/).pop()),
