@@ -6,6 +6,11 @@
 // round, then per test the median and best of the per-round means and the ratio lmrun / llama-bench.
 //
 //   npm run build && npm run bench:vs-llama-bench -- [--rounds 3] [--reps 5] [--threads 1,2] [--models a.gguf,b.gguf]
+//     [--no-prebuilt-kernels] [--no-probe]
+//
+// Besides the -march=native llama-bench (the reference), it runs a llama-bench built with dynamically
+// loaded backends next to node-llama-cpp's own prebuilt CPU kernels (needs patchelf): lmrun against that
+// one is the cost of the binding alone.
 //
 // Accuracy target (issue 6): pp512 within 5 %, tg128 within 10 % (then 5 %).
 import { execFile } from "node:child_process";
@@ -14,7 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { ensureLlamaTools } from "./llama-tools.mjs";
+import { ensureLlamaTools, ensurePrebuiltKernelBench } from "./llama-tools.mjs";
 
 const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -64,7 +69,18 @@ async function runMd(file, args, env) {
 }
 
 const tools = await ensureLlamaTools();
-console.log(`llama-bench: ${tools.llamaBench} (build ${tools.buildCommit} (${tools.buildNumber}))`);
+console.log(`llama-bench: ${tools.llamaBench} (build ${tools.buildCommit} (${tools.buildNumber}), -march=native)`);
+// A second llama-bench on node-llama-cpp's prebuilt CPU kernels separates what the binding costs from
+// what a native build gains (--no-prebuilt-kernels skips it).
+let prebuilt;
+if (!process.argv.includes("--no-prebuilt-kernels")) {
+  try {
+    prebuilt = await ensurePrebuiltKernelBench();
+    console.log(`llama-bench on node-llama-cpp's prebuilt CPU kernels: ${prebuilt.llamaBench}`);
+  } catch (error) {
+    console.log(`(no llama-bench on the prebuilt kernels: ${error.message})`);
+  }
+}
 console.log(`lmrun: node ${cli}`);
 console.log(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} logical cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 console.log(`method: ${rounds} interleaved rounds x (-p ${pp} -n ${tg} -r ${reps}), threads ${threadsList.join(",")}\n`);
@@ -78,15 +94,18 @@ for (const model of models) {
   for (const threads of threadsList) {
     const common = ["-p", String(pp), "-n", String(tg), "-r", String(reps), "-t", String(threads)];
     const key = `${path.basename(model)}|${threads}`;
-    results.set(key, { pp: { llamaBench: [], lmrun: [] }, tg: { llamaBench: [], lmrun: [] } });
+    results.set(key, { pp: { llamaBench: [], lmrun: [], prebuilt: [] }, tg: { llamaBench: [], lmrun: [], prebuilt: [] } });
+    const toolsInRound = prebuilt ? ["llamaBench", "prebuilt", "lmrun"] : ["llamaBench", "lmrun"];
     for (let round = 0; round < rounds; round++) {
-      // Interleave, alternating who goes first so neither always runs on a warmer machine.
-      const order = round % 2 === 0 ? ["llamaBench", "lmrun"] : ["lmrun", "llamaBench"];
+      // Interleave, rotating who goes first so no tool always runs on a warmer machine.
+      const order = toolsInRound.map((_, i) => toolsInRound[(i + round) % toolsInRound.length]);
       for (const tool of order) {
         const records =
           tool === "llamaBench"
             ? await runJson(tools.llamaBench, ["-m", model, ...common, "-o", "json"])
-            : await runJson(process.execPath, [cli, "bench", model, ...common, "-o", "json"], lmrunEnv);
+            : tool === "prebuilt"
+              ? await runJson(prebuilt.llamaBench, ["-m", model, ...common, "-o", "json"], prebuilt.env)
+              : await runJson(process.execPath, [cli, "bench", model, ...common, "-o", "json"], lmrunEnv);
         for (const r of records) {
           const test = r.n_gen === 0 ? "pp" : "tg";
           results.get(key)[test][tool].push(r.avg_ts);
@@ -107,8 +126,8 @@ console.log("lmrun bench:\n" + lastTables.lmrun);
 // Each round runs the two tools back to back, so the ratio within a round cancels most of the machine's drift;
 // the median of those per-round ratios is the figure the target is checked against.
 console.log(`ratios (lmrun / llama-bench) over ${rounds} interleaved rounds; t/s are the median (best) of the per-round means:\n`);
-console.log("| model | threads | test | llama-bench t/s | lmrun t/s | median per-round ratio | ratio of bests | target |");
-console.log("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |");
+console.log("| model | threads | test | llama-bench t/s | lmrun t/s | median per-round ratio | ratio of bests | target | llama-bench on prebuilt kernels t/s | lmrun / it (median per-round) |");
+console.log("| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |");
 for (const [key, tests] of results) {
   const [model, threads] = key.split("|");
   for (const [test, target] of [["pp", 0.05], ["tg", 0.1]]) {
@@ -119,8 +138,10 @@ for (const [key, tests] of results) {
     const bestRatio = Math.max(...b) / Math.max(...a);
     const name = test === "pp" ? `pp${pp}` : `tg${tg}`;
     const ok = Math.abs(1 - ratio) <= target;
+    const c = tests[test].prebuilt;
+    const prebuiltCells = c.length > 0 ? `${median(c).toFixed(2)} (${Math.max(...c).toFixed(2)}) | ${median(b.map((value, i) => value / c[i])).toFixed(3)}` : "- | -";
     console.log(
-      `| ${model} | ${threads} | ${name} | ${median(a).toFixed(2)} (${Math.max(...a).toFixed(2)}) | ${median(b).toFixed(2)} (${Math.max(...b).toFixed(2)}) | ${ratio.toFixed(3)} | ${bestRatio.toFixed(3)} | ±${target * 100}% ${ok ? "met" : "MISSED"} |`,
+      `| ${model} | ${threads} | ${name} | ${median(a).toFixed(2)} (${Math.max(...a).toFixed(2)}) | ${median(b).toFixed(2)} (${Math.max(...b).toFixed(2)}) | ${ratio.toFixed(3)} | ${bestRatio.toFixed(3)} | ±${target * 100}% ${ok ? "met" : "MISSED"} | ${prebuiltCells} |`,
     );
   }
 }

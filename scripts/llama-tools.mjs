@@ -53,9 +53,9 @@ async function doEnsure() {
     return { llamaBench, llamaPerplexity, ...info };
 }
 
-function runBuildScript() {
+function runBuildScript(env = {}) {
     return new Promise((resolve, reject) => {
-        const child = spawn("bash", [scriptPath], { stdio: ["ignore", "pipe", "inherit"] });
+        const child = spawn("bash", [scriptPath], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } });
         let out = "";
         child.stdout.setEncoding("utf8");
         child.stdout.on("data", (chunk) => { out += chunk; });
@@ -103,6 +103,52 @@ async function readBuildInfo(llamaBench) {
     if (footer) return { version: null, buildNumber: Number(footer[2]), buildCommit: footer[1] };
 
     return { version: null, buildNumber: null, buildCommit: "unknown" };
+}
+
+/**
+ * llama-bench running node-llama-cpp's own prebuilt CPU kernels: llama-bench built from the same
+ * source with dynamically loaded backends (GGML_BACKEND_DL, as node-llama-cpp builds), next to the
+ * prebuilt libggml-base.so and libggml-cpu-<variant>.so that lmrun loads, so the only difference from
+ * lmrun is the binding. The default llama-bench is a -march=native build, whose kernels are compiled
+ * for this very CPU and can be a few % faster than the prebuilt variant. Needs patchelf (the prebuilt
+ * libraries have no soname; llama-bench's own libraries must ask for them by file name).
+ * @returns {Promise<{ llamaBench: string, env: Record<string, string> }>}
+ */
+export async function ensurePrebuiltKernelBench() {
+    const repoRoot = path.resolve(path.dirname(scriptPath), "..");
+    // The native build lives in <cache>/<release>/build/bin/llama-bench; this one beside it, in <release>-dl.
+    const release = path.basename(path.resolve(path.dirname((await ensureLlamaTools()).llamaBench), "..", ".."));
+    const cacheDir = process.env.LMRUN_LLAMA_TOOLS_DL_DIR ?? path.join(process.env.HOME ?? "/tmp", ".cache", "lmrun-dev", "llama-tools", `${release}-dl`);
+    const stdout = await runBuildScript({
+        LMRUN_LLAMA_TOOLS_DIR: cacheDir,
+        LMRUN_LLAMA_TOOLS_CMAKE_ARGS: "-DGGML_BACKEND_DL=ON -DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DBUILD_SHARED_LIBS=ON",
+    });
+    const built = parseAssignments(stdout).LLAMA_BENCH;
+    if (!built) throw new Error("the GGML_BACKEND_DL build of llama-bench did not report its path");
+    const fs = await import("node:fs");
+    const prebuiltDir = path.join(repoRoot, "node_modules", "@node-llama-cpp", `linux-${process.arch}`, "bins", `linux-${process.arch}`);
+    if (!fs.existsSync(path.join(prebuiltDir, "libggml-base.so"))) throw new Error(`no prebuilt CPU binaries at ${prebuiltDir} (Linux only)`);
+    await execFileAsync("patchelf", ["--version"]).catch(() => {
+        throw new Error("patchelf is not installed (apt-get install patchelf)");
+    });
+    const dir = path.join(cacheDir, "prebuilt-kernels");
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    const builtDir = path.dirname(built);
+    for (const name of fs.readdirSync(builtDir)) {
+        if (name.startsWith("libggml-cpu") || name.startsWith("libggml-base")) continue;
+        fs.cpSync(path.join(builtDir, name), path.join(dir, name), { dereference: true });
+    }
+    for (const name of fs.readdirSync(prebuiltDir)) {
+        if (name === "libggml-base.so" || name.startsWith("libggml-cpu-")) fs.copyFileSync(path.join(prebuiltDir, name), path.join(dir, name));
+    }
+    for (const name of fs.readdirSync(dir)) {
+        if (name.startsWith("libggml-cpu-") || name === "libggml-base.so") continue;
+        if (name.endsWith(".so") || /\.so\.\d/.test(name) || name === "llama-bench") {
+            await execFileAsync("patchelf", ["--replace-needed", "libggml-base.so.0", "libggml-base.so", path.join(dir, name)]).catch(() => {});
+        }
+    }
+    return { llamaBench: path.join(dir, "llama-bench"), env: { LD_LIBRARY_PATH: dir } };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

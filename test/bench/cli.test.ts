@@ -83,6 +83,17 @@ describe.skipIf(!hasShared)(`lmrun bench on stories260K (${hasShared ? "real mod
     }
   });
 
+  it("the public-API fallback (LMRUN_BENCH_DECODE=public) measures the same tests and says which path ran", async () => {
+    const result = await runCli(["bench", stories, "-r", "2", "-p", "32", "-n", "16", "-t", "1", "-o", "json"], { env: { LMRUN_BENCH_DECODE: "public" } });
+    expect(result.code).toBe(0);
+    const rows = JSON.parse(result.stdout) as (Row & { lmrun: { decode_path: string } })[];
+    expect(rows.map((r) => [r.n_prompt, r.n_gen, r.lmrun.decode_path])).toEqual([
+      [32, 0, "public"],
+      [0, 16, "public"],
+    ]);
+    for (const row of rows) expect(row.samples_ts.every((t) => t > 0)).toBe(true);
+  });
+
   it("md by default, in llama-bench's layout; jsonl and csv parse; a sweep adds rows", async () => {
     const md = await runCli(["bench", stories, "-r", "1", "-p", "16,32", "-n", "8", "-t", "1"]);
     expect(md.code).toBe(0);
