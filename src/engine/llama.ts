@@ -71,7 +71,7 @@ export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
       if (!outcome || outcome.ok) return llama;
       await llama.dispose().catch(() => {});
       throw new LmrunError(`the ${backendName(llama.gpu)} backend fails on this machine: ${outcome.reason}`, {
-        hint: "Update the GPU driver, or use --gpu cpu (lmrun info shows what loads here)",
+        hint: `${gpuFixHint(llama.gpu)}, or use --gpu cpu`,
       });
     }
     // auto: node-llama-cpp's order (CUDA, Vulkan, CPU), skipping any GPU backend whose test run fails.
@@ -83,7 +83,7 @@ export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
       failed.push(llama.gpu);
       emitEngineNotice({
         level: outcome.fresh ? "warn" : "info",
-        message: `the ${backendName(llama.gpu)} backend failed a test run (${outcome.reason}); trying the next backend. Update the GPU driver, or choose one with --gpu`,
+        message: `the ${backendName(llama.gpu)} backend failed a test run (${outcome.reason}); trying the next backend. ${gpuFixHint(llama.gpu)}`,
       });
       await llama.dispose().catch(() => {});
     }
@@ -112,6 +112,15 @@ async function createLlama(gpu: GpuChoice, exclude: ("cuda" | "vulkan" | "metal"
   });
 }
 
+/** What fixes a GPU backend whose prebuilt binary does not run here: a newer driver, or a local build (which node-llama-cpp then prefers). */
+export function gpuFixHint(gpu: Llama["gpu"] | string): string {
+  if (gpu === "cuda") {
+    return "Update the NVIDIA driver, or build llama.cpp for this machine with `npx --no node-llama-cpp source build --gpu cuda` (needs the CUDA toolkit and cmake; lmrun then uses that build)";
+  }
+  if (gpu === "vulkan") return "Update the GPU driver, or build llama.cpp for this machine with `npx --no node-llama-cpp source build --gpu vulkan`";
+  return "Update the GPU driver";
+}
+
 function backendName(gpu: Llama["gpu"]): string {
   return gpu === "cuda" ? "CUDA" : gpu === "vulkan" ? "Vulkan" : gpu === "metal" ? "Metal" : "CPU";
 }
@@ -119,7 +128,9 @@ function backendName(gpu: Llama["gpu"]): string {
 async function gpuCheckIdentity(llama: Llama): Promise<{ key: string; devices: string[]; cacheFile: string }> {
   const { nodeLlamaCppVersion } = await import("./system.js");
   const devices = await llama.getGpuDeviceNames().catch(() => [] as string[]);
-  const key = gpuCheckKey({ backend: String(llama.gpu), bindingVersion: nodeLlamaCppVersion(), devices, driver: await driverFingerprint() });
+  // A local build (node-llama-cpp source build) is another binary than the prebuilt one: test it afresh.
+  const binding = `${nodeLlamaCppVersion()} ${llama.buildType} ${JSON.stringify(llama.cmakeOptions)}`;
+  const key = gpuCheckKey({ backend: String(llama.gpu), bindingVersion: binding, devices, driver: await driverFingerprint() });
   return { key, devices, cacheFile: path.join(lmrunHome(), "gpu-check.json") };
 }
 
