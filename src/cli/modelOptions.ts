@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import type { Command } from "commander";
 import { envNumber, type Settings } from "../config/config.js";
 import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
@@ -58,22 +60,38 @@ export interface SamplingFlags {
   seed?: number;
 }
 
+/** What the defaults depend on: the file name (tuned settings are keyed by it) and its size. */
+export interface ModelFacts {
+  fileName: string;
+  sizeBytes?: number | undefined;
+}
+
+export function modelFacts(modelPath: string): ModelFacts {
+  let sizeBytes: number | undefined;
+  try {
+    sizeBytes = fs.statSync(modelPath).size;
+  } catch {
+    sizeBytes = undefined; // loading will say what is wrong with the file
+  }
+  return { fileName: path.basename(modelPath), sizeBytes };
+}
+
 /** flag > LMRUN_* environment > settings file > tuned value for this model > built-in default. */
 export function resolveLoadOptions(
   flags: LoadFlags,
   env: NodeJS.ProcessEnv,
   settings: Settings,
   verbose: boolean,
-  modelFileName?: string,
+  model?: ModelFacts,
 ): LoadOptions {
-  const tuned = modelFileName !== undefined ? settings.tuned?.[modelFileName] : undefined;
+  const tuned = model !== undefined ? settings.tuned?.[model.fileName] : undefined;
   const gpuFromEnv = env.LMRUN_GPU ? parseGpu(env.LMRUN_GPU) : undefined;
   const gpuFromSettings = settings.gpu ? parseGpu(settings.gpu) : undefined;
   return {
     gpu: flags.gpu ?? gpuFromEnv ?? gpuFromSettings ?? "auto",
     gpuLayers: flags.gpuLayers ?? "auto",
     contextSize: flags.ctx ?? envNumber(env, "LMRUN_CTX") ?? settings.ctx,
-    threads: flags.threads ?? envNumber(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(),
+    threads: flags.threads ?? envNumber(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes),
     batchThreads: flags.threadsBatch ?? envNumber(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
     batchSize: flags.batchSize ?? tuned?.batchSize,
     maxRamBytes: flags.maxRam,

@@ -13,13 +13,21 @@ export const DEFAULT_MAX_TOKENS = 512;
 
 /**
  * Default threads for token generation (prompt batches use every core, see engine/threads.ts).
- * Measured on 2-core machines (README, "Threads"): the binding starts a fresh ggml thread for
- * every decode, and for one token at a time a second thread made generation 2-3x slower than
- * one thread, while llama-bench (persistent pool) gains ~10% from it. Above 2 cores we have no
- * measurements yet and use half the cores; `lmrun bench --tune` measures and saves the best.
+ * The binding starts fresh ggml worker threads for every decode (no persistent threadpool), which
+ * only pays off when a token is enough work to share. Measured (README, "Threads"):
+ * - 2-core machines: a second thread made generation 2-3x slower, whatever the model;
+ * - a 16-core machine: stories260K (0.4 MB) 1,710 t/s with 1 thread, 253 with 8; a 20M-parameter F32
+ *   model (80 MB) 405 t/s with 1, 1,070 with 8, 650 with 16; a 162M F32 model (650 MB) 22 → 116 (8)
+ *   → 151 (16).
+ * So: 1 thread on 2 cores or fewer and for models under SMALL_MODEL_BYTES, otherwise half the cores.
+ * `lmrun bench --tune` measures the best for a model and saves it.
  */
-export function defaultThreads(cpuCount: number = availableCores()): number {
+export const SMALL_MODEL_BYTES = 32 * 1024 * 1024;
+
+export function defaultThreads(cpuCount: number = availableCores(), modelBytes?: number): number {
   if (cpuCount <= 2) return 1;
+  // Between 0.4 MB (1 thread best) and 80 MB (8 best) nothing was measured; 32 MB is a guess in that gap.
+  if (modelBytes !== undefined && modelBytes < SMALL_MODEL_BYTES) return 1;
   return Math.max(1, Math.min(Math.floor(cpuCount / 2), 16));
 }
 

@@ -69,7 +69,7 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
     // llama-perplexity's layout: -b (default 2048) at or above -c scores b/c chunks side by side.
     const sequences = Math.max(1, Math.floor((flags.batchSize ?? DEFAULT_PERPLEXITY_BATCH) / ctxSize));
     const prepared = await resolveAndLoad(ctx, ref, (resolved) => {
-      const options = resolveLoadOptions({ ...flags, ctx: ctxSize }, ctx.env, settings, ctx.verbose, path.basename(resolved.path));
+      const options = resolveLoadOptions({ ...flags, ctx: ctxSize }, ctx.env, settings, ctx.verbose, { fileName: path.basename(resolved.path) });
       return {
         ...options,
         contextSize: ctxSize,

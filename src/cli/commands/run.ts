@@ -5,7 +5,7 @@ import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 import { collect } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
 import { assemblePrompt, readJsonSchemaFile, readTextFile } from "../prompt.js";
@@ -53,7 +53,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
   const prepared = await resolveAndLoad(ctx, modelRef, (resolved) =>
-    resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, resolved.path.split(/[\\/]/).pop()),
+    resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path)),
   );
   try {
     const { loaded } = prepared;

@@ -1,0 +1,31 @@
+import { describe, expect, it } from "vitest";
+import { defaultThreads, SMALL_MODEL_BYTES } from "../../src/config/defaults.js";
+import { modelFacts, resolveLoadOptions } from "../../src/cli/modelOptions.js";
+import { bundledTinyModel } from "../helpers/shared.js";
+
+describe("default generation threads (measured: README, Threads)", () => {
+  it("one thread on two cores or fewer, whatever the model", () => {
+    expect(defaultThreads(1)).toBe(1);
+    expect(defaultThreads(2)).toBe(1);
+    expect(defaultThreads(2, 4e9)).toBe(1);
+  });
+  it("half the cores (at most 16) for real-sized models on bigger machines", () => {
+    expect(defaultThreads(16)).toBe(8);
+    expect(defaultThreads(16, 650e6)).toBe(8);
+    expect(defaultThreads(4, SMALL_MODEL_BYTES)).toBe(2);
+    expect(defaultThreads(64, 4e9)).toBe(16);
+  });
+  it("one thread for tiny models, whose token is too little work to share", () => {
+    expect(defaultThreads(16, 379_168)).toBe(1);
+    expect(defaultThreads(16, SMALL_MODEL_BYTES - 1)).toBe(1);
+  });
+  it("the model's size reaches the default through resolveLoadOptions, and a flag or setting still wins", () => {
+    const facts = modelFacts(bundledTinyModel);
+    expect(facts).toEqual({ fileName: "stories260K-Q8_0.gguf", sizeBytes: 379_168 });
+    expect(resolveLoadOptions({}, {}, {}, false, facts).threads).toBe(1);
+    expect(resolveLoadOptions({ threads: 3 }, {}, {}, false, facts).threads).toBe(3);
+    expect(resolveLoadOptions({}, { LMRUN_THREADS: "5" }, {}, false, facts).threads).toBe(5);
+    expect(resolveLoadOptions({}, {}, { threads: 6 }, false, facts).threads).toBe(6);
+    expect(modelFacts("/nonexistent/x.gguf")).toEqual({ fileName: "x.gguf", sizeBytes: undefined });
+  });
+});
