@@ -1,5 +1,6 @@
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 /**
  * Where lmrun keeps its state (models, sessions, config, history).
@@ -35,5 +36,6 @@ export function lmrunPaths(env: NodeJS.ProcessEnv = process.env): LmrunPaths {
 /** The package root (where package.json, models.json and assets/ live). */
 export function packageRoot(): string {
   // This file compiles to dist/config/paths.js.
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..");
+  // fileURLToPath, not URL.pathname: a checkout under "My Projects" would otherwise read "My%20Projects".
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 }

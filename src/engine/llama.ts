@@ -1,4 +1,5 @@
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Llama, LlamaLogLevel } from "node-llama-cpp";
 import { lmrunHome, packageRoot } from "../config/paths.js";
 import { LmrunError, UsageError } from "../errors.js";
@@ -157,7 +158,7 @@ async function checkGpuBackend(llama: Llama): Promise<(GpuCheckOutcome & { fresh
   const outcome = await runGpuProbe({
     backend,
     modelPath: path.join(packageRoot(), "assets", "models", "stories260K-Q8_0.gguf"),
-    childScript: new URL("./gpuProbeChild.js", import.meta.url).pathname,
+    childScript: fileURLToPath(new URL("./gpuProbeChild.js", import.meta.url)),
     // The first run of a CUDA build may JIT-compile its kernels for this card.
     timeoutMs: 300_000,
   });
