@@ -65,30 +65,7 @@ export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
   }
   checkGpuChoiceForPlatform(gpu);
   llamaGpu = gpu;
-  llamaPromise = (async () => {
-    if (gpu !== "auto") {
-      const llama = await createLlama(gpu);
-      const outcome = await checkGpuBackend(llama);
-      if (!outcome || outcome.ok) return llama;
-      await llama.dispose().catch(() => {});
-      throw new LmrunError(`the ${backendName(llama.gpu)} backend fails on this machine: ${outcome.reason}`, {
-        hint: `${gpuFixHint(llama.gpu)}, or use --gpu cpu`,
-      });
-    }
-    // auto: node-llama-cpp's order (CUDA, Vulkan, CPU), skipping any GPU backend whose test run fails.
-    const failed: ("cuda" | "vulkan" | "metal")[] = [];
-    for (;;) {
-      const llama = await createLlama(gpu, failed);
-      const outcome = await checkGpuBackend(llama);
-      if (!outcome || outcome.ok || llama.gpu === false) return llama;
-      failed.push(llama.gpu);
-      emitEngineNotice({
-        level: outcome.fresh ? "warn" : "info",
-        message: `the ${backendName(llama.gpu)} backend failed a test run (${outcome.reason}); trying the next backend. ${gpuFixHint(llama.gpu)}`,
-      });
-      await llama.dispose().catch(() => {});
-    }
-  })();
+  llamaPromise = chooseBackend(gpu, { create: createLlama, check: checkGpuBackend, notice: emitEngineNotice });
   try {
     return await llamaPromise;
   } catch (error) {
@@ -98,7 +75,51 @@ export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
   }
 }
 
-async function createLlama(gpu: GpuChoice, exclude: ("cuda" | "vulkan" | "metal")[] = []): Promise<Llama> {
+type GpuType = "cuda" | "vulkan" | "metal";
+
+/** What chooseBackend needs of a loaded binding (a Llama, or a stand-in in tests). */
+export interface BackendHandle {
+  readonly gpu: GpuType | false;
+  dispose(): Promise<void>;
+}
+
+export interface BackendChoiceDeps<T extends BackendHandle> {
+  create(choice: GpuChoice, exclude: GpuType[]): Promise<T>;
+  /** The backend's test-run outcome (fresh: it ran just now); undefined when not checked. */
+  check(llama: T): Promise<(GpuCheckOutcome & { fresh: boolean }) | undefined>;
+  notice(notice: { level: "info" | "warn"; message: string }): void;
+}
+
+/**
+ * An explicit backend must pass its test run or it is an error; `auto` takes node-llama-cpp's order
+ * (CUDA, Vulkan, CPU) and skips each GPU backend whose test run fails, saying so (a warning the
+ * first time, a TTY-only note once the failure is remembered).
+ */
+export async function chooseBackend<T extends BackendHandle>(choice: GpuChoice, deps: BackendChoiceDeps<T>): Promise<T> {
+  if (choice !== "auto") {
+    const llama = await deps.create(choice, []);
+    const outcome = await deps.check(llama);
+    if (!outcome || outcome.ok) return llama;
+    await llama.dispose().catch(() => {});
+    throw new LmrunError(`the ${backendName(llama.gpu)} backend fails on this machine: ${outcome.reason}`, {
+      hint: `${gpuFixHint(llama.gpu)}, or use --gpu cpu`,
+    });
+  }
+  const failed: GpuType[] = [];
+  for (;;) {
+    const llama = await deps.create(choice, failed);
+    const outcome = await deps.check(llama);
+    if (!outcome || outcome.ok || llama.gpu === false || failed.includes(llama.gpu)) return llama;
+    failed.push(llama.gpu);
+    deps.notice({
+      level: outcome.fresh ? "warn" : "info",
+      message: `the ${backendName(llama.gpu)} backend failed a test run (${outcome.reason}); trying the next backend. ${gpuFixHint(llama.gpu)}`,
+    });
+    await llama.dispose().catch(() => {});
+  }
+}
+
+async function createLlama(gpu: GpuChoice, exclude: GpuType[] = []): Promise<Llama> {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   return getLlama({
     gpu: gpu === "cpu" ? false : gpu === "auto" && exclude.length > 0 ? { type: "auto", exclude } : gpu,
@@ -114,7 +135,7 @@ async function createLlama(gpu: GpuChoice, exclude: ("cuda" | "vulkan" | "metal"
 }
 
 /** What fixes a GPU backend whose prebuilt binary does not run here: a newer driver, or a local build (which node-llama-cpp then prefers). */
-export function gpuFixHint(gpu: Llama["gpu"] | string): string {
+export function gpuFixHint(gpu: GpuType | false | string): string {
   if (gpu === "cuda") {
     return "Update the NVIDIA driver, or build llama.cpp for this machine with `npx --no node-llama-cpp source build --gpu cuda` (needs the CUDA toolkit and cmake; lmrun then uses that build)";
   }
@@ -122,7 +143,7 @@ export function gpuFixHint(gpu: Llama["gpu"] | string): string {
   return "Update the GPU driver";
 }
 
-function backendName(gpu: Llama["gpu"]): string {
+function backendName(gpu: GpuType | false): string {
   return gpu === "cuda" ? "CUDA" : gpu === "vulkan" ? "Vulkan" : gpu === "metal" ? "Metal" : "CPU";
 }
 

@@ -3,8 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { failureReason, gpuCheckKey, readGpuCheck, runGpuProbe, saveGpuCheck } from "../../src/engine/gpuCheck.js";
-import { checkGpuChoiceForPlatform } from "../../src/engine/llama.js";
-import { UsageError } from "../../src/errors.js";
+import { checkGpuChoiceForPlatform, chooseBackend, type BackendHandle } from "../../src/engine/llama.js";
+import { LmrunError, UsageError } from "../../src/errors.js";
 import { runCli } from "../helpers/cli.js";
 import { bundledTinyModel, repoRoot } from "../helpers/shared.js";
 
@@ -101,5 +101,70 @@ describe("--gpu choices the platform cannot have", () => {
     expect(result.code).toBe(2);
     expect(result.stdout).toBe("");
     expect(result.stderr.trim().split("\n")).toEqual([`error: --gpu metal: Metal exists only on macOS, and this is ${process.platform}. Use --gpu auto, cuda, vulkan or cpu`]);
+  });
+});
+
+describe("choosing a backend from the test runs", () => {
+  type Gpu = BackendHandle["gpu"];
+  /** A stand-in binding per backend, with node-llama-cpp's auto order CUDA, Vulkan, CPU. */
+  function machine(results: Partial<Record<string, { ok: boolean; fresh?: boolean }>>, available: Gpu[] = ["cuda", "vulkan", false]) {
+    const created: string[] = [];
+    const disposed: string[] = [];
+    const notices: { level: string; message: string }[] = [];
+    const deps = {
+      async create(choice: string, exclude: string[]) {
+        const gpu = choice === "auto" ? available.find((g) => g === false || !exclude.includes(g))! : choice === "cpu" ? false : (choice as Gpu);
+        created.push(String(gpu));
+        return { gpu, dispose: async () => void disposed.push(String(gpu)) };
+      },
+      async check(llama: BackendHandle) {
+        const result = results[String(llama.gpu)];
+        if (llama.gpu === false || !result) return undefined;
+        return { ok: result.ok, backend: String(llama.gpu), checkedAt: "", durationMs: 1, fresh: result.fresh ?? true, ...(result.ok ? {} : { reason: `${llama.gpu} broke` }) };
+      },
+      notice: (n: { level: string; message: string }) => void notices.push(n),
+    };
+    return { deps, created, disposed, notices };
+  }
+
+  it("auto skips a failing CUDA for a working Vulkan, with one warning", async () => {
+    const m = machine({ cuda: { ok: false }, vulkan: { ok: true } });
+    const chosen = await chooseBackend("auto", m.deps);
+    expect(chosen.gpu).toBe("vulkan");
+    expect(m.created).toEqual(["cuda", "vulkan"]);
+    expect(m.disposed).toEqual(["cuda"]);
+    expect(m.notices).toHaveLength(1);
+    expect(m.notices[0]).toMatchObject({ level: "warn" });
+    expect(m.notices[0]!.message).toMatch(/^the CUDA backend failed a test run \(cuda broke\); trying the next backend\. Update the NVIDIA driver, or build llama\.cpp/);
+  });
+
+  it("auto falls back to the CPU when every GPU backend fails; a remembered failure is only a note", async () => {
+    const m = machine({ cuda: { ok: false, fresh: false }, vulkan: { ok: false, fresh: false } });
+    expect((await chooseBackend("auto", m.deps)).gpu).toBe(false);
+    expect(m.created).toEqual(["cuda", "vulkan", "false"]);
+    expect(m.notices.map((n) => n.level)).toEqual(["info", "info"]);
+  });
+
+  it("auto takes the first backend whose test passes, without a word", async () => {
+    const m = machine({ cuda: { ok: true } });
+    expect((await chooseBackend("auto", m.deps)).gpu).toBe("cuda");
+    expect(m.notices).toEqual([]);
+    expect(m.disposed).toEqual([]);
+  });
+
+  it("an explicit backend that fails its test is an error naming the reason and the fix, not a fallback", async () => {
+    const m = machine({ cuda: { ok: false } });
+    const error = await chooseBackend("cuda", m.deps).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LmrunError);
+    expect((error as LmrunError).message).toBe("the CUDA backend fails on this machine: cuda broke");
+    expect((error as LmrunError).hint).toMatch(/npx --no node-llama-cpp source build --gpu cuda.*or use --gpu cpu$/);
+    expect(m.created).toEqual(["cuda"]);
+    expect(m.disposed).toEqual(["cuda"]);
+  });
+
+  it("--gpu cpu never runs a test", async () => {
+    const m = machine({});
+    expect((await chooseBackend("cpu", m.deps)).gpu).toBe(false);
+    expect(m.notices).toEqual([]);
   });
 });
