@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs/promises";
+import { CancelledError } from "../errors.js";
 import { writeFileAtomic } from "../fs/atomicWrite.js";
 
 /**
@@ -126,6 +127,12 @@ export function runGpuProbe(request: GpuProbeRequest): Promise<GpuCheckOutcome> 
       request.signal?.removeEventListener("abort", onAbort);
       if (request.signal?.aborted) {
         reject(request.signal.reason instanceof Error ? request.signal.reason : new Error("aborted"));
+        return;
+      }
+      if (signal === "SIGINT" || signal === "SIGTERM" || signal === "SIGHUP") {
+        // Ctrl-C reached the child too (same process group): the test was interrupted, not failed,
+        // and must not be remembered as a broken backend.
+        reject(new CancelledError("interrupted while testing the GPU backend"));
         return;
       }
       const durationMs = Date.now() - started;

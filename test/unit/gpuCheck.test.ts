@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { failureReason, gpuCheckKey, readGpuCheck, runGpuProbe, saveGpuCheck } from "../../src/engine/gpuCheck.js";
 import { checkGpuChoiceForPlatform, chooseBackend, type BackendHandle } from "../../src/engine/llama.js";
-import { LmrunError, UsageError } from "../../src/errors.js";
+import { CancelledError, LmrunError, UsageError } from "../../src/errors.js";
 import { runCli } from "../helpers/cli.js";
 import { bundledTinyModel, repoRoot } from "../helpers/shared.js";
 
@@ -69,6 +69,13 @@ describe("the GPU check's test run", () => {
     const outcome = await runGpuProbe({ backend: "cuda", modelPath: bundledTinyModel, childScript: script, timeoutMs: 20_000 });
     expect(outcome.ok).toBe(false);
     expect(outcome.reason).toBe("CUDA error: the provided PTX was compiled with an unsupported toolchain");
+  });
+  it("a test interrupted by Ctrl-C is a cancellation, not a failed backend", async () => {
+    const dir = tempDir();
+    const script = path.join(dir, "sigint.mjs");
+    fs.writeFileSync(script, "process.kill(process.pid, 'SIGINT'); setInterval(() => {}, 1000);\n");
+    const error = await runGpuProbe({ backend: "cuda", modelPath: bundledTinyModel, childScript: script, timeoutMs: 20_000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CancelledError);
   });
   it("kills a child that hangs and says so", async () => {
     const dir = tempDir();
