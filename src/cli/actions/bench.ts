@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -55,9 +56,10 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   const format = (flags.output ?? "md") as OutputFormat;
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
   const settings = await readSettings(ctx.env);
-  const threadsDefault = envNumber(ctx.env, "LMRUN_THREADS") ?? settings.threads ?? defaultThreads();
+  const threadsChosen = envNumber(ctx.env, "LMRUN_THREADS") ?? settings.threads;
+  const threadsDefault = threadsChosen ?? defaultThreads();
   if (flags.tune && modelRefs.length !== 1) throw new UsageError("--tune takes exactly one model");
-  const params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
+  let params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
   const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
   const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : ctx.env.LMRUN_GPU ? parseGpu(ctx.env.LMRUN_GPU) : settings.gpu ? parseGpu(settings.gpu) : "auto";
 
@@ -73,6 +75,13 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     const sha256 = (await sha256File(resolved.path, { signal: ctx.signal })).hex;
     // llama-bench records -m as typed; a catalogue name is recorded as the file it resolved to.
     models.set(ref, { displayName: /[\\/]|\.gguf$/i.test(ref) ? ref : resolved.path, path: resolved.path, sha256 });
+  }
+
+  if (!flags.tune && flags.threads === undefined && threadsChosen === undefined) {
+    // The same policy as run: tiny models generate fastest on one thread (README, "Threads").
+    const sizes = [...models.values()].map((m) => statSize(m.path));
+    const threads = defaultThreads(undefined, Math.max(...sizes));
+    if (threads !== threadsDefault) params = { ...params, nThreads: [threads] };
   }
 
   if (flags.promptFile !== undefined) {
@@ -180,4 +189,12 @@ function tuneSweep(model: string, flags: BenchFlags, threadsDefault: number): Be
     ...(flags.nGen?.length ? { nGen: given.nGen } : {}),
     ...(flags.repetitions !== undefined ? { repetitions: given.repetitions } : {}),
   });
+}
+
+function statSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
 }
