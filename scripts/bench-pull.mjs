@@ -3,10 +3,13 @@
 // same file from the same local server, interleaved (lmrun, curl, curl+sha256sum, lmrun, …), repeated.
 // The server answers like Hugging Face (302 with X-Linked-Etag, then the bytes with Range support).
 //
-//   npm run bench:pull [-- --runs 5 --size-mb 400 --rate-mb 100]
+//   npm run bench:pull [-- --runs 5 --size-mb 400 --rate-mb 100 --per-connection-mb 50]
 //
 // First on the bare loopback (as fast as both can go), then with the server throttled to --rate-mb
-// MB/s (0 skips it), closer to what a Hugging Face download really runs at.
+// MB/s (0 skips it), closer to what a Hugging Face download really runs at. --rate-mb and
+// --per-connection-mb both pace each HTTP response on its own, as a CDN caps each connection:
+// --per-connection-mb adds a round that also times lmrun with LMRUN_PULL_CONNECTIONS=1, so the gain of
+// several connections shows beside curl's one.
 // The file is ../shared/models/llama2vocab-135m-shape-random-Q4_K_M.gguf repeated up to --size-mb
 // (a big file, so that process start-up does not dominate). Not a test: prints medians and bests.
 import { spawnSync } from "node:child_process";
@@ -26,6 +29,7 @@ const flag = (name, fallback) => {
 const runs = flag("runs", 5);
 const sizeMb = flag("size-mb", 400);
 const rateMb = flag("rate-mb", 100);
+const perConnectionMb = flag("per-connection-mb", 0);
 const source = path.resolve(root, "..", "shared", "models", "llama2vocab-135m-shape-random-Q4_K_M.gguf");
 if (!fs.existsSync(source)) {
   console.error(`bench-pull needs ${source} (../shared is not here)`);
@@ -64,14 +68,16 @@ const server = http.createServer((req, res) => {
     res.writeHead(404);
     return res.end();
   }
-  const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
   const start = range ? Number(range[1]) : 0;
+  const end = range?.[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
   res.writeHead(range ? 206 : 200, {
-    "content-length": String(size - start),
+    "content-length": String(end - start + 1),
     "accept-ranges": "bytes",
-    ...(range ? { "content-range": `bytes ${start}-${size - 1}/${size}` } : {}),
+    ...(range ? { "content-range": `bytes ${start}-${end}/${size}` } : {}),
   });
-  const stream = fs.createReadStream(filePath, { start, highWaterMark: 1 << 20 });
+  const stream = fs.createReadStream(filePath, { start, end, highWaterMark: 1 << 20 });
+  res.on("close", () => stream.destroy());
   if (!throttleMbps) return stream.pipe(res);
   // Paced: each 1 MB chunk leaves when the rate allows it.
   const started = performance.now();
@@ -110,8 +116,8 @@ function timed(command, argv, env) {
   });
 }
 
-async function measureRound(rounds) {
-const results = { lmrun: [], curl: [], curlSha: [], lmrunTransfer: [] };
+async function measureRound(rounds, { oneConnectionToo = false } = {}) {
+const results = { lmrun: [], curl: [], curlSha: [], lmrunTransfer: [], lmrunOne: [] };
 for (let i = 0; i < rounds; i++) {
   const home = fs.mkdtempSync(path.join(work, "home-"));
   const pulled = await timed(process.execPath, [path.join(root, "bin", "lmrun.js"), "pull", `hf:lmrun-bench/big/${fileName}`, "--json"], {
@@ -124,6 +130,13 @@ for (let i = 0; i < rounds; i++) {
   results.lmrun.push(pulled.ms);
   results.lmrunTransfer.push(done.seconds * 1000);
   fs.rmSync(home, { recursive: true, force: true });
+  if (oneConnectionToo) {
+    const oneHome = fs.mkdtempSync(path.join(work, "home-"));
+    const one = await timed(process.execPath, [path.join(root, "bin", "lmrun.js"), "pull", `hf:lmrun-bench/big/${fileName}`, "--json"], { LMRUN_HOME: oneHome, HF_ENDPOINT: endpoint, CI: "true", LMRUN_PULL_CONNECTIONS: "1" });
+    if (JSON.parse(one.out.trim().split("\n").at(-1)).files[0].sha256 !== sha256) throw new Error("lmrun (1 connection) pulled something else");
+    results.lmrunOne.push(one.ms);
+    fs.rmSync(oneHome, { recursive: true, force: true });
+  }
 
   const target = path.join(work, `curl-${i}.gguf`);
   results.curl.push((await timed("curl", ["-sSfL", "-o", target, resolveUrl])).ms);
@@ -140,6 +153,11 @@ if (rateMb > 0) {
   throttleMbps = rateMb;
   throttled = await measureRound(Math.max(1, Math.min(runs, 3)));
 }
+let perConnection;
+if (perConnectionMb > 0) {
+  throttleMbps = perConnectionMb;
+  perConnection = await measureRound(Math.max(1, Math.min(runs, 3)), { oneConnectionToo: true });
+}
 server.close();
 fs.rmSync(work, { recursive: true, force: true });
 
@@ -151,6 +169,7 @@ function report(title, results) {
   console.log(title);
   console.log(row("lmrun pull (wall, incl. start-up)", results.lmrun));
   console.log(row("lmrun pull (transfer+verify only)", results.lmrunTransfer));
+  if (results.lmrunOne.length > 0) console.log(row("lmrun pull, 1 connection (wall)", results.lmrunOne));
   console.log(row("curl", results.curl));
   console.log(row("curl + sha256sum", results.curlSha));
   console.log(`lmrun / curl (median wall):             ${(median(results.curl) / median(results.lmrun)).toFixed(2)}x`);
@@ -160,4 +179,5 @@ function report(title, results) {
 console.log(`pull of a ${(size / 1e6).toFixed(0)} MB file from a local server, interleaved runs, ${os.cpus().length} CPUs, node ${process.version}`);
 console.log(`sha256 of the whole file alone (node, in memory): ${(hashOnlyMs / 1000).toFixed(2)} s\n`);
 report(`loopback, unthrottled (${runs} runs):`, loopback);
-if (throttled) report(`\nserver throttled to ${rateMb} MB/s (${throttled.lmrun.length} runs):`, throttled);
+if (throttled) report(`\nserver throttled to ${rateMb} MB/s per response (${throttled.lmrun.length} runs):`, throttled);
+if (perConnection) report(`\neach connection capped at ${perConnectionMb} MB/s (lmrun: ${process.env.LMRUN_PULL_CONNECTIONS ?? 4} connections; curl: 1) (${perConnection.lmrun.length} runs):`, perConnection);

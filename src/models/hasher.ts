@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads";
 export interface Hasher {
   /** `chunks` were just written and the partial now ends at `fileEnd`. */
   update(chunks: Buffer[], fileEnd: number): void;
-  /** Hashes what the partial already holds up to `fileEnd` (a resumed download). */
+  /** Hashes what the partial holds from where the hash is up to `fileEnd` (a resumed download, or a parallel one's prefix). */
   catchUp(fileEnd: number, signal?: AbortSignal): Promise<void>;
   digest(): Promise<string>;
   /** Stops a worker without a digest (on errors). */
@@ -30,19 +30,34 @@ function workerThreshold(): number {
 
 class InlineHasher implements Hasher {
   private readonly hash = createHash("sha256");
+  /** Where the hash has got to; reads from disk are chained so that they stay in file order. */
+  private position = 0;
+  private reading: Promise<void> = Promise.resolve();
   constructor(private readonly partialPath: string) {}
 
-  update(chunks: Buffer[]): void {
+  update(chunks: Buffer[], fileEnd: number): void {
     for (const chunk of chunks) this.hash.update(chunk);
+    this.position = fileEnd;
   }
 
-  async catchUp(fileEnd: number, signal?: AbortSignal): Promise<void> {
-    if (fileEnd === 0) return;
-    const stream = fs.createReadStream(this.partialPath, { start: 0, end: fileEnd - 1, highWaterMark: 1 << 20, ...(signal ? { signal } : {}) });
-    for await (const chunk of stream as AsyncIterable<Buffer>) this.hash.update(chunk);
+  /** Reads the partial from where the hash is to `fileEnd`: a resume, or a parallel download's prefix growing. */
+  catchUp(fileEnd: number, signal?: AbortSignal): Promise<void> {
+    this.reading = this.reading.then(() => this.readUpTo(fileEnd, signal));
+    return this.reading;
+  }
+
+  private async readUpTo(fileEnd: number, signal?: AbortSignal): Promise<void> {
+    if (fileEnd <= this.position) return;
+    const stream = fs.createReadStream(this.partialPath, { start: this.position, end: fileEnd - 1, highWaterMark: 1 << 20, ...(signal ? { signal } : {}) });
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      this.hash.update(chunk);
+      this.position += chunk.length;
+    }
+    if (this.position !== fileEnd) throw new Error("the partial file is shorter than what was written");
   }
 
   async digest(): Promise<string> {
+    await this.reading;
     return this.hash.digest("hex");
   }
 

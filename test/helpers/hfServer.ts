@@ -14,14 +14,16 @@ import path from "node:path";
 export interface Faults {
   /** Answer /resolve/ requests with this status (the next `times` requests, default all). */
   status?: { code: number; times?: number; headers?: Record<string, string> };
-  /** Close the connection after this many body bytes (the next `times` responses, default 1). */
-  dropAfterBytes?: { bytes: number; times?: number };
+  /** Close the connection after this many body bytes (the next `times` responses, default 1; with `closedRangeOnly`, only answers to `Range: bytes=A-B`). */
+  dropAfterBytes?: { bytes: number; times?: number; closedRangeOnly?: boolean };
   /** Send this many body bytes, then nothing (connection left open) (the next `times`, default 1). */
   stallAfterBytes?: { bytes: number; times?: number };
   /** Flip the byte at this file offset in what is served. */
   corruptAt?: number;
   /** Answer 200 with the whole file even when asked for a range. */
   ignoreRange?: boolean;
+  /** Answer 200 with the whole file to closed ranges (`bytes=A-B`) only; open ones (`bytes=N-`) are honoured. */
+  ignoreClosedRange?: boolean;
   /** Write in chunks of this size with this pause between them. */
   throttle?: { chunkBytes: number; delayMs: number };
 }
@@ -165,8 +167,9 @@ async function serveFile(req: http.IncomingMessage, res: http.ServerResponse, fi
   let start = 0;
   let end = file.size - 1;
   const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
+  const closedRange = range !== null && range[2] !== "";
   const headers: Record<string, string> = { "accept-ranges": "bytes", etag: `"${file.sha256}"`, "content-type": "application/octet-stream" };
-  if (range && !faults.ignoreRange) {
+  if (range && !faults.ignoreRange && !(closedRange && faults.ignoreClosedRange)) {
     start = Number(range[1]);
     end = range[2] ? Math.min(Number(range[2]), file.size - 1) : file.size - 1;
     if (start >= file.size) {
@@ -178,7 +181,7 @@ async function serveFile(req: http.IncomingMessage, res: http.ServerResponse, fi
     res.writeHead(200, { ...headers, "content-length": String(file.size) });
   }
   if (req.method === "HEAD") return void res.end();
-  const dropAfter = takeFault(faults.dropAfterBytes);
+  const dropAfter = faults.dropAfterBytes?.closedRangeOnly && !closedRange ? undefined : takeFault(faults.dropAfterBytes);
   const stallAfter = takeFault(faults.stallAfterBytes);
   const throttle = faults.throttle;
   const plain = dropAfter === undefined && stallAfter === undefined && faults.corruptAt === undefined && !throttle;
