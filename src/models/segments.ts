@@ -43,6 +43,53 @@ export function planSegments(total: number, count: number): Segment[] {
   return segments;
 }
 
+/** The plan for the rest of a file whose first `prefix` bytes are already on disk: a done segment, then `count` more. */
+export function planSegmentsFrom(prefix: number, total: number, count: number): Segment[] {
+  const rest = planSegments(total - prefix, count).map((s) => ({ start: s.start + prefix, end: s.end + prefix, next: s.next + prefix }));
+  return prefix > 0 ? [{ start: 0, end: prefix, next: prefix }, ...rest] : rest;
+}
+
+/**
+ * Watches a single connection for its first `LMRUN_PULL_PROBE_MS` (default 1 s): if it delivered
+ * less than `LMRUN_PULL_PARALLEL_BELOW_MBPS` (default 100 MB/s), it is stopped (its bytes are kept)
+ * and the caller continues over several connections.
+ */
+export class SlowConnectionProbe {
+  private readonly stop = new AbortController();
+  private readonly startedAt = performance.now();
+  private decided = false;
+  /** Why the connection was stopped, once it was. */
+  switched: string | undefined;
+  private readonly probeMs: number;
+  private readonly minBytesPerSecond: number;
+
+  constructor(
+    env: NodeJS.ProcessEnv,
+    private readonly startOffset: number,
+  ) {
+    const probeMs = Number(env.LMRUN_PULL_PROBE_MS ?? 1000);
+    const mbps = Number(env.LMRUN_PULL_PARALLEL_BELOW_MBPS ?? 100);
+    this.probeMs = Number.isFinite(probeMs) && probeMs >= 0 ? probeMs : 1000;
+    this.minBytesPerSecond = (Number.isFinite(mbps) && mbps >= 0 ? mbps : 100) * 1e6;
+  }
+
+  get signal(): AbortSignal {
+    return this.stop.signal;
+  }
+
+  /** After each batch on disk; the partial now ends at `fileEnd`. */
+  written(fileEnd: number): void {
+    if (this.decided) return;
+    const elapsedMs = performance.now() - this.startedAt;
+    if (elapsedMs < this.probeMs) return;
+    this.decided = true;
+    const bytesPerSecond = ((fileEnd - this.startOffset) * 1000) / Math.max(1, elapsedMs);
+    if (bytesPerSecond >= this.minBytesPerSecond) return;
+    this.switched = `one connection gave ${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
+    this.stop.abort(new Error(this.switched));
+  }
+}
+
 /** The end of the bytes on disk with no hole before them: what may be hashed. */
 export function contiguousPrefix(segments: Segment[]): number {
   let prefix = 0;

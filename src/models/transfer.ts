@@ -3,7 +3,7 @@ import { failOrRetry, HttpStatusError, PartialWriteError, requestFollowingRedire
 import { createHasher, type Hasher } from "./hasher.js";
 import { header } from "./http.js";
 import { downloadSegments, type SegmentOutcome } from "./parallel.js";
-import { bytesOnDisk, contiguousPrefix, parallelSettings, planSegments, readMeta, segmentsFit, writeMeta, type Segment } from "./segments.js";
+import { bytesOnDisk, contiguousPrefix, parallelSettings, planSegmentsFrom, readMeta, SlowConnectionProbe, segmentsFit, writeMeta, type Segment } from "./segments.js";
 
 export { HttpStatusError, PartialWriteError };
 
@@ -183,21 +183,25 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
       started = true;
       options.onEvent?.({ type: "start", totalBytes: total, resumeFrom: offset });
     }
-    if (segmentsAllowed && offset === 0 && wantsSegments(response, total, options.env)) {
-      // This answer streams segment 0; the others are requested with closed ranges.
-      await fs.writeFile(options.partialPath, "");
-      if (await runSegments(planSegments(total, parallelSettings(options.env).connections), response.etag, response)) break;
-      continue;
-    }
     await writeMeta(options.metaPath, { url: options.url, ...(response.etag ? { etag: response.etag } : {}), ...(total !== undefined ? { size: total } : {}) });
     const progress = { offset, streamed: 0 };
+    // One connection first; if it turns out slow (a CDN's per-connection cap), the rest of the file
+    // goes over several. A fast one (a local mirror) is left alone: extra connections would only
+    // compete for the CPU that hashing and writing need.
+    const probe = segmentsAllowed && wantsSegments(response, total, options.env) ? new SlowConnectionProbe(options.env, offset) : undefined;
     try {
-      await streamToPartial(response.body, options, progress, hash, stallMs, total);
+      await streamToPartial(response.body, options, progress, hash, stallMs, total, probe);
       offset = progress.offset;
       transferred += progress.streamed;
     } catch (error) {
       transferred += progress.streamed;
       offset = progress.offset;
+      if (probe?.switched && !options.signal?.aborted) {
+        if (offset >= total!) break; // the whole file had arrived before the switch took effect
+        options.onEvent?.({ type: "restart", reason: `${probe.switched}; continuing from byte ${offset} over ${parallelSettings(options.env).connections} connections` });
+        if (await runSegments(planSegmentsFrom(offset, total!, parallelSettings(options.env).connections), response.etag)) break;
+        continue;
+      }
       if (options.signal?.aborted) throw error;
       if (error instanceof PartialWriteError) throw writeFailure(error, options.partialPath, total);
       failures = await failOrRetry(options, failures, maxAttempts, (error as Error).message);
@@ -224,17 +228,20 @@ async function streamToPartial(
   hash: Hasher,
   stallMs: number,
   total: number | undefined,
+  probe?: SlowConnectionProbe,
 ): Promise<void> {
   const handle = await fs.open(options.partialPath, progress.offset === 0 ? "w" : "r+");
   const sink = {
     handle,
     written: (buffers: Buffer[], position: number, length: number) => {
       hash.update(buffers, position + length);
+      probe?.written(position + length);
       options.onEvent?.({ type: "progress", downloadedBytes: position + length, totalBytes: total });
     },
   };
+  const signal = probe ? (options.signal ? AbortSignal.any([options.signal, probe.signal]) : probe.signal) : options.signal;
   try {
-    await streamBody(body, options.signal, sink, progress, stallMs);
+    await streamBody(body, signal, sink, progress, stallMs);
   } finally {
     await handle.sync().catch(() => {});
     await handle.close();
@@ -262,5 +269,6 @@ async function resumableOffset(options: TransferOptions): Promise<{ offset: numb
 /** A fresh download is split when its first answer shows a known size, byte ranges, and enough bytes to be worth it. */
 function wantsSegments(response: DownloadResponse, total: number | undefined, env: NodeJS.ProcessEnv): total is number {
   const { connections, minBytes } = parallelSettings(env);
-  return connections > 1 && total !== undefined && total >= minBytes && response.status === 200 && header(response.headers, "accept-ranges")?.toLowerCase() === "bytes";
+  const ranges = response.status === 206 || header(response.headers, "accept-ranges")?.toLowerCase() === "bytes";
+  return connections > 1 && total !== undefined && total >= minBytes && ranges;
 }
