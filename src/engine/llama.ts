@@ -101,7 +101,7 @@ export async function chooseBackend<T extends BackendHandle>(choice: GpuChoice, 
     const outcome = await deps.check(llama);
     if (!outcome || outcome.ok) return llama;
     await llama.dispose().catch(() => {});
-    throw new LmrunError(`the ${backendName(llama.gpu)} backend fails on this machine: ${outcome.reason}`, {
+    throw new LmrunError(`the ${backendLabel(llama.gpu)} backend fails on this machine: ${outcome.reason}`, {
       hint: `${gpuFixHint(llama.gpu)}, or use --gpu cpu`,
     });
   }
@@ -113,7 +113,7 @@ export async function chooseBackend<T extends BackendHandle>(choice: GpuChoice, 
     failed.push(llama.gpu);
     deps.notice({
       level: outcome.fresh ? "warn" : "info",
-      message: `the ${backendName(llama.gpu)} backend failed a test run (${outcome.reason}); trying the next backend. ${gpuFixHint(llama.gpu)}`,
+      message: `the ${backendLabel(llama.gpu)} backend failed a test run (${outcome.reason}); trying the next backend. ${gpuFixHint(llama.gpu)}`,
     });
     await llama.dispose().catch(() => {});
   }
@@ -143,8 +143,10 @@ export function gpuFixHint(gpu: GpuType | false | string): string {
   return "Update the GPU driver";
 }
 
-function backendName(gpu: GpuType | false): string {
-  return gpu === "cuda" ? "CUDA" : gpu === "vulkan" ? "Vulkan" : gpu === "metal" ? "Metal" : "CPU";
+/** How a backend is named in output (llama-bench's `backends` column spelling). */
+export function backendLabel(gpu: string | false): string {
+  if (gpu === false) return "CPU";
+  return { cuda: "CUDA", vulkan: "Vulkan", metal: "Metal" }[gpu] ?? gpu;
 }
 
 async function gpuCheckIdentity(llama: Llama): Promise<{ key: string; devices: string[]; cacheFile: string }> {
@@ -175,7 +177,7 @@ async function checkGpuBackend(llama: Llama): Promise<(GpuCheckOutcome & { fresh
   if (cached) {
     return { ...cached, fresh: false };
   }
-  emitEngineNotice({ level: "info", message: `testing the ${backendName(llama.gpu)} backend on ${devices.join(", ") || "this GPU"} (first use only)…` });
+  emitEngineNotice({ level: "info", message: `testing the ${backendLabel(llama.gpu)} backend on ${devices.join(", ") || "this GPU"} (first use only)…` });
   const outcome = await runGpuProbe({
     backend,
     modelPath: path.join(packageRoot(), "assets", "models", "stories260K-Q8_0.gguf"),

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import type { Llama } from "node-llama-cpp";
-import { cachedGpuCheck, getSharedLlama } from "./llama.js";
+import { backendLabel, cachedGpuCheck, getSharedLlama } from "./llama.js";
 import type { GpuChoice } from "./types.js";
 
 /** What lmrun sees of this machine and of the llama.cpp it runs on (`lmrun info`, bench records). */
@@ -19,11 +19,6 @@ export interface SystemReport {
   /** Each llama.cpp backend node-llama-cpp ships for this platform, and whether it loads here. */
   backends: { name: string; loads: boolean; error?: string; testRun?: "passed" | "failed" }[];
   versions: { nodeLlamaCpp: string; llamaCppRelease: string; llamaCppCommit: string; llamaCppBuildNumber: number; node: string };
-}
-
-export function backendLabel(gpu: string | false): string {
-  if (gpu === false) return "CPU";
-  return { cuda: "CUDA", vulkan: "Vulkan", metal: "Metal" }[gpu] ?? gpu;
 }
 
 function nodeLlamaCppDir(): string | undefined {

@@ -21,13 +21,27 @@ export interface PartialMeta {
   segments?: Segment[];
 }
 
-/** How many connections, and from what size a file is split (env overrides for tests and benchmarks). */
-export function parallelSettings(env: NodeJS.ProcessEnv): { connections: number; minBytes: number } {
-  const connections = Math.floor(Number(env.LMRUN_PULL_CONNECTIONS ?? 4));
-  const minBytes = Number(env.LMRUN_PULL_SEGMENT_MIN_BYTES ?? 64 << 20);
+/** The LMRUN_PULL_* settings of parallel pulls, read in one place (env overrides for tests and benchmarks). */
+export interface ParallelSettings {
+  connections: number;
+  /** Files smaller than this stay on one connection. */
+  minBytes: number;
+  /** How long the first connection is watched before it is judged. */
+  probeMs: number;
+  /** Under this rate the first connection hands the rest of the file to several. */
+  slowBytesPerSecond: number;
+}
+
+export function parallelSettings(env: NodeJS.ProcessEnv): ParallelSettings {
+  const number = (name: string, fallback: number, valid: (n: number) => boolean) => {
+    const value = Number(env[name] ?? fallback);
+    return Number.isFinite(value) && valid(value) ? value : fallback;
+  };
   return {
-    connections: Number.isFinite(connections) && connections >= 1 ? Math.min(connections, 16) : 4,
-    minBytes: Number.isFinite(minBytes) && minBytes > 0 ? minBytes : 64 << 20,
+    connections: Math.min(Math.floor(number("LMRUN_PULL_CONNECTIONS", 4, (n) => n >= 1)), 16),
+    minBytes: number("LMRUN_PULL_SEGMENT_MIN_BYTES", 64 << 20, (n) => n > 0),
+    probeMs: number("LMRUN_PULL_PROBE_MS", 1000, (n) => n >= 0),
+    slowBytesPerSecond: number("LMRUN_PULL_PARALLEL_BELOW_MBPS", 100, (n) => n >= 0) * 1e6,
   };
 }
 
@@ -60,18 +74,11 @@ export class SlowConnectionProbe {
   private decided = false;
   /** Why the connection was stopped, once it was. */
   switched: string | undefined;
-  private readonly probeMs: number;
-  private readonly minBytesPerSecond: number;
 
   constructor(
-    env: NodeJS.ProcessEnv,
+    private readonly settings: Pick<ParallelSettings, "probeMs" | "slowBytesPerSecond">,
     private readonly startOffset: number,
-  ) {
-    const probeMs = Number(env.LMRUN_PULL_PROBE_MS ?? 1000);
-    const mbps = Number(env.LMRUN_PULL_PARALLEL_BELOW_MBPS ?? 100);
-    this.probeMs = Number.isFinite(probeMs) && probeMs >= 0 ? probeMs : 1000;
-    this.minBytesPerSecond = (Number.isFinite(mbps) && mbps >= 0 ? mbps : 100) * 1e6;
-  }
+  ) {}
 
   get signal(): AbortSignal {
     return this.stop.signal;
@@ -81,10 +88,10 @@ export class SlowConnectionProbe {
   written(fileEnd: number): void {
     if (this.decided) return;
     const elapsedMs = performance.now() - this.startedAt;
-    if (elapsedMs < this.probeMs) return;
+    if (elapsedMs < this.settings.probeMs) return;
     this.decided = true;
     const bytesPerSecond = ((fileEnd - this.startOffset) * 1000) / Math.max(1, elapsedMs);
-    if (bytesPerSecond >= this.minBytesPerSecond) return;
+    if (bytesPerSecond >= this.settings.slowBytesPerSecond) return;
     this.switched = `one connection gave ${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
     this.stop.abort(new Error(this.switched));
   }

@@ -3,7 +3,7 @@ import { failOrRetry, HttpStatusError, PartialWriteError, requestFollowingRedire
 import { createHasher, type Hasher } from "./hasher.js";
 import { header } from "./http.js";
 import { downloadSegments, type SegmentOutcome } from "./parallel.js";
-import { bytesOnDisk, contiguousPrefix, parallelSettings, planSegmentsFrom, readMeta, SlowConnectionProbe, segmentsFit, writeMeta, type Segment } from "./segments.js";
+import { bytesOnDisk, contiguousPrefix, parallelSettings, planSegmentsFrom, readMeta, SlowConnectionProbe, segmentsFit, writeMeta, type ParallelSettings, type Segment } from "./segments.js";
 
 export { HttpStatusError, PartialWriteError };
 
@@ -54,6 +54,7 @@ export interface TransferResult {
 export async function transferToPartial(options: TransferOptions): Promise<TransferResult> {
   const maxAttempts = options.maxAttempts ?? 5;
   const stallMs = options.stallMs ?? 30_000;
+  const parallel = parallelSettings(options.env);
   const resumable = await resumableOffset(options);
   let offset = resumable.offset;
   const resumedFrom = resumable.segments ? bytesOnDisk(resumable.segments) : offset;
@@ -188,7 +189,7 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
     // One connection first; if it turns out slow (a CDN's per-connection cap), the rest of the file
     // goes over several. A fast one (a local mirror) is left alone: extra connections would only
     // compete for the CPU that hashing and writing need.
-    const probe = segmentsAllowed && wantsSegments(response, total, options.env) ? new SlowConnectionProbe(options.env, offset) : undefined;
+    const probe = segmentsAllowed && wantsSegments(response, total, parallel) ? new SlowConnectionProbe(parallel, offset) : undefined;
     try {
       await streamToPartial(response.body, options, progress, hash, stallMs, total, probe);
       offset = progress.offset;
@@ -198,8 +199,8 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
       offset = progress.offset;
       if (probe?.switched && !options.signal?.aborted) {
         if (offset >= total!) break; // the whole file had arrived before the switch took effect
-        options.onEvent?.({ type: "restart", reason: `${probe.switched}; continuing from byte ${offset} over ${parallelSettings(options.env).connections} connections` });
-        if (await runSegments(planSegmentsFrom(offset, total!, parallelSettings(options.env).connections), response.etag)) break;
+        options.onEvent?.({ type: "restart", reason: `${probe.switched}; continuing from byte ${offset} over ${parallel.connections} connections` });
+        if (await runSegments(planSegmentsFrom(offset, total!, parallel.connections), response.etag)) break;
         continue;
       }
       if (options.signal?.aborted) throw error;
@@ -267,8 +268,7 @@ async function resumableOffset(options: TransferOptions): Promise<{ offset: numb
 }
 
 /** A fresh download is split when its first answer shows a known size, byte ranges, and enough bytes to be worth it. */
-function wantsSegments(response: DownloadResponse, total: number | undefined, env: NodeJS.ProcessEnv): total is number {
-  const { connections, minBytes } = parallelSettings(env);
+function wantsSegments(response: DownloadResponse, total: number | undefined, { connections, minBytes }: ParallelSettings): total is number {
   const ranges = response.status === 206 || header(response.headers, "accept-ranges")?.toLowerCase() === "bytes";
   return connections > 1 && total !== undefined && total >= minBytes && ranges;
 }

@@ -1,9 +1,9 @@
-import { statSync } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
+import { modelFacts } from "../modelOptions.js";
 import { parseGpu } from "../parse.js";
 import { envNumber, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
@@ -79,7 +79,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
 
   if (!flags.tune && flags.threads === undefined && threadsChosen === undefined) {
     // The same policy as run: tiny models generate fastest on one thread (README, "Threads").
-    const sizes = [...models.values()].map((m) => statSize(m.path));
+    const sizes = [...models.values()].map((m) => modelFacts(m.path).sizeBytes ?? Number.POSITIVE_INFINITY);
     const threads = defaultThreads(undefined, Math.max(...sizes));
     if (threads !== threadsDefault) params = { ...params, nThreads: [threads] };
   }
@@ -189,12 +189,4 @@ function tuneSweep(model: string, flags: BenchFlags, threadsDefault: number): Be
     ...(flags.nGen?.length ? { nGen: given.nGen } : {}),
     ...(flags.repetitions !== undefined ? { repetitions: given.repetitions } : {}),
   });
-}
-
-function statSize(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return Number.POSITIVE_INFINITY;
-  }
 }
