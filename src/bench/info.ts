@@ -9,6 +9,7 @@ export function formatSystemReport(report: SystemReport): string {
     ["cpu", report.cpu.model],
     ["cores", cores],
     ["cpu features", report.cpu.features.join(" ") || "-"],
+    ["cpu threads", report.cpuThreads.detail],
     ["ram", `${formatBytes(report.ram.totalBytes)} (${formatBytes(report.ram.freeBytes)} free)`],
     ["backend", `${report.activeBackend} (used with --gpu ${report.gpuChoice})`],
     ["gpus", report.gpus.length > 0 ? report.gpus.map((g) => g.name).join(", ") : "none"],

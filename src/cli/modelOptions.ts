@@ -3,6 +3,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { envNumber, type Settings } from "../config/config.js";
 import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
+import { threadpoolShimAvailable } from "../engine/threadpool.js";
 import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
 import { parseBytes, parseGpu, parseGpuLayers, parseInteger, parseNumber } from "./parse.js";
 
@@ -91,7 +92,7 @@ export function resolveLoadOptions(
     gpu: flags.gpu ?? gpuFromEnv ?? gpuFromSettings ?? "auto",
     gpuLayers: flags.gpuLayers ?? "auto",
     contextSize: flags.ctx ?? envNumber(env, "LMRUN_CTX") ?? settings.ctx,
-    threads: flags.threads ?? envNumber(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes),
+    threads: flags.threads ?? envNumber(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
     batchThreads: flags.threadsBatch ?? envNumber(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
     batchSize: flags.batchSize ?? tuned?.batchSize,
     maxRamBytes: flags.maxRam,

@@ -2,6 +2,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Llama, LlamaLogLevel } from "node-llama-cpp";
 import { lmrunHome, packageRoot } from "../config/paths.js";
+import { loadThreadpoolShim } from "./threadpool.js";
 import { LmrunError, UsageError } from "../errors.js";
 import { driverFingerprint, gpuCheckKey, readGpuCheck, runGpuProbe, saveGpuCheck, type GpuCheckOutcome } from "./gpuCheck.js";
 import { emitEngineNotice } from "./notices.js";
@@ -121,7 +122,7 @@ export async function chooseBackend<T extends BackendHandle>(choice: GpuChoice, 
 
 async function createLlama(gpu: GpuChoice, exclude: GpuType[] = []): Promise<Llama> {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-  return getLlama({
+  const llama = await getLlama({
     gpu: gpu === "cpu" ? false : gpu === "auto" && exclude.length > 0 ? { type: "auto", exclude } : gpu,
     // The logger decides what is shown; llama.cpp must hand everything over.
     logLevel: sink.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
@@ -132,6 +133,9 @@ async function createLlama(gpu: GpuChoice, exclude: GpuType[] = []): Promise<Lla
     // No thread cap: each context asks for exactly the threads we chose.
     maxThreads: 0,
   });
+  // After the binding loaded (its llama.cpp release decides) and before any decode.
+  loadThreadpoolShim({ llamaCppRelease: llama.llamaCppRelease.release });
+  return llama;
 }
 
 /** What fixes a GPU backend whose prebuilt binary does not run here: a newer driver, or a local build (which node-llama-cpp then prefers). */
@@ -150,7 +154,7 @@ export function backendLabel(gpu: string | false): string {
 }
 
 async function gpuCheckIdentity(llama: Llama): Promise<{ key: string; devices: string[]; cacheFile: string }> {
-  const { nodeLlamaCppVersion } = await import("./system.js");
+  const { nodeLlamaCppVersion } = await import("./binding.js");
   const devices = await llama.getGpuDeviceNames().catch(() => [] as string[]);
   // A local build (node-llama-cpp source build) is another binary than the prebuilt one: test it afresh.
   const binding = `${nodeLlamaCppVersion()} ${llama.buildType} ${JSON.stringify(llama.cmakeOptions)}`;

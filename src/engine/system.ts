@@ -1,10 +1,11 @@
-import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
-import { createRequire } from "node:module";
 import type { Llama } from "node-llama-cpp";
+import { llamaCppBuild, nodeLlamaCppVersion } from "./binding.js";
 import { backendLabel, cachedGpuCheck, getSharedLlama } from "./llama.js";
+import { threadpoolStatus } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
+
+export { llamaCppBuild, nodeLlamaCppVersion };
 
 /** What lmrun sees of this machine and of the llama.cpp it runs on (`lmrun info`, bench records). */
 export interface SystemReport {
@@ -18,52 +19,9 @@ export interface SystemReport {
   vram: { totalBytes: number; usedBytes: number; freeBytes: number } | null;
   /** Each llama.cpp backend node-llama-cpp ships for this platform, and whether it loads here. */
   backends: { name: string; loads: boolean; error?: string; testRun?: "passed" | "failed" }[];
+  /** Whether CPU decoding keeps its threads between tokens (lmrun's shim) or starts them per decode. */
+  cpuThreads: { persistentPool: boolean; detail: string };
   versions: { nodeLlamaCpp: string; llamaCppRelease: string; llamaCppCommit: string; llamaCppBuildNumber: number; node: string };
-}
-
-function nodeLlamaCppDir(): string | undefined {
-  try {
-    const require = createRequire(import.meta.url);
-    return path.dirname(path.dirname(require.resolve("node-llama-cpp")));
-  } catch {
-    return undefined;
-  }
-}
-
-export function nodeLlamaCppVersion(): string {
-  const dir = nodeLlamaCppDir();
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(dir ?? "", "package.json"), "utf8")) as { version?: string }).version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
-}
-
-/**
- * The llama.cpp build node-llama-cpp ships, as llama-bench names it: the commit at the head of
- * llama/gitRelease.bundle (a git bundle's text header) and build number 1, because that bundle holds
- * one squashed commit, which is what llama-bench built from it reports.
- */
-export function llamaCppBuild(): { release: string; commit: string; buildNumber: number } {
-  const dir = nodeLlamaCppDir();
-  let release = "unknown";
-  let commit = "unknown";
-  try {
-    release = (JSON.parse(fs.readFileSync(path.join(dir ?? "", "llama", "llama.cpp.info.json"), "utf8")) as { tag?: string }).tag ?? release;
-  } catch {
-    // keep "unknown"
-  }
-  try {
-    const handle = fs.openSync(path.join(dir ?? "", "llama", "gitRelease.bundle"), "r");
-    const head = Buffer.alloc(512);
-    fs.readSync(handle, head, 0, 512, 0);
-    fs.closeSync(handle);
-    const match = /^([0-9a-f]{40}) HEAD$/m.exec(head.toString("latin1"));
-    if (match) commit = match[1]!.slice(0, 7);
-  } catch {
-    // keep "unknown"
-  }
-  return { release, commit, buildNumber: 1 };
 }
 
 function cpuModel(): string {
@@ -115,6 +73,7 @@ export async function systemReport(options: { gpu: GpuChoice; probeBackends: boo
   }
 
   const build = llamaCppBuild();
+  const pool = threadpoolStatus();
   return {
     platform: `${os.platform()} ${os.arch()} (${os.release()})`,
     cpu: { model: cpuModel(), logicalCores: os.cpus().length, mathCores: llama.cpuMathCores ?? null, features },
@@ -124,6 +83,10 @@ export async function systemReport(options: { gpu: GpuChoice; probeBackends: boo
     gpus,
     vram: vramState ? { totalBytes: vramState.total, usedBytes: vramState.used, freeBytes: vramState.free } : null,
     backends,
+    cpuThreads: {
+      persistentPool: pool.enabled,
+      detail: pool.enabled ? "persistent threadpool (lmrun's shim, as llama-bench)" : `threads started per decode: shim ${pool.problem}`,
+    },
     versions: {
       nodeLlamaCpp: nodeLlamaCppVersion(),
       llamaCppRelease: build.release,

@@ -176,6 +176,37 @@ describe.skipIf(!hasShared)(sharedTitle("lmrun run on shared models"), () => {
   });
 });
 
+const shimBuilt = fs.existsSync(path.join(repoRoot, "dist", "native", "threadpool.node"));
+const shimSkip = process.platform !== "linux" ? "Linux only" : !shimBuilt ? "dist/native/threadpool.node was not built: no C compiler at install" : "";
+
+describe.skipIf(shimSkip !== "")(`the persistent CPU threadpool${shimSkip ? ` [skipped: ${shimSkip}]` : ""}`, () => {
+  it("generation with 2 threads runs on a persistent pool and gives the same text as llama.cpp's per-decode threads", async () => {
+    const args = ["run", "tiny", "Once upon a time", "--raw", "--temp", "0", "-n", "48", "-t", "2", "--json"];
+    const [pooled, plain] = await Promise.all([runCli(args), runCli(args, { env: { LMRUN_THREADPOOL: "0" } })]);
+    expect(pooled.code).toBe(0);
+    expect(plain.code).toBe(0);
+    const a = JSON.parse(pooled.stdout);
+    const b = JSON.parse(plain.stdout);
+    expect(a.load.threads).toBe(2);
+    expect(a.load.threadpool).toBe("persistent");
+    expect(b.load.threadpool).toBe("per-decode");
+    expect(a.generatedTokens).toBe(48);
+    expect(a.text).toBe(b.text);
+  });
+
+  it("--verbose says how many decodes used it; `info` reports it", async () => {
+    const r = await runCli(["run", "tiny", "Once", "--raw", "--temp", "0", "-n", "8", "-t", "2", "--verbose"]);
+    expect(r.code).toBe(0);
+    const decodes = Number(/cpu threads: persistent threadpool for (\d+) decodes \(.*libllama[^)]*\)/.exec(r.stderr)?.[1]);
+    // The prompt, then one decode per generated token after the first.
+    expect(decodes).toBeGreaterThanOrEqual(8);
+    const info = await runCli(["info", "--json"]);
+    expect(JSON.parse(info.stdout).cpuThreads.persistentPool).toBe(true);
+    const off = await runCli(["info", "--json"], { env: { LMRUN_THREADPOOL: "0" } });
+    expect(JSON.parse(off.stdout).cpuThreads).toEqual({ persistentPool: false, detail: expect.stringMatching(/LMRUN_THREADPOOL=0/) });
+  });
+});
+
 describe("bad input: one line, non-zero exit, no stack trace", () => {
   it("a missing file", async () => {
     const r = await runCli(["run", "/nonexistent/model.gguf", "hi"]);

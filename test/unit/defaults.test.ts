@@ -4,10 +4,17 @@ import { modelFacts, resolveLoadOptions } from "../../src/cli/modelOptions.js";
 import { bundledTinyModel } from "../helpers/shared.js";
 
 describe("default generation threads (measured: README, Threads)", () => {
-  it("one thread on two cores or fewer, whatever the model", () => {
+  it("one thread on two cores or fewer without the persistent pool, whatever the model", () => {
     expect(defaultThreads(1)).toBe(1);
     expect(defaultThreads(2)).toBe(1);
     expect(defaultThreads(2, 4e9)).toBe(1);
+  });
+  it("every core on two cores or fewer with the persistent pool", () => {
+    expect(defaultThreads(1, undefined, true)).toBe(1);
+    expect(defaultThreads(2, undefined, true)).toBe(2);
+    expect(defaultThreads(2, 379_168, true)).toBe(2);
+    expect(defaultThreads(16, 379_168, true)).toBe(1);
+    expect(defaultThreads(16, 4e9, true)).toBe(8);
   });
   it("half the cores (at most 16) for real-sized models on bigger machines", () => {
     expect(defaultThreads(16)).toBe(8);
@@ -22,7 +29,9 @@ describe("default generation threads (measured: README, Threads)", () => {
   it("the model's size reaches the default through resolveLoadOptions, and a flag or setting still wins", () => {
     const facts = modelFacts(bundledTinyModel);
     expect(facts).toEqual({ fileName: "stories260K-Q8_0.gguf", sizeBytes: 379_168 });
-    expect(resolveLoadOptions({}, {}, {}, false, facts).threads).toBe(1);
+    const cores = defaultThreads(undefined, facts.sizeBytes, true);
+    expect(resolveLoadOptions({}, { LMRUN_THREADPOOL: "0" }, {}, false, facts).threads).toBe(defaultThreads(undefined, facts.sizeBytes, false));
+    expect(resolveLoadOptions({}, {}, {}, false, facts).threads).toBe(process.platform === "linux" ? cores : defaultThreads(undefined, facts.sizeBytes, false));
     expect(resolveLoadOptions({ threads: 3 }, {}, {}, false, facts).threads).toBe(3);
     expect(resolveLoadOptions({}, { LMRUN_THREADS: "5" }, {}, false, facts).threads).toBe(5);
     expect(resolveLoadOptions({}, {}, { threads: 6 }, false, facts).threads).toBe(6);

@@ -8,6 +8,7 @@ import { parseGpu } from "../parse.js";
 import { envNumber, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
 import { defaultThreads } from "../../config/defaults.js";
+import { threadpoolShimAvailable } from "../../engine/threadpool.js";
 import type { GpuChoice } from "../../engine/types.js";
 import { progressAllowed } from "../../io/tty.js";
 import { compareRecords, formatComparison, parseRecords } from "../../bench/compare.js";
@@ -57,7 +58,8 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
   const settings = await readSettings(ctx.env);
   const threadsChosen = envNumber(ctx.env, "LMRUN_THREADS") ?? settings.threads;
-  const threadsDefault = threadsChosen ?? defaultThreads();
+  const persistentPool = threadpoolShimAvailable(ctx.env);
+  const threadsDefault = threadsChosen ?? defaultThreads(undefined, undefined, persistentPool);
   if (flags.tune && modelRefs.length !== 1) throw new UsageError("--tune takes exactly one model");
   let params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
   const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
@@ -80,7 +82,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   if (!flags.tune && flags.threads === undefined && threadsChosen === undefined) {
     // The same policy as run: tiny models generate fastest on one thread (README, "Threads").
     const sizes = [...models.values()].map((m) => modelFacts(m.path).sizeBytes ?? Number.POSITIVE_INFINITY);
-    const threads = defaultThreads(undefined, Math.max(...sizes));
+    const threads = defaultThreads(undefined, Math.max(...sizes), persistentPool);
     if (threads !== threadsDefault) params = { ...params, nThreads: [threads] };
   }
 

@@ -86,6 +86,16 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           }
         : {}),
     });
+    const { threadpoolStatus } = await import("../../engine/threadpool.js");
+    const pool = threadpoolStatus();
+    const threadpool = pool.decodesWithPool > 0 ? "persistent" : "per-decode";
+    if (ctx.verbose) {
+      ctx.out.diag(
+        pool.decodesWithPool > 0
+          ? `cpu threads: persistent threadpool for ${pool.decodesWithPool} decodes (${pool.library})`
+          : `cpu threads: started per decode (threadpool shim ${pool.problem || "unused"})`,
+      );
+    }
     if (result.truncatedPromptTokens > 0) {
       ctx.out.warn(`the prompt was cut to fit the context: its first ${result.truncatedPromptTokens} tokens were dropped`);
     }
@@ -116,7 +126,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           maxTokens: sampling.maxTokens,
           stop: request.stop,
         },
-        load: { contextSize: loaded.summary.contextSize, threads: loaded.summary.threads, batchThreads: loaded.summary.batchThreads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers },
+        load: { contextSize: loaded.summary.contextSize, threads: loaded.summary.threads, batchThreads: loaded.summary.batchThreads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers, threadpool },
       });
     } else if (!endedWithNewline && ctx.out.stdoutIsTTY && !ctx.stdoutClosed()) {
       // Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated.

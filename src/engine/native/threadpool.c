@@ -1,0 +1,289 @@
+/*
+ * lmrun's persistent CPU threadpool for node-llama-cpp (Linux).
+ *
+ * Why: node-llama-cpp never attaches a ggml threadpool to its contexts, so every llama_decode()
+ * with n_threads > 1 creates its helper threads and joins them again. On a 2-core machine a
+ * helper then waits milliseconds for a core while the decoding thread spins in ggml's barrier,
+ * and generation with 2 threads runs at 0.4x of llama-bench (which attaches a pool).
+ *
+ * How: loaded with RTLD_GLOBAL after node-llama-cpp's addon but before its first decode, this
+ * library's llama_decode() and llama_free() come first when the addon's lazily bound calls are
+ * resolved (the global scope is searched before the addon's own libllama). On a context's first
+ * decode it creates a pool with llama.cpp's defaults (what llama-bench does), attaches it with
+ * llama_attach_threadpool(), and then calls the real llama_decode(); llama_free() frees the pools
+ * after the context. A context keeps one pool per thread count it uses (prompt and generation can
+ * differ); ggml pauses the one not in use. Anything missing: plain pass-through.
+ *
+ * It is also a (trivial) Node-API module so that process.dlopen() accepts and keeps it.
+ * The declarations below mirror llama.h / ggml.h of the llama.cpp release node-llama-cpp ships
+ * (VERIFIED_LLAMA_CPP_RELEASE in threadpool.ts: lmrun loads this only for that release).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct llama_context;
+struct ggml_threadpool;
+typedef struct ggml_backend_reg * ggml_backend_reg_t;
+
+typedef struct llama_batch {
+    int32_t n_tokens;
+    int32_t * token;
+    float * embd;
+    int32_t * pos;
+    int32_t * n_seq_id;
+    int32_t ** seq_id;
+    int8_t * logits;
+} llama_batch;
+
+#define LMRUN_GGML_MAX_N_THREADS 512
+struct ggml_threadpool_params {
+    bool cpumask[LMRUN_GGML_MAX_N_THREADS];
+    int n_threads;
+    int prio;
+    uint32_t poll;
+    bool strict_cpu;
+    bool paused;
+};
+
+typedef int32_t (*decode_fn)(struct llama_context *, llama_batch);
+typedef void (*free_fn)(struct llama_context *);
+typedef int32_t (*n_threads_fn)(struct llama_context *);
+typedef void (*attach_fn)(struct llama_context *, struct ggml_threadpool *, struct ggml_threadpool *);
+typedef struct ggml_threadpool_params (*params_default_fn)(int);
+typedef ggml_backend_reg_t (*reg_by_name_fn)(const char *);
+typedef void * (*get_proc_fn)(ggml_backend_reg_t, const char *);
+typedef struct ggml_threadpool * (*pool_new_fn)(struct ggml_threadpool_params *);
+typedef void (*pool_free_fn)(struct ggml_threadpool *);
+
+static struct {
+    decode_fn decode;
+    free_fn free;
+    n_threads_fn n_threads;
+    n_threads_fn n_threads_batch;
+    attach_fn attach;
+    params_default_fn params_default;
+    pool_new_fn pool_new;
+    pool_free_fn pool_free;
+    bool pools_enabled;
+    char library[512];
+    char problem[256];
+} real;
+
+static int resolved = 0;
+static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A context's pools, one per thread count it has used (prompt and generation may differ). */
+#define MAX_CONTEXTS 64
+#define POOLS_PER_CONTEXT 4
+typedef struct {
+    struct llama_context * ctx;
+    int attached_threads, attached_threads_batch;
+    int n_threads[POOLS_PER_CONTEXT];
+    struct ggml_threadpool * pool[POOLS_PER_CONTEXT];
+} context_pools;
+
+static context_pools contexts[MAX_CONTEXTS];
+static unsigned long pools_created = 0;
+static unsigned long decodes_with_pool = 0;
+
+static int own_marker;
+
+/* The loaded object, other than this one, that defines llama_decode (libllama of node-llama-cpp's binding). */
+static int find_libllama(struct dl_phdr_info * info, size_t size, void * data) {
+    (void)size;
+    void ** found = data;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, "libllama")) return 0;
+    void * handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+    if (!handle) return 0;
+    void * symbol = dlsym(handle, "llama_decode");
+    Dl_info where, self;
+    if (symbol && dladdr(symbol, &where) && dladdr((void *)&own_marker, &self) &&
+        strcmp(where.dli_fname, self.dli_fname) != 0 && strcmp(where.dli_fname, info->dlpi_name) == 0) {
+        *found = handle;
+        snprintf(real.library, sizeof real.library, "%s", info->dlpi_name);
+        return 1;
+    }
+    dlclose(handle);
+    return 0;
+}
+
+static void resolve(void) {
+    void * libllama = NULL;
+    dl_iterate_phdr(find_libllama, &libllama);
+    if (!libllama) {
+        snprintf(real.problem, sizeof real.problem, "libllama is not loaded");
+        return;
+    }
+    real.decode = (decode_fn)dlsym(libllama, "llama_decode");
+    real.free = (free_fn)dlsym(libllama, "llama_free");
+    real.n_threads = (n_threads_fn)dlsym(libllama, "llama_n_threads");
+    real.n_threads_batch = (n_threads_fn)dlsym(libllama, "llama_n_threads_batch");
+    real.attach = (attach_fn)dlsym(libllama, "llama_attach_threadpool");
+    /* libllama's dependencies (libggml, libggml-base) are searched too. */
+    real.params_default = (params_default_fn)dlsym(libllama, "ggml_threadpool_params_default");
+    reg_by_name_fn reg_by_name = (reg_by_name_fn)dlsym(libllama, "ggml_backend_reg_by_name");
+    get_proc_fn get_proc = (get_proc_fn)dlsym(libllama, "ggml_backend_reg_get_proc_address");
+    if (!real.n_threads || !real.n_threads_batch || !real.attach || !real.params_default || !reg_by_name || !get_proc) {
+        snprintf(real.problem, sizeof real.problem, "this llama.cpp build lacks the threadpool API");
+        return;
+    }
+    ggml_backend_reg_t cpu = reg_by_name("CPU");
+    if (!cpu) {
+        snprintf(real.problem, sizeof real.problem, "no CPU backend is registered");
+        return;
+    }
+    real.pool_new = (pool_new_fn)get_proc(cpu, "ggml_threadpool_new");
+    real.pool_free = (pool_free_fn)get_proc(cpu, "ggml_threadpool_free");
+    if (!real.pool_new || !real.pool_free) {
+        snprintf(real.problem, sizeof real.problem, "the CPU backend does not offer ggml_threadpool_new");
+        return;
+    }
+    /* A cheap check that ggml_threadpool_params still has the layout declared above. */
+    struct ggml_threadpool_params probe = real.params_default(3);
+    if (probe.n_threads != 3 || probe.poll > 100 || probe.paused || probe.strict_cpu) {
+        snprintf(real.problem, sizeof real.problem, "ggml_threadpool_params has changed in this llama.cpp");
+        return;
+    }
+    real.pools_enabled = true;
+}
+
+static context_pools * entry_for(struct llama_context * ctx, bool create) {
+    context_pools * empty = NULL;
+    for (int i = 0; i < MAX_CONTEXTS; i++) {
+        if (contexts[i].ctx == ctx) return &contexts[i];
+        if (!contexts[i].ctx && !empty) empty = &contexts[i];
+    }
+    if (!create || !empty) return NULL;
+    memset(empty, 0, sizeof *empty);
+    empty->ctx = ctx;
+    return empty;
+}
+
+static struct ggml_threadpool * pool_for(context_pools * entry, int n_threads) {
+    int free_slot = -1;
+    for (int i = 0; i < POOLS_PER_CONTEXT; i++) {
+        if (entry->pool[i] && entry->n_threads[i] == n_threads) return entry->pool[i];
+        if (!entry->pool[i] && free_slot < 0) free_slot = i;
+    }
+    if (free_slot < 0) return NULL;
+    /* llama.cpp's defaults (polling level 50, no affinity): what llama-bench and llama-cli use. */
+    struct ggml_threadpool_params params = real.params_default(n_threads);
+    struct ggml_threadpool * pool = real.pool_new(&params);
+    if (!pool) return NULL;
+    entry->pool[free_slot] = pool;
+    entry->n_threads[free_slot] = n_threads;
+    pools_created++;
+    return pool;
+}
+
+static void attach_pools(struct llama_context * ctx) {
+    int n_threads = real.n_threads(ctx), n_threads_batch = real.n_threads_batch(ctx);
+    pthread_mutex_lock(&pools_lock);
+    context_pools * entry = entry_for(ctx, true);
+    if (entry && (entry->attached_threads != n_threads || entry->attached_threads_batch != n_threads_batch)) {
+        struct ggml_threadpool * pool = pool_for(entry, n_threads);
+        struct ggml_threadpool * pool_batch = pool_for(entry, n_threads_batch);
+        if (!pool || !pool_batch) pool = pool_batch = NULL; /* back to llama.cpp's per-decode threads */
+        /* Switching away from a pool pauses it (ggml does that), so an unused one sleeps. */
+        real.attach(ctx, pool, pool_batch);
+        entry->attached_threads = pool && pool_batch ? n_threads : 0;
+        entry->attached_threads_batch = pool && pool_batch ? n_threads_batch : 0;
+    }
+    if (entry && entry->attached_threads) decodes_with_pool++;
+    pthread_mutex_unlock(&pools_lock);
+}
+
+/* Retried until libllama is loaded: a status() call before the binding must not make it permanent. */
+static void ensure_resolved(void) {
+    if (__atomic_load_n(&resolved, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&resolve_lock);
+    if (!resolved) {
+        memset(&real, 0, sizeof real);
+        resolve();
+        if (real.decode) __atomic_store_n(&resolved, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&resolve_lock);
+}
+
+int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
+    ensure_resolved();
+    if (!real.decode) return -1;
+    if (real.pools_enabled) attach_pools(ctx);
+    return real.decode(ctx, batch);
+}
+
+void llama_free(struct llama_context * ctx) {
+    ensure_resolved();
+    struct ggml_threadpool * owned[POOLS_PER_CONTEXT] = {0};
+    pthread_mutex_lock(&pools_lock);
+    context_pools * entry = entry_for(ctx, false);
+    if (entry) {
+        memcpy(owned, entry->pool, sizeof owned);
+        memset(entry, 0, sizeof *entry);
+    }
+    pthread_mutex_unlock(&pools_lock);
+    if (real.free) real.free(ctx);
+    /* After the context: nothing can run a graph on these pools any more. */
+    for (int i = 0; i < POOLS_PER_CONTEXT; i++) {
+        if (owned[i]) real.pool_free(owned[i]);
+    }
+}
+
+/* ---- Node-API: `status()` for lmrun (declared by hand: the ABI is stable and needs no headers) ---- */
+typedef struct napi_env__ * napi_env;
+typedef struct napi_value__ * napi_value;
+typedef struct napi_callback_info__ * napi_callback_info;
+typedef napi_value (*napi_callback)(napi_env, napi_callback_info);
+extern int napi_create_object(napi_env, napi_value *);
+extern int napi_create_function(napi_env, const char *, size_t, napi_callback, void *, napi_value *);
+extern int napi_set_named_property(napi_env, napi_value, const char *, napi_value);
+extern int napi_get_boolean(napi_env, bool, napi_value *);
+extern int napi_create_double(napi_env, double, napi_value *);
+extern int napi_create_string_utf8(napi_env, const char *, size_t, napi_value *);
+
+static void set_value(napi_env env, napi_value object, const char * key, napi_value value) {
+    napi_set_named_property(env, object, key, value);
+}
+
+static napi_value status(napi_env env, napi_callback_info info) {
+    (void)info;
+    napi_value result, value;
+    ensure_resolved();
+    pthread_mutex_lock(&pools_lock);
+    bool resolved = real.decode != NULL;
+    unsigned long created = pools_created, decodes = decodes_with_pool;
+    pthread_mutex_unlock(&pools_lock);
+    napi_create_object(env, &result);
+    napi_get_boolean(env, resolved, &value);
+    set_value(env, result, "resolved", value);
+    napi_get_boolean(env, real.pools_enabled, &value);
+    set_value(env, result, "enabled", value);
+    napi_create_double(env, (double)created, &value);
+    set_value(env, result, "poolsCreated", value);
+    napi_create_double(env, (double)decodes, &value);
+    set_value(env, result, "decodesWithPool", value);
+    napi_create_string_utf8(env, real.library, strlen(real.library), &value);
+    set_value(env, result, "library", value);
+    napi_create_string_utf8(env, real.problem, strlen(real.problem), &value);
+    set_value(env, result, "problem", value);
+    return result;
+}
+
+napi_value napi_register_module_v1(napi_env env, napi_value exports) {
+    napi_value fn;
+    if (napi_create_function(env, "status", 6, status, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "status", fn);
+    }
+
+    return exports;
+}
+
+int32_t node_api_module_get_api_version_v1(void) { return 8; }

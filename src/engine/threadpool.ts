@@ -1,0 +1,90 @@
+import { constants } from "node:os";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { packageRoot } from "../config/paths.js";
+import { llamaCppBuild } from "./binding.js";
+
+/** What the persistent-threadpool shim (native/threadpool.c) reports about itself. */
+export interface ThreadpoolStatus {
+  /** The shim is in this process (Linux, built at install, not turned off). */
+  loaded: boolean;
+  /** Contexts get persistent pools (false: llama.cpp's per-decode threads, see `problem`). */
+  enabled: boolean;
+  poolsCreated: number;
+  decodesWithPool: number;
+  /** The libllama whose llama_decode the shim forwards to. */
+  library: string;
+  problem: string;
+}
+
+interface ShimModule {
+  status(): Omit<ThreadpoolStatus, "loaded"> & { resolved: boolean };
+}
+
+let shim: ShimModule | undefined;
+let notLoadedReason = "not loaded yet";
+
+/** Where the install step (scripts/build-native.mjs) puts the compiled shim. */
+export function threadpoolShimPath(): string {
+  return path.join(packageRoot(), "dist", "native", "threadpool.node");
+}
+
+/** Whether generation will run on persistent pools (decides the default thread count); no loading. */
+export function threadpoolShimAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (
+    process.platform === "linux" &&
+    env.LMRUN_THREADPOOL !== "0" &&
+    llamaCppBuild().release === VERIFIED_LLAMA_CPP_RELEASE &&
+    existsSync(threadpoolShimPath())
+  );
+}
+
+/**
+ * The llama.cpp release whose llama.h / ggml.h the shim's declarations (llama_batch,
+ * ggml_threadpool_params) were checked against. Another release gets no shim until they are
+ * checked again: a changed struct passed by value would corrupt decodes.
+ */
+export const VERIFIED_LLAMA_CPP_RELEASE = "v0.5.0";
+
+/**
+ * Loads the shim that gives node-llama-cpp's contexts a persistent ggml threadpool, as
+ * llama-bench and llama-cli have. Call it after node-llama-cpp loaded its binding and before the
+ * first decode: the binding's calls bind lazily, so they then resolve to the shim's functions.
+ * Linux only (symbol interposition through RTLD_GLOBAL); LMRUN_THREADPOOL=0 leaves the binding
+ * untouched. Never throws.
+ */
+export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
+  if (shim) return;
+  if (process.platform !== "linux") {
+    notLoadedReason = "only on Linux";
+    return;
+  }
+  if (process.env.LMRUN_THREADPOOL === "0") {
+    notLoadedReason = "turned off by LMRUN_THREADPOOL=0";
+    return;
+  }
+  if (binding.llamaCppRelease !== VERIFIED_LLAMA_CPP_RELEASE) {
+    notLoadedReason = `not checked against llama.cpp ${binding.llamaCppRelease} (only ${VERIFIED_LLAMA_CPP_RELEASE})`;
+    return;
+  }
+  const file = threadpoolShimPath();
+  if (!existsSync(file)) {
+    notLoadedReason = "not built at install (needs a C compiler: install gcc, then `npm rebuild lmrun`)";
+    return;
+  }
+  try {
+    const module = { exports: {} as ShimModule };
+    process.dlopen(module, file, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
+    shim = module.exports;
+  } catch (error) {
+    notLoadedReason = `could not be loaded: ${(error as Error).message.split("\n")[0]}`;
+  }
+}
+
+export function threadpoolStatus(): ThreadpoolStatus {
+  if (!shim) {
+    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, library: "", problem: notLoadedReason };
+  }
+  const { resolved: _resolved, ...status } = shim.status();
+  return { loaded: true, ...status };
+}
