@@ -7,12 +7,15 @@ import path from "node:path";
 import { lmrunBin, loadAverage, median, printTable, repoRoot, sharedModel, timeCommand } from "./bench-common.mjs";
 
 const rounds = Number(process.env.ROUNDS ?? 7);
+// `npm run bench:run -- generation` (or startup, end-to-end) runs only those sections.
+const sections = process.argv.slice(2);
+const want = (name) => sections.length === 0 || sections.includes(name);
 const node = process.execPath;
 const env = { LMRUN_HOME: path.join(repoRoot, ".lmrun-bench-home"), NO_COLOR: "1" };
 console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average at start ${loadAverage()})\n`);
 
 // 1. Start-up.
-{
+if (want("startup")) {
   const bare = [];
   const lmrun = [];
   for (let i = 0; i < rounds * 2; i++) {
@@ -30,7 +33,7 @@ console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average 
 }
 
 // 2. End-to-end one-shot on the small model.
-{
+if (want("end-to-end")) {
   const model = sharedModel("stories260K-Q8_0.gguf");
   const nlcCli = path.join(repoRoot, "node_modules", "node-llama-cpp", "dist", "cli", "cli.js");
   // node-llama-cpp's complete has no one-shot mode: it prints the completion, then waits at a REPL
@@ -63,7 +66,7 @@ console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average 
 }
 
 // 3. Generation speed against llama-bench.
-{
+if (want("generation")) {
   const { ensureLlamaTools } = await import("./llama-tools.mjs");
   const tools = await ensureLlamaTools();
   const model = sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf");
@@ -71,7 +74,8 @@ console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average 
   for (const threads of [1, 2]) {
     const lb = [];
     const lm = [];
-    for (let i = 0; i < Math.max(3, Math.ceil(rounds / 2)); i++) {
+    const ratios = [];
+    for (let i = 0; i < rounds; i++) {
       const csv = execFileSync(tools.llamaBench, ["-m", model, "-p", "0", "-n", "128", "-t", String(threads), "-r", "3", "-o", "json"], {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "ignore"],
@@ -80,8 +84,10 @@ console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average 
       const r = await timeCommand(node, [lmrunBin, "run", model, "Once upon a time", "-n", "128", "--temp", "0", "-t", String(threads), "--json"], { env });
       if (r.code !== 0) throw new Error(`lmrun failed: ${r.stderr}`);
       lm.push(JSON.parse(r.stdout).timings.generationTokensPerSecond);
+      ratios.push(lm.at(-1) / lb.at(-1));
     }
-    rows.push([threads, median(lb).toFixed(1), median(lm).toFixed(1), (median(lm) / median(lb)).toFixed(2)]);
+    // The median of per-round ratios: robust to the machine's load drifting during the run.
+    rows.push([threads, median(lb).toFixed(1), median(lm).toFixed(1), median(ratios).toFixed(2), `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`]);
   }
   // lmrun's default: prompt on every core, generation on the measured default thread count.
   const lmDefault = [];
@@ -90,6 +96,6 @@ console.log(`# lmrun run benchmarks (${rounds} interleaved rounds; load average 
     lmDefault.push(JSON.parse(r.stdout).timings.generationTokensPerSecond);
   }
   console.log(`## generation: tokens/s on llama2vocab-135m-shape-random-Q4_K_M.gguf, 128 tokens (median)\n`);
-  printTable(["threads", "llama-bench tg128 t/s", "lmrun run --json t/s", "ratio"], rows);
+  printTable(["threads", "llama-bench tg128 t/s", "lmrun run --json t/s", "ratio (median per round)", "range"], rows);
   console.log(`\nlmrun with its default threads: ${median(lmDefault).toFixed(1)} t/s; llama-bench build ${tools.buildCommit}; load average now ${loadAverage()}`);
 }

@@ -21,7 +21,7 @@ export function addLoadOptions(command: Command): Command {
   return command
     .option("--no-pull", "fail instead of downloading a model that is not in the store yet")
     .option("-c, --ctx <tokens>", "context size in tokens (default: the model's, capped at 4096)", parseInteger(16, 10_000_000))
-    .option("-t, --threads <n>", "CPU threads for generating tokens (default: 1 on 2 cores or fewer and for models under 32 MB, else half the cores; see README)", parseInteger(1, 1024))
+    .option("-t, --threads <n>", "CPU threads for generating tokens (default: every core on 2 cores or fewer, 1 for models under 32 MB, else half the cores; see README, Threads)", parseInteger(1, 1024))
     .option("--threads-batch <n>", "CPU threads for prompt processing (default: all cores)", parseInteger(1, 1024))
     .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", parseGpu)
     .option("--gpu-layers <n>", "layers to offload to the GPU: a number, max or auto", parseGpuLayers)

@@ -12,6 +12,9 @@ export interface ThreadpoolStatus {
   enabled: boolean;
   poolsCreated: number;
   decodesWithPool: number;
+  /** Every llama_decode call that went through the shim, and the time spent inside them. */
+  decodes: number;
+  decodeMs: number;
   /** The libllama whose llama_decode the shim forwards to. */
   library: string;
   problem: string;
@@ -83,7 +86,7 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
 
 export function threadpoolStatus(): ThreadpoolStatus {
   if (!shim) {
-    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, library: "", problem: notLoadedReason };
+    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, library: "", problem: notLoadedReason };
   }
   const { resolved: _resolved, ...status } = shim.status();
   return { loaded: true, ...status };

@@ -3,13 +3,10 @@ import type { LlamaContext } from "node-llama-cpp";
 /**
  * Changes the threads a context uses for its next decode.
  *
- * Why: the prebuilt binding runs every llama_decode on a fresh, disposable ggml threadpool
- * (it never attaches a persistent one, unlike llama-bench). For a big prompt batch the
- * thread start-up is noise and extra threads pay off; for single-token generation on a
- * machine with few cores the freshly started thread often lands on a busy core and every
- * barrier in the graph waits for it, which made 2-thread generation 2-3x slower than
- * 1-thread here. So prompts and generation get separate thread counts, as llama.cpp's
- * -t / -tb do. node-llama-cpp fixes a context's threads at creation; the fields below are
+ * Why: prompts and generation get separate thread counts, as llama.cpp's -t / -tb do. A big prompt
+ * batch is enough work for every core; a single token may not be (tiny models, or the binding's
+ * per-decode threads when lmrun's threadpool shim is missing, see native/threadpool.c), so
+ * generation uses -t. node-llama-cpp fixes a context's threads at creation; the fields below are
  * its internals, so this degrades to a no-op if they ever disappear.
  */
 export function setContextThreads(context: LlamaContext, threads: number): void {

@@ -197,7 +197,7 @@ describe.skipIf(shimSkip !== "")(`the persistent CPU threadpool${shimSkip ? ` [s
   it("--verbose says how many decodes used it; `info` reports it", async () => {
     const r = await runCli(["run", "tiny", "Once", "--raw", "--temp", "0", "-n", "8", "-t", "2", "--verbose"]);
     expect(r.code).toBe(0);
-    const decodes = Number(/cpu threads: persistent threadpool for (\d+) decodes \(.*libllama[^)]*\)/.exec(r.stderr)?.[1]);
+    const decodes = Number(/cpu threads: persistent threadpool for (\d+) decodes, \d+ ms inside llama_decode \(.*libllama[^)]*\)/.exec(r.stderr)?.[1]);
     // The prompt, then one decode per generated token after the first.
     expect(decodes).toBeGreaterThanOrEqual(8);
     const info = await runCli(["info", "--json"]);

@@ -92,7 +92,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     if (ctx.verbose) {
       ctx.out.diag(
         pool.decodesWithPool > 0
-          ? `cpu threads: persistent threadpool for ${pool.decodesWithPool} decodes (${pool.library})`
+          ? `cpu threads: persistent threadpool for ${pool.decodesWithPool} decodes, ${pool.decodeMs.toFixed(0)} ms inside llama_decode (${pool.library})`
           : `cpu threads: started per decode (threadpool shim ${pool.problem || "unused"})`,
       );
     }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct llama_context;
 struct ggml_threadpool;
@@ -213,11 +214,25 @@ static void ensure_resolved(void) {
     pthread_mutex_unlock(&resolve_lock);
 }
 
+/* Time spent inside the real llama_decode, so lmrun can tell decode time from its own overhead. */
+static uint64_t decode_nanos = 0;
+static uint64_t decode_calls = 0;
+
+static uint64_t now_nanos(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
     ensure_resolved();
     if (!real.decode) return -1;
     if (real.pools_enabled) attach_pools(ctx);
-    return real.decode(ctx, batch);
+    uint64_t started = now_nanos();
+    int32_t result = real.decode(ctx, batch);
+    __atomic_add_fetch(&decode_nanos, now_nanos() - started, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&decode_calls, 1, __ATOMIC_RELAXED);
+    return result;
 }
 
 void llama_free(struct llama_context * ctx) {
@@ -270,6 +285,10 @@ static napi_value status(napi_env env, napi_callback_info info) {
     set_value(env, result, "poolsCreated", value);
     napi_create_double(env, (double)decodes, &value);
     set_value(env, result, "decodesWithPool", value);
+    napi_create_double(env, (double)__atomic_load_n(&decode_calls, __ATOMIC_RELAXED), &value);
+    set_value(env, result, "decodes", value);
+    napi_create_double(env, (double)__atomic_load_n(&decode_nanos, __ATOMIC_RELAXED) / 1e6, &value);
+    set_value(env, result, "decodeMs", value);
     napi_create_string_utf8(env, real.library, strlen(real.library), &value);
     set_value(env, result, "library", value);
     napi_create_string_utf8(env, real.problem, strlen(real.problem), &value);
