@@ -72,7 +72,7 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
   }
   const file = threadpoolShimPath();
   if (!existsSync(file)) {
-    notLoadedReason = "not built at install (needs a C compiler: install gcc, then `npm rebuild lmrun`)";
+    notLoadedReason = "not built (it needs a C compiler at install: install gcc, then run `npm run build`)";
     return;
   }
   try {

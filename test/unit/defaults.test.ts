@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { defaultThreads, SMALL_MODEL_BYTES } from "../../src/config/defaults.js";
 import { modelFacts, resolveLoadOptions } from "../../src/cli/modelOptions.js";
+import { threadpoolShimAvailable } from "../../src/engine/threadpool.js";
 import { bundledTinyModel } from "../helpers/shared.js";
 
 describe("default generation threads (measured: README, Threads)", () => {
@@ -29,9 +30,9 @@ describe("default generation threads (measured: README, Threads)", () => {
   it("the model's size reaches the default through resolveLoadOptions, and a flag or setting still wins", () => {
     const facts = modelFacts(bundledTinyModel);
     expect(facts).toEqual({ fileName: "stories260K-Q8_0.gguf", sizeBytes: 379_168 });
-    const cores = defaultThreads(undefined, facts.sizeBytes, true);
     expect(resolveLoadOptions({}, { LMRUN_THREADPOOL: "0" }, {}, false, facts).threads).toBe(defaultThreads(undefined, facts.sizeBytes, false));
-    expect(resolveLoadOptions({}, {}, {}, false, facts).threads).toBe(process.platform === "linux" ? cores : defaultThreads(undefined, facts.sizeBytes, false));
+    // With the shim built (Linux with a C compiler at install) the pool's default applies.
+    expect(resolveLoadOptions({}, {}, {}, false, facts).threads).toBe(defaultThreads(undefined, facts.sizeBytes, threadpoolShimAvailable({})));
     expect(resolveLoadOptions({ threads: 3 }, {}, {}, false, facts).threads).toBe(3);
     expect(resolveLoadOptions({}, { LMRUN_THREADS: "5" }, {}, false, facts).threads).toBe(5);
     expect(resolveLoadOptions({}, {}, { threads: 6 }, false, facts).threads).toBe(6);
