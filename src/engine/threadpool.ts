@@ -32,16 +32,6 @@ export function threadpoolShimPath(): string {
   return path.join(packageRoot(), "dist", "native", "threadpool.node");
 }
 
-/** Whether generation will run on persistent pools (decides the default thread count); no loading. */
-export function threadpoolShimAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
-  return (
-    process.platform === "linux" &&
-    env.LMRUN_THREADPOOL !== "0" &&
-    llamaCppBuild().release === VERIFIED_LLAMA_CPP_RELEASE &&
-    existsSync(threadpoolShimPath())
-  );
-}
-
 /**
  * The llama.cpp release whose llama.h / ggml.h the shim's declarations (llama_batch,
  * ggml_threadpool_params) were checked against. Another release gets no shim until they are
@@ -58,23 +48,12 @@ export const VERIFIED_LLAMA_CPP_RELEASE = "v0.5.0";
  */
 export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
   if (shim) return;
-  if (process.platform !== "linux") {
-    notLoadedReason = "only on Linux";
-    return;
-  }
-  if (process.env.LMRUN_THREADPOOL === "0") {
-    notLoadedReason = "turned off by LMRUN_THREADPOOL=0";
-    return;
-  }
-  if (binding.llamaCppRelease !== VERIFIED_LLAMA_CPP_RELEASE) {
-    notLoadedReason = `not checked against llama.cpp ${binding.llamaCppRelease} (only ${VERIFIED_LLAMA_CPP_RELEASE})`;
+  const reason = reasonNotToLoad(process.env, binding.llamaCppRelease);
+  if (reason !== undefined) {
+    notLoadedReason = reason;
     return;
   }
   const file = threadpoolShimPath();
-  if (!existsSync(file)) {
-    notLoadedReason = "not built (it needs a C compiler at install: install gcc, then run `npm run build`)";
-    return;
-  }
   try {
     const module = { exports: {} as ShimModule };
     process.dlopen(module, file, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
@@ -82,6 +61,19 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
   } catch (error) {
     notLoadedReason = `could not be loaded: ${(error as Error).message.split("\n")[0]}`;
   }
+}
+
+/** Whether generation will run on persistent pools (decides the default thread count), without loading anything. */
+export function threadpoolShimAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
+  return reasonNotToLoad(env, llamaCppBuild().release) === undefined;
+}
+
+function reasonNotToLoad(env: NodeJS.ProcessEnv, llamaCppRelease: string): string | undefined {
+  if (process.platform !== "linux") return "only on Linux";
+  if (env.LMRUN_THREADPOOL === "0") return "turned off by LMRUN_THREADPOOL=0";
+  if (llamaCppRelease !== VERIFIED_LLAMA_CPP_RELEASE) return `not checked against llama.cpp ${llamaCppRelease} (only ${VERIFIED_LLAMA_CPP_RELEASE})`;
+  if (!existsSync(threadpoolShimPath())) return "not built (it needs a C compiler at install: install gcc, then run `npm run build`)";
+  return undefined;
 }
 
 export function threadpoolStatus(): ThreadpoolStatus {
