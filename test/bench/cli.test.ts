@@ -173,4 +173,24 @@ describe.skipIf(!hasShared)(`lmrun bench on stories260K (${hasShared ? "real mod
     expect(stdout).toMatch(/build: [0-9a-f]{7} \(\d+\)\npartial: interrupted after 1 of 2 tests\n$/);
     expect(stderr).toMatch(/partial/);
   }, 60_000);
+
+  it("a closed stdout (| head) ends quietly: exit 0, nothing on stderr", async () => {
+    const child = spawnCli(["bench", stories, "-p", "16", "-n", "16", "-r", "20", "-t", "1", "-o", "csv"]);
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    await new Promise<void>((resolve) => {
+      let stdout = "";
+      child.stdout!.setEncoding("utf8").on("data", (d: string) => {
+        stdout += d;
+        // The header and the first row, as `| head -2` would take them.
+        if (stdout.split("\n").length > 2) {
+          child.stdout!.destroy();
+          resolve();
+        }
+      });
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
+    expect(code).toBe(0);
+    expect(stderr).toBe("");
+  }, 60_000);
 });

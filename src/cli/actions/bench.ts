@@ -135,6 +135,8 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   progress.clear();
   const partial = outcome.partial && ctx.signal.aborted ? { done: outcome.records.length, planned: outcome.planned } : null;
   ctx.out.text(printer.footer(partial));
+  // A reader that went away (| head) ends the run quietly; Ctrl-C says what the table holds.
+  if (ctx.stdoutClosed()) return;
   if (partial) ctx.out.warn(`interrupted: ${partial.done} of ${partial.planned} tests finished; the results above are partial`);
   for (const record of outcome.records) {
     const cv = record.avg_ts === 0 ? 0 : record.stddev_ts / record.avg_ts;
