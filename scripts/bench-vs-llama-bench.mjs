@@ -147,18 +147,21 @@ for (const [key, tests] of results) {
 }
 
 if (probe) {
-  // Where tg's time goes on the tiny model: llama-bench's per-token time, lmrun's through the direct native
-  // path and through node-llama-cpp's public sequence API, and the binding's own cost of one asynchronous
+  // Where tg's time goes on the tiny model: llama-bench's per-token time, lmrun's default (synchronous
+  // decodes through lmrun's shim), its direct native path through the binding (one asynchronous call per
+  // token) and node-llama-cpp's public sequence API, and the binding's own cost of one asynchronous
   // decode call that does no work (an empty batch: llama_decode returns at once, the promise rejects).
   const tiny = models[0];
   const per = (ts) => 1e6 / ts;
   const lb = [];
+  const sync = [];
   const direct = [];
   const pub = [];
   for (let round = 0; round < rounds; round++) {
     const args = ["-p", "0", "-n", String(tg), "-r", String(reps), "-t", "1"];
     lb.push((await runJson(tools.llamaBench, ["-m", tiny, ...args, "-o", "json"]))[0].avg_ts);
-    direct.push((await runJson(process.execPath, [cli, "bench", tiny, ...args, "-o", "json"], lmrunEnv))[0].avg_ts);
+    sync.push((await runJson(process.execPath, [cli, "bench", tiny, ...args, "-o", "json"], lmrunEnv))[0].avg_ts);
+    direct.push((await runJson(process.execPath, [cli, "bench", tiny, ...args, "-o", "json"], { ...lmrunEnv, LMRUN_BENCH_DECODE: "direct" }))[0].avg_ts);
     pub.push((await runJson(process.execPath, [cli, "bench", tiny, ...args, "-o", "json"], { ...lmrunEnv, LMRUN_BENCH_DECODE: "public" }))[0].avg_ts);
   }
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
@@ -184,8 +187,9 @@ if (probe) {
   await model.dispose();
   console.log(`\nwhere tg${tg} time goes on ${path.basename(tiny)}, 1 thread (median of ${rounds} rounds, microseconds per token):`);
   console.log(`  llama-bench (C++, llama_decode in a loop):           ${per(median(lb)).toFixed(1)} us  (${median(lb).toFixed(0)} t/s)`);
-  console.log(`  lmrun direct native path (what lmrun bench uses):    ${per(median(direct)).toFixed(1)} us  (${median(direct).toFixed(0)} t/s)`);
+  console.log(`  lmrun bench (synchronous decodes through the shim):  ${per(median(sync)).toFixed(1)} us  (${median(sync).toFixed(0)} t/s)`);
+  console.log(`  lmrun, LMRUN_BENCH_DECODE=direct (async per token): ${per(median(direct)).toFixed(1)} us  (${median(direct).toFixed(0)} t/s)`);
   console.log(`  lmrun via node-llama-cpp's public sequence API:      ${per(median(pub)).toFixed(1)} us  (${median(pub).toFixed(0)} t/s)`);
   console.log(`  one empty async decode call through the binding:     ${median(emptyCall).toFixed(1)} us  (median of 5 x 2000)`);
-  console.log(`  => lmrun's extra per token: ${(per(median(direct)) - per(median(lb))).toFixed(1)} us, of which the binding's async call round trip is ~${median(emptyCall).toFixed(1)} us`);
+  console.log(`  => lmrun's extra per token: ${(per(median(sync)) - per(median(lb))).toFixed(1)} us (${(per(median(direct)) - per(median(lb))).toFixed(1)} us through the binding, whose async call round trip is ~${median(emptyCall).toFixed(1)} us)`);
 }

@@ -1,4 +1,4 @@
-import type { BenchContextHandle, BenchModelHandle } from "../engine/bench.js";
+import type { BenchContextHandle, BenchModelHandle, DecodePath } from "../engine/bench.js";
 import type { PeakMemoryProbe } from "./memory.js";
 import { mean, sampleStdDev, tokensPerSecond } from "./stats.js";
 import { expandInstances } from "./sweep.js";
@@ -150,7 +150,7 @@ export function toRecord(
   system: BenchSystemInfo,
   samplesNs: number[],
   testTime: string,
-  extra: { peakRss: number | null; peakVram: number | null; decodePath: "direct" | "public" },
+  extra: { peakRss: number | null; peakVram: number | null; decodePath: DecodePath },
 ): BenchRecord {
   const samplesTs = tokensPerSecond(instance.nPrompt + instance.nGen, samplesNs);
   return {

@@ -114,7 +114,7 @@ export interface BenchRecord {
     model_sha256: string | null;
     peak_rss_bytes: number | null;
     peak_vram_bytes: number | null;
-    decode_path: "direct" | "public";
+    decode_path: "direct" | "public" | "sync";
     system: {
       cpu: string;
       cpu_cores: number;

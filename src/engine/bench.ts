@@ -2,6 +2,7 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-
 import { LmrunError } from "../errors.js";
 import { getSharedLlama } from "./llama.js";
 import { checkModelFileHeader } from "./modelFile.js";
+import { syncDecoder, type SyncDecoder } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
 
 /**
@@ -12,6 +13,11 @@ import type { GpuChoice } from "./types.js";
  * because per-token overhead of the binding is what separates us from llama-bench on tiny models.
  * Those methods are node-llama-cpp internals, so the public sequence API is the fallback
  * (LMRUN_BENCH_DECODE=public forces it, for comparison).
+ *
+ * Generation goes further where lmrun's native shim is loaded ("sync" path): after the first token
+ * through the binding, each token is one synchronous llama_decode + llama_synchronize on this
+ * thread, exactly llama-bench's test_gen loop, without the binding's asynchronous call per token
+ * (~0.1 ms here, a quarter of a tiny model's token). LMRUN_BENCH_DECODE=direct keeps the binding.
  */
 
 export interface BenchModelHandle {
@@ -36,8 +42,11 @@ export interface BenchContextOptions {
   signal?: AbortSignal;
 }
 
+export type DecodePath = "direct" | "public" | "sync";
+
 export interface BenchContextHandle {
-  readonly decodePath: "direct" | "public";
+  /** How tokens reached llama_decode in the last test: the binding's addon (direct), its public API, or the shim (sync). */
+  readonly decodePath: DecodePath;
   /** llama_memory_clear: forget every token. */
   clear(): Promise<void>;
   /** test_prompt: n random tokens (BOS first when the model adds one) decoded in n_batch chunks. */
@@ -99,7 +108,7 @@ const KV_TYPE_NAMES: Record<string, string> = {
 };
 
 class DirectContext implements BenchContextHandle {
-  readonly decodePath = "direct" as const;
+  decodePath: DecodePath = "direct";
   private nextPosition = 0;
   private readonly nextRandom: () => number;
   constructor(
@@ -108,6 +117,7 @@ class DirectContext implements BenchContextHandle {
     private readonly model: BenchModelHandle,
     private readonly ubatch: number,
     private readonly signal: AbortSignal | undefined,
+    private readonly sync: SyncDecoder | undefined,
   ) {
     this.nextRandom = randomTokens(model.nVocab);
   }
@@ -150,12 +160,39 @@ class DirectContext implements BenchContextHandle {
     const single = new Uint32Array(1);
     single[0] = this.firstToken();
     const signal = this.signal;
-    for (let i = 0; i < nTokens; i++) {
+    let i = 0;
+    // The first token through the binding: it positions the sequence and names the context to claim.
+    const throughBinding = this.sync ? 1 : nTokens;
+    for (; i < Math.min(nTokens, throughBinding); i++) {
       if (signal?.aborted) throwIfAborted(signal);
       addon.initBatch(1);
       addon.addToBatch(0, this.nextPosition++, single, logits);
       await addon.decodeBatch();
       single[0] = this.nextRandom();
+    }
+    if (i >= nTokens || !this.sync?.claimLastContext()) {
+      for (; i < nTokens; i++) {
+        if (signal?.aborted) throwIfAborted(signal);
+        addon.initBatch(1);
+        addon.addToBatch(0, this.nextPosition++, single, logits);
+        await addon.decodeBatch();
+        single[0] = this.nextRandom();
+      }
+      return;
+    }
+    this.decodePath = "sync";
+    // Synchronous decodes block the event loop: give it a turn every 50 ms so Ctrl-C still lands.
+    let yieldAt = performance.now() + 50;
+    for (; i < nTokens; i++) {
+      const status = this.sync.decodeToken(single[0]!);
+      if (status !== 0) throw new Error(`llama_decode failed during generation (status ${status})`);
+      this.nextPosition++;
+      single[0] = this.nextRandom();
+      if (performance.now() >= yieldAt) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        throwIfAborted(signal);
+        yieldAt = performance.now() + 50;
+      }
     }
   }
 
@@ -267,8 +304,9 @@ export async function openBenchModel(
       } catch (error) {
         throw new LmrunError(`failed to create a ${ctxOptions.contextSize}-token context: ${(error as Error).message}`, { cause: error });
       }
-      const addon = process.env.LMRUN_BENCH_DECODE === "public" ? undefined : directAddon(context);
-      if (addon) return new DirectContext(context, addon, handle, ubatch, ctxOptions.signal);
+      const mode = process.env.LMRUN_BENCH_DECODE;
+      const addon = mode === "public" ? undefined : directAddon(context);
+      if (addon) return new DirectContext(context, addon, handle, ubatch, ctxOptions.signal, mode === "direct" ? undefined : syncDecoder());
       return new PublicContext(context, context.getSequence(), handle, ctxOptions.signal);
     },
     async dispose() {

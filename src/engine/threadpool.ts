@@ -22,6 +22,16 @@ export interface ThreadpoolStatus {
 
 interface ShimModule {
   status(): Omit<ThreadpoolStatus, "loaded"> & { resolved: boolean };
+  claimLastContext(): boolean;
+  decodeToken(token: number): number;
+}
+
+/** One-token synchronous decodes on a claimed context (see native/threadpool.c), for the bench. */
+export interface SyncDecoder {
+  /** Claims the context of the latest decode through the binding; false: not possible here. */
+  claimLastContext(): boolean;
+  /** llama_decode of one token at the next position, then llama_synchronize; 0 on success. */
+  decodeToken(token: number): number;
 }
 
 let shim: ShimModule | undefined;
@@ -74,6 +84,13 @@ function reasonNotToLoad(env: NodeJS.ProcessEnv, llamaCppRelease: string): strin
   if (llamaCppRelease !== VERIFIED_LLAMA_CPP_RELEASE) return `not checked against llama.cpp ${llamaCppRelease} (only ${VERIFIED_LLAMA_CPP_RELEASE})`;
   if (!existsSync(threadpoolShimPath())) return "not built (it needs a C compiler at install: install gcc, then run `npm run build`)";
   return undefined;
+}
+
+/** The shim's synchronous decoder, when the shim is loaded and resolved (bench only). */
+export function syncDecoder(): SyncDecoder | undefined {
+  if (!shim || typeof shim.decodeToken !== "function" || !shim.status().resolved) return undefined;
+  const loaded = shim;
+  return { claimLastContext: () => loaded.claimLastContext(), decodeToken: (token) => loaded.decodeToken(token) };
 }
 
 export function threadpoolStatus(): ThreadpoolStatus {

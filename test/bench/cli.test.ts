@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { runCli, spawnCli, tempHome } from "../helpers/cli.js";
-import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { hasShared, repoRoot, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 
 const stories = sharedModel("stories260K-Q8_0.gguf");
 const storiesSha256 = "5dbdd2da53ca5109f7d737fa7f977e845c5c0816069d291725e51d7be7757ac7";
@@ -81,6 +81,21 @@ describe.skipIf(!hasShared)(`lmrun bench on stories260K (${hasShared ? "real mod
       expect(row.lmrun.model_sha256).toBe(storiesSha256);
       expect(row.lmrun.peak_rss_bytes).toBeGreaterThan(0);
     }
+  });
+
+  it("generation runs llama-bench's synchronous loop through lmrun's shim, also after a prompt and at depth; LMRUN_BENCH_DECODE=direct keeps the binding", async () => {
+    const shimBuilt = process.platform === "linux" && fs.existsSync(path.join(repoRoot, "dist", "native", "threadpool.node"));
+    const result = await runCli(["bench", stories, "-r", "2", "-p", "16", "-n", "24", "-pg", "16,8", "-d", "0,40", "-t", "1,2", "-o", "json"]);
+    expect(result.code).toBe(0);
+    const rows = JSON.parse(result.stdout) as (Row & { n_depth: number; lmrun: { decode_path: string } })[];
+    // pp16, tg24 and pp16+tg8, each at depth 0 and 40, with 1 and 2 threads.
+    expect(rows).toHaveLength(12);
+    for (const row of rows) {
+      expect(row.samples_ts.every((t) => t > 0)).toBe(true);
+      expect(row.lmrun.decode_path).toBe(row.n_gen > 0 && shimBuilt ? "sync" : "direct");
+    }
+    const direct = await runCli(["bench", stories, "-r", "2", "-p", "0", "-n", "24", "-t", "1", "-o", "json"], { env: { LMRUN_BENCH_DECODE: "direct" } });
+    expect((JSON.parse(direct.stdout) as { lmrun: { decode_path: string } }[])[0]!.lmrun.decode_path).toBe("direct");
   });
 
   it("the public-API fallback (LMRUN_BENCH_DECODE=public) measures the same tests and says which path ran", async () => {

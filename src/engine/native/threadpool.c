@@ -62,6 +62,8 @@ typedef ggml_backend_reg_t (*reg_by_name_fn)(const char *);
 typedef void * (*get_proc_fn)(ggml_backend_reg_t, const char *);
 typedef struct ggml_threadpool * (*pool_new_fn)(struct ggml_threadpool_params *);
 typedef void (*pool_free_fn)(struct ggml_threadpool *);
+typedef llama_batch (*batch_get_one_fn)(int32_t *, int32_t);
+typedef void (*synchronize_fn)(struct llama_context *);
 
 static struct {
     decode_fn decode;
@@ -72,6 +74,8 @@ static struct {
     params_default_fn params_default;
     pool_new_fn pool_new;
     pool_free_fn pool_free;
+    batch_get_one_fn batch_get_one;
+    synchronize_fn synchronize;
     bool pools_enabled;
     char library[512];
     char problem[256];
@@ -125,6 +129,8 @@ static void resolve(void) {
     }
     real.decode = (decode_fn)dlsym(libllama, "llama_decode");
     real.free = (free_fn)dlsym(libllama, "llama_free");
+    real.batch_get_one = (batch_get_one_fn)dlsym(libllama, "llama_batch_get_one");
+    real.synchronize = (synchronize_fn)dlsym(libllama, "llama_synchronize");
     real.n_threads = (n_threads_fn)dlsym(libllama, "llama_n_threads");
     real.n_threads_batch = (n_threads_fn)dlsym(libllama, "llama_n_threads_batch");
     real.attach = (attach_fn)dlsym(libllama, "llama_attach_threadpool");
@@ -224,9 +230,19 @@ static uint64_t now_nanos(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/*
+ * Synchronous generation for `lmrun bench` (test_gen as llama-bench runs it): the context of the
+ * latest decode through the binding is claimed, then each token is one llama_decode of
+ * llama_batch_get_one() and llama_synchronize() on the calling (JavaScript) thread, with no
+ * asynchronous hand-off per token. llama_free() of the claimed context unclaims it.
+ */
+static struct llama_context * last_decoded_ctx = NULL;
+static struct llama_context * claimed_ctx = NULL;
+
 int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
     ensure_resolved();
     if (!real.decode) return -1;
+    __atomic_store_n(&last_decoded_ctx, ctx, __ATOMIC_RELEASE);
     if (real.pools_enabled) attach_pools(ctx);
     uint64_t started = now_nanos();
     int32_t result = real.decode(ctx, batch);
@@ -237,6 +253,11 @@ int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
 
 void llama_free(struct llama_context * ctx) {
     ensure_resolved();
+    /* (compare-exchange writes the current value into `expected` when they differ: never pass ctx itself) */
+    struct llama_context * expected = ctx;
+    __atomic_compare_exchange_n(&last_decoded_ctx, &expected, NULL, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    expected = ctx;
+    __atomic_compare_exchange_n(&claimed_ctx, &expected, NULL, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     struct ggml_threadpool * owned[POOLS_PER_CONTEXT] = {0};
     pthread_mutex_lock(&pools_lock);
     context_pools * entry = entry_for(ctx, false);
@@ -263,6 +284,9 @@ extern int napi_set_named_property(napi_env, napi_value, const char *, napi_valu
 extern int napi_get_boolean(napi_env, bool, napi_value *);
 extern int napi_create_double(napi_env, double, napi_value *);
 extern int napi_create_string_utf8(napi_env, const char *, size_t, napi_value *);
+extern int napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *, napi_value *, void **);
+extern int napi_get_value_uint32(napi_env, napi_value, uint32_t *);
+extern int napi_create_int32(napi_env, int32_t, napi_value *);
 
 static void set_value(napi_env env, napi_value object, const char * key, napi_value value) {
     napi_set_named_property(env, object, key, value);
@@ -296,10 +320,45 @@ static napi_value status(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/* claimLastContext(): true when the context of the latest decode can be decoded synchronously. */
+static napi_value claim_last_context(napi_env env, napi_callback_info info) {
+    (void)info;
+    ensure_resolved();
+    struct llama_context * ctx = __atomic_load_n(&last_decoded_ctx, __ATOMIC_ACQUIRE);
+    bool ok = ctx != NULL && real.decode != NULL && real.batch_get_one != NULL && real.synchronize != NULL;
+    __atomic_store_n(&claimed_ctx, ok ? ctx : NULL, __ATOMIC_RELEASE);
+    napi_value result;
+    napi_get_boolean(env, ok, &result);
+    return result;
+}
+
+/* decodeToken(token): llama_decode of one token at the next position, then llama_synchronize. */
+static napi_value decode_token(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    uint32_t token = 0;
+    int32_t status = -100; /* no claimed context */
+    struct llama_context * ctx = __atomic_load_n(&claimed_ctx, __ATOMIC_ACQUIRE);
+    if (ctx && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 && napi_get_value_uint32(env, argv[0], &token) == 0) {
+        int32_t id = (int32_t)token;
+        status = llama_decode(ctx, real.batch_get_one(&id, 1));
+        if (status == 0) real.synchronize(ctx);
+    }
+    napi_value result;
+    napi_create_int32(env, status, &result);
+    return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     napi_value fn;
     if (napi_create_function(env, "status", 6, status, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "status", fn);
+    }
+    if (napi_create_function(env, "claimLastContext", 16, claim_last_context, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "claimLastContext", fn);
+    }
+    if (napi_create_function(env, "decodeToken", 11, decode_token, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "decodeToken", fn);
     }
 
     return exports;
