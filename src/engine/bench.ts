@@ -109,6 +109,8 @@ const KV_TYPE_NAMES: Record<string, string> = {
 
 class DirectContext implements BenchContextHandle {
   decodePath: DecodePath = "direct";
+  /** This context was claimed for synchronous decodes (see generate). */
+  private claimed = false;
   private nextPosition = 0;
   private readonly nextRandom: () => number;
   constructor(
@@ -161,8 +163,10 @@ class DirectContext implements BenchContextHandle {
     single[0] = this.firstToken();
     const signal = this.signal;
     let i = 0;
-    // The first token through the binding: it positions the sequence and names the context to claim.
-    const throughBinding = this.sync ? 1 : nTokens;
+    // The first token through the binding names the context to claim; once claimed (one context at a
+    // time in a bench), every token is synchronous: llama_batch_get_one continues from the sequence's
+    // last position, 0 after clear(), as llama-bench's test_gen does.
+    const throughBinding = !this.sync ? nTokens : this.claimed ? 0 : 1;
     for (; i < Math.min(nTokens, throughBinding); i++) {
       if (signal?.aborted) throwIfAborted(signal);
       addon.initBatch(1);
@@ -170,7 +174,7 @@ class DirectContext implements BenchContextHandle {
       await addon.decodeBatch();
       single[0] = this.nextRandom();
     }
-    if (i >= nTokens || !this.sync?.claimLastContext()) {
+    if (i >= nTokens || !this.sync || !(this.claimed ||= this.sync.claimLastContext())) {
       for (; i < nTokens; i++) {
         if (signal?.aborted) throwIfAborted(signal);
         addon.initBatch(1);
