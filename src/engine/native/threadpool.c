@@ -14,7 +14,10 @@
  * after the context. A context keeps one pool per thread count it uses (prompt and generation can
  * differ); ggml pauses the one not in use. Anything missing: plain pass-through.
  *
- * It is also a (trivial) Node-API module so that process.dlopen() accepts and keeps it.
+ * Being on the decode path, it also times llama_decode (run --verbose) and offers the bench a
+ * synchronous one-token decode (llama-bench's test_gen loop, below).
+ *
+ * It is also a small Node-API module so that process.dlopen() accepts and keeps it.
  * The declarations below mirror llama.h / ggml.h of the llama.cpp release node-llama-cpp ships
  * (VERIFIED_LLAMA_CPP_RELEASE in threadpool.ts: lmrun loads this only for that release).
  */
