@@ -107,6 +107,9 @@ const KV_TYPE_NAMES: Record<string, string> = {
   q5_1: "Q5_1",
 };
 
+/** Logits for the batch's one token, as llama_batch_get_one asks for the last token's. */
+const OUTPUT_OF_FIRST_TOKEN = Uint32Array.of(0);
+
 class DirectContext implements BenchContextHandle {
   decodePath: DecodePath = "direct";
   /** This context was claimed for synchronous decodes (see generate). */
@@ -157,47 +160,49 @@ class DirectContext implements BenchContextHandle {
   }
 
   async generate(nTokens: number): Promise<void> {
-    const addon = this.addon;
-    const logits = Uint32Array.of(0);
-    const single = new Uint32Array(1);
-    single[0] = this.firstToken();
     const signal = this.signal;
+    let token = this.firstToken();
     let i = 0;
-    // The first token through the binding names the context to claim; once claimed (one context at a
-    // time in a bench), every token is synchronous: llama_batch_get_one continues from the sequence's
-    // last position, 0 after clear(), as llama-bench's test_gen does.
-    const throughBinding = !this.sync ? nTokens : this.claimed ? 0 : 1;
-    for (; i < Math.min(nTokens, throughBinding); i++) {
-      if (signal?.aborted) throwIfAborted(signal);
-      addon.initBatch(1);
-      addon.addToBatch(0, this.nextPosition++, single, logits);
-      await addon.decodeBatch();
-      single[0] = this.nextRandom();
+    if (!this.claimed && nTokens > 0) {
+      // The context's first generated token goes through the binding, which names the context to claim.
+      throwIfAborted(signal);
+      await this.decodeThroughBinding(token);
+      token = this.nextRandom();
+      i = 1;
+      this.claimed = this.sync?.claimLastContext() === true;
     }
-    if (i >= nTokens || !this.sync || !(this.claimed ||= this.sync.claimLastContext())) {
+    if (!this.claimed) {
       for (; i < nTokens; i++) {
         if (signal?.aborted) throwIfAborted(signal);
-        addon.initBatch(1);
-        addon.addToBatch(0, this.nextPosition++, single, logits);
-        await addon.decodeBatch();
-        single[0] = this.nextRandom();
+        await this.decodeThroughBinding(token);
+        token = this.nextRandom();
       }
       return;
     }
+    // Claimed (one context at a time in a bench): every token is synchronous, and llama_batch_get_one
+    // continues from the sequence's last position (0 after clear()), as llama-bench's test_gen does.
     this.decodePath = "sync";
+    const sync = this.sync!;
     // Synchronous decodes block the event loop: give it a turn every 50 ms so Ctrl-C still lands.
     let yieldAt = performance.now() + 50;
     for (; i < nTokens; i++) {
-      const status = this.sync.decodeToken(single[0]!);
+      const status = sync.decodeToken(token);
       if (status !== 0) throw new Error(`llama_decode failed during generation (status ${status})`);
       this.nextPosition++;
-      single[0] = this.nextRandom();
+      token = this.nextRandom();
       if (performance.now() >= yieldAt) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         throwIfAborted(signal);
         yieldAt = performance.now() + 50;
       }
     }
+  }
+
+  /** One token at the next position through the binding's addon: one asynchronous native call. */
+  private async decodeThroughBinding(token: number): Promise<void> {
+    this.addon.initBatch(1);
+    this.addon.addToBatch(0, this.nextPosition++, Uint32Array.of(token), OUTPUT_OF_FIRST_TOKEN);
+    await this.addon.decodeBatch();
   }
 
   async dispose(): Promise<void> {
