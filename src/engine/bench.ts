@@ -274,6 +274,7 @@ export async function openBenchModel(
 ): Promise<BenchModelHandle> {
   await checkModelFileHeader(modelPath);
   const llama = await getSharedLlama(options.gpu);
+  const openMpBuild = /OPENMP = 1/.test(llama.systemInfo);
   let model: LlamaModel;
   try {
     model = await llama.loadModel({
@@ -315,7 +316,11 @@ export async function openBenchModel(
       }
       const mode = process.env.LMRUN_BENCH_DECODE;
       const addon = mode === "public" ? undefined : directAddon(context);
-      if (addon) return new DirectContext(context, addon, handle, ubatch, ctxOptions.signal, mode === "direct" ? undefined : syncDecoder());
+      // An OpenMP build (a local `node-llama-cpp source build`) keeps one OpenMP team per calling thread:
+      // decoding from this thread as well as the binding's would run two teams on the same cores
+      // (measured: 2-thread tg of the tiny model 550 t/s instead of ~4,000). Those stay on the binding.
+      const sync = mode === "direct" || openMpBuild ? undefined : syncDecoder();
+      if (addon) return new DirectContext(context, addon, handle, ubatch, ctxOptions.signal, sync);
       return new PublicContext(context, context.getSequence(), handle, ctxOptions.signal);
     },
     async dispose() {
