@@ -14,10 +14,11 @@ import type { GpuChoice } from "./types.js";
  * Those methods are node-llama-cpp internals, so the public sequence API is the fallback
  * (LMRUN_BENCH_DECODE=public forces it, for comparison).
  *
- * Generation goes further where lmrun's native shim is loaded ("sync" path): after the first token
- * through the binding, each token is one synchronous llama_decode + llama_synchronize on this
+ * Generation goes further where lmrun's native shim is loaded ("sync" path): after a context's first
+ * token through the binding, each token is one synchronous llama_decode + llama_synchronize on this
  * thread, exactly llama-bench's test_gen loop, without the binding's asynchronous call per token
- * (~0.1 ms here, a quarter of a tiny model's token). LMRUN_BENCH_DECODE=direct keeps the binding.
+ * (~0.1 ms here, a quarter of a tiny model's token). LMRUN_BENCH_DECODE=direct keeps the binding;
+ * OpenMP builds of llama.cpp keep it too (see createContext below).
  */
 
 export interface BenchModelHandle {

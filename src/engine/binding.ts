@@ -4,19 +4,33 @@ import { createRequire } from "node:module";
 
 // What node-llama-cpp ships, read from its files without loading it (cheap enough for start-up paths).
 
+let packageDir: { dir: string | undefined } | undefined;
+
 export function nodeLlamaCppDir(): string | undefined {
+  if (packageDir) return packageDir.dir;
   try {
     const require = createRequire(import.meta.url);
-    return path.dirname(path.dirname(require.resolve("node-llama-cpp")));
+    packageDir = { dir: path.dirname(path.dirname(require.resolve("node-llama-cpp"))) };
   } catch {
-    return undefined;
+    packageDir = { dir: undefined };
   }
+  return packageDir.dir;
 }
 
 export function nodeLlamaCppVersion(): string {
   const dir = nodeLlamaCppDir();
   try {
     return (JSON.parse(fs.readFileSync(path.join(dir ?? "", "package.json"), "utf8")) as { version?: string }).version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The llama.cpp release tag node-llama-cpp ships (llama/llama.cpp.info.json). */
+export function llamaCppRelease(): string {
+  try {
+    const info = fs.readFileSync(path.join(nodeLlamaCppDir() ?? "", "llama", "llama.cpp.info.json"), "utf8");
+    return (JSON.parse(info) as { tag?: string }).tag ?? "unknown";
   } catch {
     return "unknown";
   }
@@ -29,13 +43,8 @@ export function nodeLlamaCppVersion(): string {
  */
 export function llamaCppBuild(): { release: string; commit: string; buildNumber: number } {
   const dir = nodeLlamaCppDir();
-  let release = "unknown";
+  const release = llamaCppRelease();
   let commit = "unknown";
-  try {
-    release = (JSON.parse(fs.readFileSync(path.join(dir ?? "", "llama", "llama.cpp.info.json"), "utf8")) as { tag?: string }).tag ?? release;
-  } catch {
-    // keep "unknown"
-  }
   try {
     const handle = fs.openSync(path.join(dir ?? "", "llama", "gitRelease.bundle"), "r");
     const head = Buffer.alloc(512);

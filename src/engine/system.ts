@@ -5,8 +5,6 @@ import { backendLabel, cachedGpuCheck, getSharedLlama } from "./llama.js";
 import { threadpoolStatus } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
 
-export { llamaCppBuild, nodeLlamaCppVersion };
-
 /** What lmrun sees of this machine and of the llama.cpp it runs on (`lmrun info`, bench records). */
 export interface SystemReport {
   platform: string;

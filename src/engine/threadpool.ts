@@ -2,7 +2,7 @@ import { constants } from "node:os";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { packageRoot } from "../config/paths.js";
-import { llamaCppBuild } from "./binding.js";
+import { llamaCppRelease } from "./binding.js";
 
 /** What the persistent-threadpool shim (native/threadpool.c) reports about itself. */
 export interface ThreadpoolStatus {
@@ -75,7 +75,7 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
 
 /** Whether generation will run on persistent pools (decides the default thread count), without loading anything. */
 export function threadpoolShimAvailable(env: NodeJS.ProcessEnv = process.env): boolean {
-  return reasonNotToLoad(env, llamaCppBuild().release) === undefined;
+  return reasonNotToLoad(env, llamaCppRelease()) === undefined;
 }
 
 function reasonNotToLoad(env: NodeJS.ProcessEnv, llamaCppRelease: string): string | undefined {
@@ -89,8 +89,8 @@ function reasonNotToLoad(env: NodeJS.ProcessEnv, llamaCppRelease: string): strin
 /** The shim's synchronous decoder, when the shim is loaded and resolved (bench only). */
 export function syncDecoder(): SyncDecoder | undefined {
   if (!shim || typeof shim.decodeToken !== "function" || !shim.status().resolved) return undefined;
-  const loaded = shim;
-  return { claimLastContext: () => loaded.claimLastContext(), decodeToken: (token) => loaded.decodeToken(token) };
+  // Node-API functions need no `this`: the bench's token loop calls them directly.
+  return { claimLastContext: shim.claimLastContext, decodeToken: shim.decodeToken };
 }
 
 export function threadpoolStatus(): ThreadpoolStatus {

@@ -95,10 +95,9 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   const engine = await import("../../engine/bench.js");
   const system = await import("../../engine/system.js");
   const report = await system.systemReport({ gpu, probeBackends: false });
-  const build = system.llamaCppBuild();
   const systemInfo: BenchSystemInfo = {
-    buildCommit: build.commit,
-    buildNumber: build.buildNumber,
+    buildCommit: report.versions.llamaCppCommit,
+    buildNumber: report.versions.llamaCppBuildNumber,
     cpuInfo: report.cpu.model,
     gpuInfo: report.gpus.map((g) => g.name).join(", "),
     backends: report.activeBackend,
@@ -110,7 +109,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     platform: report.platform,
   };
   const cpuBackend = report.activeBackend === "CPU";
-  const printer = createPrinter(format, { sweptColumns: sweptColumns(params, { threads: threadsDefault }, cpuBackend), buildCommit: build.commit, buildNumber: build.buildNumber });
+  const printer = createPrinter(format, { sweptColumns: sweptColumns(params, { threads: threadsDefault }, cpuBackend), buildCommit: systemInfo.buildCommit, buildNumber: systemInfo.buildNumber });
   const progress = progressLine(ctx);
   ctx.out.text(printer.header());
   const outcome = await runBench(
