@@ -1,5 +1,6 @@
 import type { ChatHistoryItem, LlamaChatSession, Token } from "node-llama-cpp";
 import type { ChatEngine, ChatSampling, ChatTurn, ContextUsage, ReplyResult, SendOptions } from "./chatTypes.js";
+import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
 
@@ -46,7 +47,8 @@ export class LlamaChatEngine implements ChatEngine {
 
   static async create(loaded: LoadedModel, options: { modelName: string; systemPrompt?: string | undefined }): Promise<LlamaChatEngine> {
     const { LlamaChatSession } = await import("node-llama-cpp");
-    const session = new LlamaChatSession({ contextSequence: loaded.context.getSequence(), autoDisposeSequence: true });
+    const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
+    const session = new LlamaChatSession({ contextSequence: loaded.context.getSequence(), autoDisposeSequence: true, chatWrapper });
     const engine = new LlamaChatEngine(loaded, session, options.modelName);
     engine.setHistory(options.systemPrompt ? [{ role: "system", text: options.systemPrompt }] : []);
     return engine;

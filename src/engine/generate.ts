@@ -1,5 +1,6 @@
 import type { ChatHistoryItem, LlamaGrammar, Token } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
+import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
 import type { GenerateRequest, GenerationResult, StopReason } from "./types.js";
@@ -57,7 +58,7 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
   try {
     const grammar = await grammarFor(loaded, request.jsonSchema);
     const useChat = request.chat;
-    const chat = useChat ? new LlamaChat({ contextSequence: sequence }) : undefined;
+    const chat = useChat ? new LlamaChat({ contextSequence: sequence, chatWrapper: (await chatWrapperFor(loaded.model, loaded.summary.path)).chatWrapper }) : undefined;
 
     // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
     let userText = request.prompt;

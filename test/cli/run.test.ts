@@ -93,6 +93,23 @@ describe.skipIf(!hasShared)(sharedTitle("lmrun run on shared models"), () => {
     expect(sys.promptTokens).toBeGreaterThan(plain.promptTokens);
   });
 
+  it("remembers the model's chat wrapper: the next run formats the prompt identically", async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-wrapper-"));
+    const args = ["run", chatModel, "Hello", "--system", "Be kind.", "--temp", "0", "-n", "12", "--json"];
+    const first = JSON.parse((await runCli(args, { home })).stdout);
+    const cacheFile = path.join(home, "cache", "chat-wrappers.json");
+    expect(Object.values(JSON.parse(fs.readFileSync(cacheFile, "utf8")).entries)).toHaveLength(1);
+    const second = JSON.parse((await runCli(args, { home })).stdout);
+    expect(second.promptTokens).toBe(first.promptTokens);
+    expect(second.text).toBe(first.text);
+    // A cache that cannot be read is no obstacle.
+    fs.writeFileSync(cacheFile, "\u0000garbage");
+    const third = await runCli(args, { home });
+    expect(third.code).toBe(0);
+    expect(JSON.parse(third.stdout).text).toBe(first.text);
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
   it("--system-file reads the system prompt from a file", async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-sys-")), "system.txt");
     fs.writeFileSync(file, "You are a storyteller.\n");

@@ -1,0 +1,186 @@
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { ChatHistoryItem, ChatWrapper, LlamaModel } from "node-llama-cpp";
+import { lmrunHome } from "../config/paths.js";
+import { writeFileAtomic } from "../fs/atomicWrite.js";
+import { nodeLlamaCppVersion } from "./binding.js";
+
+/**
+ * The chat wrapper for a model, as node-llama-cpp's resolveChatWrapper() picks it, remembered per
+ * model file.
+ *
+ * Why: for a model with a Jinja chat template, resolveChatWrapper() renders the template against
+ * every specialised wrapper it knows, under several option sets each, to find one that formats
+ * identically. Measured here: 400–520 ms on every `lmrun run` or `lmrun chat` start with the
+ * 135M-shape test model (Llama 2 template), more than loading the model. The outcome only depends
+ * on the file and on node-llama-cpp, so lmrun stores which wrapper (and which of its option sets)
+ * was picked, and rebuilds exactly that one next time.
+ *
+ * Nothing is stored unless the rebuilt wrapper formats a test conversation exactly as the one
+ * node-llama-cpp resolved; a missing, corrupt or stale cache means resolving again, never an error.
+ */
+export interface ChatWrapperChoice {
+  /** A name from node-llama-cpp's specializedChatWrapperTypeNames, or "jinjaTemplate". */
+  wrapper: string;
+  /** Which of the wrapper's option sets (node-llama-cpp's test configurations); -1: its defaults. */
+  config: number;
+}
+
+interface CacheFile {
+  version: 1;
+  entries: Record<string, ChatWrapperChoice & { usedAt: string }>;
+}
+
+const MAX_ENTRIES = 100;
+
+export function chatWrapperCachePath(): string {
+  return path.join(lmrunHome(), "cache", "chat-wrappers.json");
+}
+
+export interface ResolvedChatWrapper {
+  chatWrapper: ChatWrapper;
+  /** Whether it came from the cache (false: resolved by node-llama-cpp now). */
+  cached: boolean;
+}
+
+/** `modelPath` is the model's file (node-llama-cpp only exposes its base name). */
+export async function chatWrapperFor(model: LlamaModel, modelPath: string, cacheFile: string = chatWrapperCachePath()): Promise<ResolvedChatWrapper> {
+  const nlc = await import("node-llama-cpp");
+  const template = model.fileInfo.metadata?.tokenizer?.chat_template;
+  // Without a Jinja template resolution is by name only, which is cheap: nothing to remember.
+  if (typeof template !== "string" || template.trim() === "") return { chatWrapper: nlc.resolveChatWrapper(model), cached: false };
+
+  const key = cacheKey(modelPath, template);
+  const cache = readCache(cacheFile);
+  const hit = key !== undefined ? cache.entries[key] : undefined;
+  if (hit) {
+    const rebuilt = rebuild(nlc, model, hit);
+    if (rebuilt) return { chatWrapper: rebuilt, cached: true };
+  }
+
+  const resolved = nlc.resolveChatWrapper(model);
+  const choice = key !== undefined ? identify(nlc, model, resolved) : undefined;
+  if (key !== undefined && choice) {
+    cache.entries[key] = { ...choice, usedAt: new Date().toISOString() };
+    await writeCache(cacheFile, cache).catch(() => undefined); // a read-only home only costs the next start the same time
+  }
+  return { chatWrapper: resolved, cached: false };
+}
+
+type NodeLlamaCpp = typeof import("node-llama-cpp");
+type WrapperClass = { new (options?: object): ChatWrapper; _getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate?: () => unknown[] };
+
+/** The file (path, size, mtime), its template and the node-llama-cpp version: any change resolves again. */
+function cacheKey(modelPath: string, template: string): string | undefined {
+  try {
+    const stat = fs.statSync(modelPath);
+    const identity = [nodeLlamaCppVersion(), path.resolve(modelPath), stat.size, stat.mtimeMs, template];
+    return crypto.createHash("sha256").update(JSON.stringify(identity)).digest("hex");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The option sets node-llama-cpp tries for a wrapper, as the options each one builds the wrapper with. */
+function optionSets(wrapperClass: WrapperClass): object[] {
+  const configurations = wrapperClass._getOptionConfigurationsToTestIfCanSupersedeJinjaTemplate?.() ?? [];
+  // resolveChatWrapper builds the chosen wrapper with the second item of a [test, apply, jinja] triple.
+  return configurations.map((c) => (Array.isArray(c) ? ((c[1] as object | undefined) ?? {}) : ((c as object) ?? {})));
+}
+
+function wrapperClassNamed(nlc: NodeLlamaCpp, name: string): WrapperClass | undefined {
+  if (!(nlc.specializedChatWrapperTypeNames as readonly string[]).includes(name)) return undefined;
+  const instance = nlc.resolveChatWrapper({ type: name as never, warningLogs: false });
+  return instance ? (instance.constructor as WrapperClass) : undefined;
+}
+
+/** The wrapper a choice stands for (undefined: it cannot be built here). */
+export function rebuild(nlc: NodeLlamaCpp, model: LlamaModel, choice: ChatWrapperChoice): ChatWrapper | undefined {
+  try {
+    if (choice.wrapper === "jinjaTemplate") {
+      const wrapper = nlc.resolveChatWrapper({
+        type: "jinjaTemplate",
+        tokenizer: model.tokenizer,
+        fileInfo: model.fileInfo,
+        filename: model.filename,
+        bosString: model.tokens.bosString,
+        warningLogs: false,
+        fallbackToOtherWrappersOnJinjaError: false,
+      });
+      return wrapper instanceof nlc.JinjaTemplateChatWrapper ? wrapper : undefined;
+    }
+    const wrapperClass = wrapperClassNamed(nlc, choice.wrapper);
+    if (!wrapperClass) return undefined;
+    if (choice.config === -1) return new wrapperClass({});
+    const options = optionSets(wrapperClass)[choice.config];
+    return options ? new wrapperClass(options) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which wrapper and option set reproduce `resolved` exactly; undefined when none does. */
+export function identify(nlc: NodeLlamaCpp, model: LlamaModel, resolved: ChatWrapper): ChatWrapperChoice | undefined {
+  const candidates: ChatWrapperChoice[] = [];
+  if (resolved instanceof nlc.JinjaTemplateChatWrapper) {
+    candidates.push({ wrapper: "jinjaTemplate", config: 0 });
+  } else {
+    const name = nlc.specializedChatWrapperTypeNames.find((n) => wrapperClassNamed(nlc, n) === resolved.constructor);
+    if (name === undefined) return undefined;
+    const sets = optionSets(resolved.constructor as WrapperClass);
+    for (let i = 0; i < sets.length; i++) candidates.push({ wrapper: name, config: i });
+    candidates.push({ wrapper: name, config: -1 });
+  }
+  const expected = fingerprint(resolved);
+  if (expected === undefined) return undefined;
+  return candidates.find((candidate) => {
+    const rebuilt = rebuild(nlc, model, candidate);
+    return rebuilt !== undefined && fingerprint(rebuilt) === expected;
+  });
+}
+
+const PROBES: ChatHistoryItem[][] = [
+  [
+    { type: "system", text: "You are terse." },
+    { type: "user", text: "Hi there" },
+    { type: "model", response: ["Hello."] },
+    { type: "user", text: "What is 2+2?" },
+    { type: "model", response: [] },
+  ],
+  [
+    { type: "user", text: "Hi" },
+    { type: "model", response: [] },
+  ],
+];
+
+/** How a wrapper formats the probe conversations, its stop triggers and settings: equal means interchangeable. */
+function fingerprint(wrapper: ChatWrapper): string | undefined {
+  try {
+    const states = PROBES.map((chatHistory) => {
+      const state = wrapper.generateContextState({ chatHistory });
+      return [state.contextText.toJSON(), state.stopGenerationTriggers.map((t) => t.toJSON()), state.ignoreStartText?.map((t) => t.toJSON())];
+    });
+    return JSON.stringify([wrapper.wrapperName, states, wrapper.settings]);
+  } catch {
+    return undefined;
+  }
+}
+
+function readCache(file: string): CacheFile {
+  try {
+    const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as CacheFile;
+    if (parsed && parsed.version === 1 && typeof parsed.entries === "object" && parsed.entries !== null) return parsed;
+  } catch {
+    // missing or corrupt: start afresh
+  }
+  return { version: 1, entries: {} };
+}
+
+async function writeCache(file: string, cache: CacheFile): Promise<void> {
+  const entries = Object.entries(cache.entries)
+    .filter(([, e]) => e && typeof e.wrapper === "string" && typeof e.config === "number")
+    .sort(([, a], [, b]) => String(b.usedAt).localeCompare(String(a.usedAt)))
+    .slice(0, MAX_ENTRIES);
+  await writeFileAtomic(file, JSON.stringify({ version: 1, entries: Object.fromEntries(entries) }, null, 2) + "\n");
+}
