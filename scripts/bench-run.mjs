@@ -2,7 +2,10 @@
 //  1. start-up: `lmrun --version` vs bare `node -e 0`                        (target ≤ 1.5x)
 //  2. end-to-end: piped prompt on stories260K-Q8_0 vs `node-llama-cpp complete` (target ≤ 0.5x)
 //  3. generation t/s on the 135M-shape model vs llama-bench tg128, 1 and 2 threads (target ≥ 0.85x)
+//  4. chat-template start-up: a model's first run (node-llama-cpp resolves its chat wrapper) vs later runs (remembered)
 import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { lmrunBin, loadAverage, median, printTable, repoRoot, sharedModel, timeCommand } from "./bench-common.mjs";
 
@@ -98,4 +101,27 @@ if (want("generation")) {
   console.log(`## generation: tokens/s on llama2vocab-135m-shape-random-Q4_K_M.gguf, 128 tokens (median)\n`);
   printTable(["threads", "llama-bench tg128 t/s", "lmrun run --json t/s", "ratio (median per round)", "range"], rows);
   console.log(`\nlmrun with its default threads: ${median(lmDefault).toFixed(1)} t/s; llama-bench build ${tools.buildCommit}; load average now ${loadAverage()}`);
+}
+
+// 4. Start-up on a chat-template model: the first run resolves the chat wrapper, later runs read it back.
+if (want("chat-template")) {
+  const model = sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf");
+  const warmHome = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-bench-warm-"));
+  const args = [lmrunBin, "run", model, "Once upon a time", "-n", "16", "--temp", "0"];
+  await timeCommand(node, args, { env: { ...env, LMRUN_HOME: warmHome } });
+  const first = [];
+  const later = [];
+  for (let i = 0; i < rounds; i++) {
+    const coldHome = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-bench-cold-"));
+    first.push((await timeCommand(node, args, { env: { ...env, LMRUN_HOME: coldHome } })).ms);
+    fs.rmSync(coldHome, { recursive: true, force: true });
+    later.push((await timeCommand(node, args, { env: { ...env, LMRUN_HOME: warmHome } })).ms);
+  }
+  fs.rmSync(warmHome, { recursive: true, force: true });
+  console.log("## chat-template start-up: `lmrun run llama2vocab-135m-shape-random-Q4_K_M.gguf \"Once upon a time\" -n 16` (median wall ms)\n");
+  printTable(["run", "ms"], [
+    ["first run of the model (chat wrapper resolved by node-llama-cpp)", median(first).toFixed(0)],
+    ["later runs (chat wrapper remembered)", median(later).toFixed(0)],
+  ]);
+  console.log(`\nsaved per start: ${(median(first) - median(later)).toFixed(0)} ms\n`);
 }
