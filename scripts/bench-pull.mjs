@@ -123,7 +123,7 @@ function timed(command, argv, env) {
 }
 
 async function measureRound(rounds, { oneConnectionToo = false } = {}) {
-const results = { lmrun: [], curl: [], curlSha: [], lmrunTransfer: [], lmrunOne: [] };
+const results = { lmrun: [], curl: [], curlSha: [], curlSync: [], lmrunTransfer: [], lmrunOne: [] };
 for (let i = 0; i < rounds; i++) {
   const home = fs.mkdtempSync(path.join(work, "home-"));
   const pulled = await timed(process.execPath, [path.join(root, "bin", "lmrun.js"), "pull", `hf:lmrun-bench/big/${fileName}`, "--json"], {
@@ -148,6 +148,9 @@ for (let i = 0; i < rounds; i++) {
   results.curl.push((await timed("curl", ["-sSfL", "-o", target, resolveUrl])).ms);
   fs.rmSync(target, { force: true });
   results.curlSha.push((await timed("sh", ["-c", `curl -sSfL -o '${target}' '${resolveUrl}' && sha256sum '${target}' >/dev/null`])).ms);
+  fs.rmSync(target, { force: true });
+  // What lmrun guarantees before its rename: the bytes are on disk, not only in the page cache.
+  results.curlSync.push((await timed("sh", ["-c", `curl -sSfL -o '${target}' '${resolveUrl}' && sync -d '${target}'`])).ms);
   fs.rmSync(target, { force: true });
 }
 return results;
@@ -178,7 +181,9 @@ function report(title, results) {
   if (results.lmrunOne.length > 0) console.log(row("lmrun pull, 1 connection (wall)", results.lmrunOne));
   console.log(row("curl", results.curl));
   console.log(row("curl + sha256sum", results.curlSha));
+  console.log(row("curl + fdatasync (sync -d)", results.curlSync));
   console.log(`lmrun / curl (median wall):             ${(median(results.curl) / median(results.lmrun)).toFixed(2)}x`);
+  console.log(`lmrun / (curl + fdatasync):             ${(median(results.curlSync) / median(results.lmrun)).toFixed(2)}x`);
   console.log(`lmrun / (curl + sha256sum):             ${(median(results.curlSha) / median(results.lmrun)).toFixed(2)}x`);
   console.log(`verification (and start-up) add ${Math.max(0, (median(results.lmrun) - median(results.curl)) / 1000).toFixed(2)} s over plain curl; sha256sum after curl adds ${((median(results.curlSha) - median(results.curl)) / 1000).toFixed(2)} s`);
 }
