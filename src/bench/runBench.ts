@@ -41,7 +41,8 @@ export interface BenchOutcome {
 }
 
 export function isAbort(error: unknown, signal: AbortSignal): boolean {
-  return signal.aborted || (error instanceof Error && (error.name === "AbortError" || /abort/i.test(error.message)));
+  // Only a real cancellation: an error that merely mentions "abort" is still an error.
+  return signal.aborted || (error instanceof Error && error.name === "AbortError");
 }
 
 export async function runBench(

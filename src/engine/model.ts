@@ -4,7 +4,7 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
-import { checkModelFileHeader, expectedMinimumFileSize } from "./modelFile.js";
+import { checkModelFileHeader, checkVocabulary, expectedMinimumFileSize } from "./modelFile.js";
 import type { LoadOptions, ModelSummary } from "./types.js";
 
 /** Default context when the user gives none: the training context, capped, as ollama does. */
@@ -51,6 +51,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
       cause: error,
     });
   }
+  checkVocabulary(fileInfo.metadata, path.basename(modelPath));
   const insights = await GgufInsights.from(fileInfo, llama);
   const offsets = (fileInfo.fullTensorInfo ?? fileInfo.tensorInfo ?? []).map((t) => Number(t.fileOffset));
   const minimumSize = expectedMinimumFileSize(offsets, insights.modelSize);

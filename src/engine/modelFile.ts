@@ -49,9 +49,59 @@ export async function checkModelFileHeader(modelPath: string): Promise<{ sizeByt
   return { sizeBytes: stat.size, version };
 }
 
+/**
+ * checkModelFileHeader, then what only the parsed header shows (checkVocabulary): for commands that
+ * validate every file before they start (bench), where loadModel would come too late.
+ */
+export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: number; version: number }> {
+  const header = await checkModelFileHeader(modelPath);
+  const { readGgufFileInfo } = await import("node-llama-cpp");
+  let metadata: unknown;
+  try {
+    metadata = (await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false })).metadata;
+  } catch (error) {
+    throw new LmrunError(`${path.basename(modelPath)} is not a readable GGUF file: ${(error as Error).message}`, {
+      hint: "The file may be corrupt or truncated; download it again",
+      cause: error,
+    });
+  }
+  checkVocabulary(metadata, path.basename(modelPath));
+  return header;
+}
+
 /** Bytes the tensor data needs at least: where the last tensor starts plus the data not yet accounted for. */
 export function expectedMinimumFileSize(tensorFileOffsets: number[], tensorDataBytes: number): number {
   if (tensorFileOffsets.length === 0) return 0;
   const dataStart = Math.min(...tensorFileOffsets);
   return dataStart + tensorDataBytes;
+}
+
+/**
+ * A SentencePiece ("llama") vocabulary must hold the 256 byte tokens <0x00>…<0xFF>: llama.cpp spells
+ * out anything else byte by byte, and when a byte token is missing it throws a C++ exception that
+ * nothing catches — node-llama-cpp's first tokenisation at load then aborts the whole process
+ * (measured: SIGABRT, "terminate called after throwing an instance of 'std::out_of_range'").
+ * Such a file was converted wrongly; it gets a one-line error before llama.cpp sees it.
+ */
+export function checkVocabulary(metadata: unknown, fileName: string): void {
+  const tokenizer = (metadata as { tokenizer?: { ggml?: { model?: unknown; tokens?: readonly unknown[] } } } | undefined)?.tokenizer?.ggml;
+  if (tokenizer?.model !== "llama" || !Array.isArray(tokenizer.tokens) || tokenizer.tokens.length === 0) return;
+  const missing = missingByteTokens(tokenizer.tokens);
+  if (missing.length === 0) return;
+  throw new LmrunError(
+    `${fileName} has a SentencePiece vocabulary without its byte tokens (${missing.length} of the 256, e.g. ${missing[0]}, are missing), on which llama.cpp crashes at the first text it cannot spell`,
+    { hint: "The file was converted wrongly: use another GGUF of this model, or convert it again with llama.cpp's convert_hf_to_gguf.py" },
+  );
+}
+
+/** The <0xNN> tokens llama.cpp's byte_to_token() would not find (an ASCII byte may also be the character itself). */
+export function missingByteTokens(tokens: readonly unknown[]): string[] {
+  const vocabulary = new Set(tokens.filter((t): t is string => typeof t === "string"));
+  const missing: string[] = [];
+  for (let byte = 0; byte < 256; byte++) {
+    const name = `<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`;
+    if (vocabulary.has(name) || (byte < 0x80 && vocabulary.has(String.fromCharCode(byte)))) continue;
+    missing.push(name);
+  }
+  return missing;
 }

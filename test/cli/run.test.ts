@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { cliPath, runCli, spawnCli } from "../helpers/cli.js";
+import { writeBigramLlama } from "../helpers/ggufWriter.js";
 import { bundledTinyModel, hasShared, repoRoot, sharedModel, sharedTitle } from "../helpers/shared.js";
 
 const chatModel = sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf");
@@ -247,6 +248,25 @@ describe("bad input: one line, non-zero exit, no stack trace", () => {
     const r = await runCli(["run", sharedModel("invalid-gguf-v1.gguf"), "hi"]);
     expect(r.code).toBe(1);
     expectOneLineError(r.stderr, /GGUF version 1, which llama.cpp no longer loads/);
+  });
+
+  it("a SentencePiece vocabulary without byte tokens (llama.cpp would abort the process)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-nobytes-"));
+    const broken = path.join(dir, "no-byte-tokens.gguf");
+    writeBigramLlama(broken, ["a", "b", "c"], () => 0, { byteTokens: false });
+    for (const args of [["run", broken, "abc", "--raw", "-n", "4"], ["bench", broken, "-p", "8", "-n", "4", "-r", "1"]]) {
+      const r = await runCli(args);
+      expect(r.signal).toBeNull(); // before the check: SIGABRT, "terminate called after throwing ... std::out_of_range"
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe("");
+      expectOneLineError(r.stderr, /no-byte-tokens.gguf has a SentencePiece vocabulary without its byte tokens \(253 of the 256, e.g. <0x00>, are missing\)/);
+    }
+    // The same model with its byte tokens runs.
+    const good = path.join(dir, "with-byte-tokens.gguf");
+    writeBigramLlama(good, ["a", "b", "c"], () => 0);
+    const ok = await runCli(["run", good, "abc", "--raw", "-n", "4"]);
+    expect(ok.code).toBe(0);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("a real model truncated to half its size", async () => {

@@ -159,9 +159,15 @@ export interface BigramLlama {
 }
 
 /** Writes the bigram llama described above for the given letters (single characters). */
-export function writeBigramLlama(file: string, letters: string[], logit: (current: number, next: number) => number): BigramLlama {
+export function writeBigramLlama(
+  file: string,
+  letters: string[],
+  logit: (current: number, next: number) => number,
+  options: { byteTokens?: boolean } = {},
+): BigramLlama {
   // Byte-fallback tokens as real SentencePiece vocabularies have: node-llama-cpp tokenises probe strings at load.
-  const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+  // (byteTokens: false writes a broken vocabulary without them, for the error path.)
+  const bytes = options.byteTokens === false ? [] : Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
   const tokens = ["<unk>", "<s>", "</s>", ...bytes, "\u2581", ...letters];
   const types = [2, 3, 3, ...bytes.map(() => 6), 1, ...letters.map(() => 1)];
   const nVocab = tokens.length;

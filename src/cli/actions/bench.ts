@@ -67,13 +67,13 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
 
   const { resolveModel } = await import("../../models/resolve.js");
   const { sha256File } = await import("../../models/hash.js");
-  const { checkModelFileHeader } = await import("../../engine/modelFile.js");
+  const { checkModelFile } = await import("../../engine/modelFile.js");
   const models = new Map<string, BenchModelSource>();
   for (const ref of params.models) {
     if (models.has(ref)) continue;
     const resolved = await resolveModel(ref, { env: ctx.env, signal: ctx.signal });
-    // A missing or non-GGUF file gets its one-line explanation before anything is hashed or loaded.
-    await checkModelFileHeader(resolved.path);
+    // A missing, non-GGUF or unusable file gets its one-line explanation before anything is hashed or loaded.
+    await checkModelFile(resolved.path);
     const sha256 = (await sha256File(resolved.path, { signal: ctx.signal })).hex;
     // llama-bench records -m as typed; a catalogue name is recorded as the file it resolved to.
     models.set(ref, { displayName: /[\\/]|\.gguf$/i.test(ref) ? ref : resolved.path, path: resolved.path, sha256 });
