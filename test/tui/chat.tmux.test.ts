@@ -102,6 +102,16 @@ describe.skipIf(skipReason !== "")(`lmrun chat in a real terminal${skipReason ? 
     expect(pane.alternateScreen()).toBe(false);
   });
 
+  it("draws its screen with CI=true in the environment (Ink would otherwise hold every frame until exit)", async () => {
+    pane.type(`clear; CI=true node ${cliPath} chat tiny -n 8`);
+    pane.keys("Enter");
+    await pane.waitFor((s) => s.includes("type a message, or /help"), "the chat screen");
+    expect(pane.alternateScreen()).toBe(true);
+    pane.type("/exit");
+    pane.keys("Enter");
+    await pane.waitFor((s) => /SHELL-READY\$ \s*$/.test(s.trimEnd() + " ") && !s.includes("type a message"), "the shell prompt");
+  });
+
   it("restores the terminal when the chat is killed mid-reply (SIGTERM), exiting 130", async () => {
     pane.type(`clear; node ${cliPath} chat ${sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf")} -n 1000000; echo "exit=$?"`);
     pane.keys("Enter");
