@@ -2,6 +2,7 @@ import type { ChatHistoryItem, LlamaGrammar, Token } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
+import { StopTextFilter } from "./stopText.js";
 import { setContextThreads } from "./threads.js";
 import type { GenerateRequest, GenerationResult, StopReason } from "./types.js";
 
@@ -118,6 +119,30 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       const response = await chat.generateResponse(history, common);
       text = response.response;
       nativeStop = response.metadata.stopReason;
+    } else if (request.stop.length > 0) {
+      // Stop texts are matched here, on the streamed text (see stopText.ts), and end generation through an abort.
+      const filter = new StopTextFilter(request.stop);
+      const stopper = new AbortController();
+      hooks.signal?.addEventListener("abort", () => stopper.abort(), { once: true });
+      if (hooks.signal?.aborted) stopper.abort();
+      const { customStopTriggers: _matchedHere, ...options } = common;
+      const completion = new LlamaCompletion({ contextSequence: sequence });
+      const response = await completion.generateCompletionWithMeta(userText, {
+        ...options,
+        signal: stopper.signal,
+        stopOnAbortSignal: true,
+        onTextChunk: (chunk: string) => {
+          const shown = filter.push(chunk);
+          if (shown.length > 0) hooks.onText?.(shown);
+          if (filter.stopped) stopper.abort();
+        },
+      });
+      if (!filter.stopped) {
+        const rest = filter.flush();
+        if (rest.length > 0) hooks.onText?.(rest);
+      }
+      text = filter.text;
+      nativeStop = filter.stopped ? "customStopTrigger" : response.metadata.stopReason;
     } else {
       const completion = new LlamaCompletion({ contextSequence: sequence });
       const response = await completion.generateCompletionWithMeta(userText, common);
