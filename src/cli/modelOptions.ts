@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import { envNumber, type Settings } from "../config/config.js";
+import { envSetting, type Settings } from "../config/config.js";
 import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
 import { threadpoolShimAvailable } from "../engine/threadpool.js";
 import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
@@ -86,14 +86,14 @@ export function resolveLoadOptions(
   model?: ModelFacts,
 ): LoadOptions {
   const tuned = model !== undefined ? settings.tuned?.[model.fileName] : undefined;
-  const gpuFromEnv = env.LMRUN_GPU ? parseGpu(env.LMRUN_GPU) : undefined;
-  const gpuFromSettings = settings.gpu ? parseGpu(settings.gpu) : undefined;
+  // Settings were checked when read (readSettings); LMRUN_* values are checked here.
   return {
-    gpu: flags.gpu ?? gpuFromEnv ?? gpuFromSettings ?? "auto",
+    gpu: flags.gpu ?? envSetting<GpuChoice>(env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto",
     gpuLayers: flags.gpuLayers ?? "auto",
-    contextSize: flags.ctx ?? envNumber(env, "LMRUN_CTX") ?? settings.ctx,
-    threads: flags.threads ?? envNumber(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
-    batchThreads: flags.threadsBatch ?? envNumber(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
+    contextSize: flags.ctx ?? envSetting<number>(env, "LMRUN_CTX") ?? settings.ctx,
+    threads:
+      flags.threads ?? envSetting<number>(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
+    batchThreads: flags.threadsBatch ?? envSetting<number>(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
     batchSize: flags.batchSize ?? tuned?.batchSize,
     maxRamBytes: flags.maxRam,
     verbose,

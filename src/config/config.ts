@@ -1,4 +1,6 @@
+import { UsageError } from "../errors.js";
 import { lmrunPaths } from "./paths.js";
+import { ENV_RULES, SETTING_RULES } from "./rules.js";
 
 /**
  * User settings, stored as JSON under LMRUN_HOME (written atomically by `conf`).
@@ -76,7 +78,7 @@ export async function openSettings(env: NodeJS.ProcessEnv = process.env): Promis
  * settings at start-up and importing conf costs ~80 ms; only writes (`lmrun config set`, `--tune`)
  * go through conf.
  */
-export async function readSettings(env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
+export async function readSettings(env: NodeJS.ProcessEnv = process.env, options: { validate?: boolean } = {}): Promise<Settings> {
   const { readFile } = await import("node:fs/promises");
   const path = await import("node:path");
   const file = path.join(lmrunPaths(env).config, "config.json");
@@ -88,12 +90,31 @@ export async function readSettings(env: NodeJS.ProcessEnv = process.env): Promis
     throw await settingsError(file, error);
   }
   if (text.trim() === "") return {};
+  let settings: Settings;
   try {
     const parsed = JSON.parse(text) as unknown;
     if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new Error("it does not hold a JSON object");
-    return parsed as Settings;
+    settings = parsed as Settings;
   } catch (error) {
     throw await settingsError(file, error);
+  }
+  if (options.validate !== false) checkSettings(settings, file);
+  return settings;
+}
+
+/** A hand-edited value that breaks a rule is an error naming the file, the key and the fix (never a crash later). */
+function checkSettings(settings: Settings, file: string): void {
+  for (const key of SETTING_KEYS) {
+    const value = settings[key];
+    if (value === undefined) continue;
+    try {
+      SETTING_RULES[key](value);
+    } catch (error) {
+      throw new UsageError(
+        `the setting ${key} in ${file} is ${JSON.stringify(value)}: ${(error as Error).message}`,
+        `Fix it with \`lmrun config set ${key} VALUE\` or remove it with \`lmrun config unset ${key}\``,
+      );
+    }
   }
 }
 
@@ -102,10 +123,13 @@ async function settingsError(file: string, error: unknown) {
   return new LmrunError(`cannot read the settings file ${file}: ${(error as Error).message}`, { hint: "Fix or delete it" });
 }
 
-/** Reads a numeric LMRUN_* variable; undefined when unset. */
-export function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
+/** An LMRUN_* variable that stands for a setting (rules.ts): its value, undefined when unset, a one-line error when invalid. */
+export function envSetting<T extends string | number>(env: NodeJS.ProcessEnv, name: keyof typeof ENV_RULES): T | undefined {
   const raw = env[name];
   if (raw === undefined || raw === "") return undefined;
-  const value = Number(raw);
-  return Number.isFinite(value) ? value : undefined;
+  try {
+    return ENV_RULES[name](raw) as T;
+  } catch (error) {
+    throw new UsageError(`${name}=${raw} is not valid: ${(error as Error).message}`, `Fix or unset ${name}`);
+  }
 }

@@ -26,4 +26,54 @@ describe("settings, read without conf", () => {
     expect(lines[0]).toContain(path.join(home, "config.json"));
     expect(lines[0]).toMatch(/Fix or delete it$/);
   });
+
+  it("a value that breaks its rule, edited into the file by hand, is one line naming the key and the fix (exit 2)", async () => {
+    const home = tempHome();
+    const file = path.join(home, "config.json");
+    // Before: a TypeError with a stack trace, "ver" on stdout, 113,118 tokens for -3, and an error naming a flag never typed.
+    const cases: Array<[object, RegExp]> = [
+      [{ temperature: "hot" }, /the setting temperature in .*config\.json is "hot": expected a number/],
+      [{ threads: "many" }, /the setting threads in .*config\.json is "many": expected a whole number/],
+      [{ maxTokens: -3 }, /the setting maxTokens in .*config\.json is -3: must be between 1 and/],
+      [{ gpu: process.platform === "darwin" ? "cuda" : "metal" }, /the setting gpu in .*config\.json is "(metal|cuda)": (Metal|CUDA) /],
+    ];
+    for (const [settings, message] of cases) {
+      fs.writeFileSync(file, JSON.stringify(settings));
+      const result = await runCli(["run", "tiny", "hi", "-n", "2"], { home });
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe("");
+      const lines = result.stderr.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(message);
+      expect(lines[0]).toMatch(/lmrun config unset \w+`$/);
+    }
+    // config itself still shows and mends the file.
+    expect((await runCli(["config", "get", "gpu"], { home })).code).toBe(0);
+    expect((await runCli(["config", "unset", "gpu"], { home })).code).toBe(0);
+    expect((await runCli(["run", "tiny", "hi", "-n", "2"], { home })).code).toBe(0);
+  });
+
+  it("LMRUN_* variables follow the same rules, and config set refuses what they refuse", async () => {
+    const home = tempHome();
+    for (const [name, value, message] of [
+      ["LMRUN_GPU", "foo", /LMRUN_GPU=foo is not valid: expected one of auto, cuda, vulkan, metal, cpu/],
+      ["LMRUN_CTX", "abc", /LMRUN_CTX=abc is not valid: expected a whole number/],
+      ["LMRUN_THREADS", "0", /LMRUN_THREADS=0 is not valid: must be between 1 and 1024/],
+    ] as const) {
+      const commands = [["run", "tiny", "hi", "-n", "2"], ...(name === "LMRUN_CTX" ? [] : [["bench", "tiny", "-r", "1", "-p", "8", "-n", "4"]])];
+      for (const command of commands) {
+        const result = await runCli(command, { home, env: { [name]: value } });
+        expect(result.code).toBe(2);
+        expect(result.stderr.trim()).toMatch(message);
+        expect(result.stderr.trim().split("\n")).toHaveLength(1);
+      }
+    }
+    for (const [key, value] of [["temperature", "0x10"], ["gpu", process.platform === "darwin" ? "cuda" : "metal"], ["maxTokens", "0"]]) {
+      const result = await runCli(["config", "set", key!, value!], { home });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`invalid value for ${key}`));
+    }
+    expect((await runCli(["config", "set", "temperature", "1e-1"], { home })).code).toBe(0);
+    expect(await readSettings({ LMRUN_HOME: home })).toEqual({ temperature: 0.1 });
+  });
 });

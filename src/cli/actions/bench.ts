@@ -5,7 +5,7 @@ import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
 import { modelFacts } from "../modelOptions.js";
 import { parseGpu } from "../parse.js";
-import { envNumber, openSettings, readSettings } from "../../config/config.js";
+import { envSetting, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
 import { defaultThreads } from "../../config/defaults.js";
 import { threadpoolShimAvailable } from "../../engine/threadpool.js";
@@ -57,13 +57,13 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   const format = (flags.output ?? "md") as OutputFormat;
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
   const settings = await readSettings(ctx.env);
-  const threadsChosen = envNumber(ctx.env, "LMRUN_THREADS") ?? settings.threads;
+  const threadsChosen = envSetting<number>(ctx.env, "LMRUN_THREADS") ?? settings.threads;
   const persistentPool = threadpoolShimAvailable(ctx.env);
   const threadsDefault = threadsChosen ?? defaultThreads(undefined, undefined, persistentPool);
   if (flags.tune && modelRefs.length !== 1) throw new UsageError("--tune takes exactly one model");
   let params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
   const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
-  const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : ctx.env.LMRUN_GPU ? parseGpu(ctx.env.LMRUN_GPU) : settings.gpu ? parseGpu(settings.gpu) : "auto";
+  const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : (envSetting<GpuChoice>(ctx.env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto");
 
   const { resolveModel } = await import("../../models/resolve.js");
   const { sha256File } = await import("../../models/hash.js");

@@ -1,28 +1,10 @@
 import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { parseGpu, parseInteger, parseNumber } from "../parse.js";
 import { isNumericSetting, openSettings, readSettings, SETTING_KEYS, type SettingKey, type Settings } from "../../config/config.js";
 import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING } from "../../config/defaults.js";
+import { SETTING_RULES } from "../../config/rules.js";
 import { lmrunPaths } from "../../config/paths.js";
-
-/** Each key's parser: raw text → the stored value; throws with the reason. */
-const PARSERS: Record<SettingKey, (raw: string) => string | number> = {
-  modelsDir: (raw) => path.resolve(raw),
-  defaultModel: (raw) => {
-    if (raw.trim() === "") throw new Error("must not be empty");
-    return raw.trim();
-  },
-  threads: parseInteger(1, 1024),
-  gpu: parseGpu,
-  ctx: parseInteger(16, 10_000_000),
-  temperature: parseNumber(0, 100),
-  topK: parseInteger(0, 1_000_000),
-  topP: parseNumber(0, 1),
-  minP: parseNumber(0, 1),
-  repeatPenalty: parseNumber(0, 10),
-  maxTokens: parseInteger(1, 10_000_000),
-};
 
 /** What a key falls back to when unset (shown by list, not stored). */
 function defaultOf(key: SettingKey, env: NodeJS.ProcessEnv): string | number | null {
@@ -53,7 +35,7 @@ function checkKey(key: string): SettingKey {
 }
 
 export async function configList(ctx: CommandContext, json: boolean): Promise<void> {
-  const values = await readSettings(ctx.env);
+  const values = await readSettings(ctx.env, { validate: false });
   const rows = SETTING_KEYS.map((key) => ({ key, value: values[key] ?? null, default: defaultOf(key, ctx.env), numeric: isNumericSetting(key) }));
   if (json) return ctx.out.json(Object.fromEntries(rows.map((r) => [r.key, { value: r.value, default: r.default }])));
   ctx.out.text(rows.map((r) => `${r.key.padEnd(14)} ${r.value !== null ? String(r.value) : r.default !== null ? `(default: ${r.default})` : "(not set)"}`).join("\n") + "\n");
@@ -61,7 +43,7 @@ export async function configList(ctx: CommandContext, json: boolean): Promise<vo
 
 export async function configGet(ctx: CommandContext, rawKey: string, json: boolean): Promise<void> {
   const key = checkKey(rawKey);
-  const value = (await readSettings(ctx.env))[key as keyof Settings] as string | number | undefined;
+  const value = (await readSettings(ctx.env, { validate: false }))[key as keyof Settings] as string | number | undefined;
   if (json) return ctx.out.json({ key, value: value ?? null, default: defaultOf(key, ctx.env) });
   const shown = value ?? defaultOf(key, ctx.env);
   ctx.out.text(shown !== null ? `${shown}\n` : "\n");
@@ -71,7 +53,7 @@ export async function configSet(ctx: CommandContext, rawKey: string, raw: string
   const key = checkKey(rawKey);
   let value: string | number;
   try {
-    value = PARSERS[key](raw);
+    value = SETTING_RULES[key](raw);
   } catch (error) {
     throw new UsageError(`invalid value for ${key}: ${(error as Error).message}`);
   }
