@@ -1,8 +1,10 @@
+import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { GgufFileInfo, GgufInsights, Llama } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { getSharedLlama } from "./llama.js";
+import { checkParsedHeader } from "./modelFile.js";
 
 /**
  * What `lmrun show` prints: the model's GGUF metadata and node-llama-cpp's insights, including the
@@ -65,6 +67,8 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
       cause: error,
     });
   }
+  // A local file cut inside its header parses as zeros: say so instead of reporting nonsense.
+  checkParsedHeader(fileInfo, source.path !== undefined ? fs.statSync(source.path).size : undefined, path.basename(target));
   let llama: Llama | undefined;
   try {
     llama = await getSharedLlama("auto");

@@ -4,7 +4,7 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
-import { checkModelFileHeader, checkVocabulary, expectedMinimumFileSize } from "./modelFile.js";
+import { checkModelFileHeader, checkParsedHeader, checkTensorData, checkVocabulary } from "./modelFile.js";
 import type { LoadOptions, ModelSummary } from "./types.js";
 
 /** Default context when the user gives none: the training context, capped, as ollama does. */
@@ -51,16 +51,11 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
       cause: error,
     });
   }
-  checkVocabulary(fileInfo.metadata, path.basename(modelPath));
+  checkParsedHeader(fileInfo, sizeBytes, path.basename(modelPath));
   const insights = await GgufInsights.from(fileInfo, llama);
-  const offsets = (fileInfo.fullTensorInfo ?? fileInfo.tensorInfo ?? []).map((t) => Number(t.fileOffset));
-  const minimumSize = expectedMinimumFileSize(offsets, insights.modelSize);
-  if (sizeBytes < minimumSize) {
-    throw new LmrunError(
-      `${path.basename(modelPath)} is truncated: it holds ${sizeBytes} bytes but its tensors need at least ${minimumSize}`,
-      { hint: "The download was probably interrupted; pull or download it again" },
-    );
-  }
+  checkTensorData(fileInfo, insights.modelSize, sizeBytes, path.basename(modelPath));
+  // After the size checks: a cut file can look like a broken vocabulary.
+  checkVocabulary(fileInfo.metadata, path.basename(modelPath));
   if (!insights.isSupportedByLlamaCpp) {
     throw new LmrunError(
       `${path.basename(modelPath)} uses architecture "${fileInfo.metadata?.general?.architecture ?? "unknown"}", which this llama.cpp does not support`,

@@ -55,11 +55,15 @@ export async function checkModelFileHeader(modelPath: string): Promise<{ sizeByt
  */
 export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: number; version: number }> {
   const header = await checkModelFileHeader(modelPath);
-  const { readGgufFileInfo } = await import("node-llama-cpp");
+  const { readGgufFileInfo, GgufInsights } = await import("node-llama-cpp");
   let metadata: unknown;
   try {
-    metadata = (await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false })).metadata;
+    const info = await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false });
+    checkParsedHeader(info, header.sizeBytes, path.basename(modelPath));
+    checkTensorData(info, (await GgufInsights.from(info)).modelSize, header.sizeBytes, path.basename(modelPath));
+    metadata = info.metadata;
   } catch (error) {
+    if (error instanceof LmrunError) throw error;
     throw new LmrunError(`${path.basename(modelPath)} is not a readable GGUF file: ${(error as Error).message}`, {
       hint: "The file may be corrupt or truncated; download it again",
       cause: error,
@@ -69,11 +73,47 @@ export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: nu
   return header;
 }
 
+/** The file must hold its tensors' data: a download cut after the header is caught here, before llama.cpp. */
+export function checkTensorData(
+  info: { fullTensorInfo?: readonly { fileOffset: number | bigint }[] | undefined; tensorInfo?: readonly { fileOffset: number | bigint }[] | undefined },
+  tensorDataBytes: number,
+  sizeBytes: number,
+  fileName: string,
+): void {
+  const offsets = (info.fullTensorInfo ?? info.tensorInfo ?? []).map((t) => Number(t.fileOffset));
+  const minimumSize = expectedMinimumFileSize(offsets, tensorDataBytes);
+  if (sizeBytes < minimumSize) {
+    throw new LmrunError(`${fileName} is truncated: it holds ${sizeBytes} bytes but its tensors need at least ${minimumSize}`, {
+      hint: "The download was probably interrupted; pull or download it again",
+    });
+  }
+}
+
 /** Bytes the tensor data needs at least: where the last tensor starts plus the data not yet accounted for. */
 export function expectedMinimumFileSize(tensorFileOffsets: number[], tensorDataBytes: number): number {
   if (tensorFileOffsets.length === 0) return 0;
   const dataStart = Math.min(...tensorFileOffsets);
   return dataStart + tensorDataBytes;
+}
+
+/**
+ * What node-llama-cpp parsed must be a whole header of a model: its reader does not fail on a file
+ * cut inside the header (it parses zeros), so lmrun compares where the header ends with the file's
+ * size. Before this, the first bytes of a real model gave "Cannot read properties of undefined" or
+ * a made-up vocabulary problem.
+ */
+export function checkParsedHeader(info: { infoEndOffset?: number; metadata?: unknown }, sizeBytes: number | undefined, fileName: string): void {
+  if (sizeBytes !== undefined && typeof info.infoEndOffset === "number" && info.infoEndOffset > sizeBytes) {
+    throw new LmrunError(`${fileName} is truncated: it holds ${sizeBytes} bytes but its GGUF header alone takes ${info.infoEndOffset}`, {
+      hint: "The download was probably interrupted; pull or download it again",
+    });
+  }
+  const architecture = (info.metadata as { general?: { architecture?: unknown } } | undefined)?.general?.architecture;
+  if (typeof architecture !== "string" || architecture === "") {
+    throw new LmrunError(`${fileName} is not a model: its GGUF header names no architecture (general.architecture)`, {
+      hint: "lmrun runs llama.cpp model files; this GGUF holds something else (an adapter, a vocabulary) or is damaged",
+    });
+  }
 }
 
 /**

@@ -279,6 +279,23 @@ describe("bad input: one line, non-zero exit, no stack trace", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("a real model cut inside its header (run, show and bench)", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-header-"));
+    const full = fs.readFileSync(bundledTinyModel);
+    for (const bytes of [30, 1000]) {
+      const cut = path.join(dir, `first-${bytes}.gguf`);
+      fs.writeFileSync(cut, full.subarray(0, bytes));
+      for (const args of [["run", cut, "hi"], ["show", cut], ["bench", cut, "-r", "1", "-p", "8", "-n", "4"]]) {
+        const r = await runCli(args);
+        expect(r.code).toBe(1);
+        expect(r.stdout).toBe("");
+        // Before: "Cannot read properties of undefined (reading 'architecture')", a made-up vocabulary problem, or (show) exit 0 with nonsense.
+        expectOneLineError(r.stderr, new RegExp(`first-${bytes}.gguf is truncated: it holds ${bytes} bytes but its GGUF header alone takes \\d+`));
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it("a real model truncated to half its size", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-trunc-"));
     const half = path.join(dir, "half.gguf");
