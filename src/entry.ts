@@ -7,21 +7,28 @@ export async function runFromProcess(): Promise<void> {
   const controller = new AbortController();
   let stdoutClosed = false;
   let interrupts = 0;
-  let echoExpected = false;
+  let echoWindowEnds = 0;
+  let stdoutFailed = false;
   process.on("SIGINT", () => {
-    // conf's `when-exit` listens with process.once and re-sends the first SIGINT to the process.
-    // Ours is registered first, so when it runs the other listener is still there: expect exactly
-    // one echo and do not count it as a second Ctrl-C.
-    if (echoExpected) {
-      echoExpected = false;
+    // Some listeners that libraries add (conf's `when-exit`) re-send the first SIGINT to the process;
+    // others (ora's `signal-exit`) do not, so whether an echo comes cannot be known. One that comes
+    // within a moment of the first Ctrl-C is that echo, not a second Ctrl-C.
+    const now = Date.now();
+    if (interrupts === 1 && now < echoWindowEnds) {
+      echoWindowEnds = 0;
       return;
     }
     interrupts++;
     if (interrupts > 1) {
-      // A second Ctrl-C while something native refuses to stop: leave now.
-      process.exit(130);
+      // A second Ctrl-C while something native refuses to stop: leave now. Not process.exit(): it
+      // first joins libuv's worker threads, i.e. waits for the very llama_decode being interrupted
+      // (measured: 9 s for a perplexity chunk). Dying of SIGINT itself is what a shell expects (130).
+      process.removeAllListeners("SIGINT");
+      process.kill(process.pid, "SIGINT");
+      setTimeout(() => process.exit(130), 1000).unref();
+      return;
     }
-    echoExpected = process.listenerCount("SIGINT") > 1;
+    echoWindowEnds = now + 250;
     controller.abort(new Error("interrupted"));
   });
   process.on("SIGTERM", () => controller.abort(new Error("terminated")));
@@ -32,7 +39,14 @@ export async function runFromProcess(): Promise<void> {
       controller.abort(new Error("stdout closed"));
       return;
     }
-    throw error;
+    // Results that cannot be written (a full disk: > /dev/full, EIO): one line, stop, exit 1.
+    if (!stdoutFailed) {
+      stdoutFailed = true;
+      process.stderr.write(`error: cannot write the output: ${error.message}\n`);
+    }
+    stdoutClosed = true;
+    process.exitCode = 1;
+    controller.abort(new Error("stdout failed"));
   });
   const code = await main(process.argv.slice(2), {
     stdin: process.stdin,
@@ -42,5 +56,5 @@ export async function runFromProcess(): Promise<void> {
     signal: controller.signal,
     stdoutClosed: () => stdoutClosed,
   });
-  process.exitCode = code;
+  process.exitCode = stdoutFailed ? 1 : code;
 }

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, runCli } from "../helpers/cli.js";
+import { cliPath, runCli, spawnCli } from "../helpers/cli.js";
 import { writeBigramLlama } from "../helpers/ggufWriter.js";
 import { hasShared, repoRoot, sharedCorpus, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 
@@ -135,6 +135,26 @@ describe("perplexity: KL divergence against the closed form", () => {
 
 describe.skipIf(!hasShared)(`perplexity on the stories260K models (${sharedSkipReason})`, () => {
   const wiki = sharedCorpus("wiki.test.raw");
+
+  it("a second Ctrl-C leaves at once while the first waits for the chunk being scored", async () => {
+    // One 8192-token chunk of the tiny model takes ~20 s here: the first Ctrl-C waits for it.
+    const child = spawnCli(["perplexity", sharedModel("stories260K-Q8_0.gguf"), "-f", wiki, "-c", "8192", "--chunks", "1", "-t", "1"]);
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+    await new Promise((r) => setTimeout(r, 4000));
+    child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 700));
+    const secondAt = Date.now();
+    child.kill("SIGINT");
+    const { code, signal } = await exited;
+    // Before: the second was taken for an echo of the first, and a third one only ended the process
+    // once the chunk was done (process.exit waits for libuv's threads).
+    expect(Date.now() - secondAt).toBeLessThan(3000);
+    // Killed by SIGINT: the shell's $? is 130.
+    expect(signal === "SIGINT" || code === 130).toBe(true);
+    expect(stderr).not.toMatch(/\n\s+at /);
+  }, 30_000);
 
   it("equals llama-perplexity's figure to 4 significant digits (Q8_0, -c 512 --chunks 10)", async () => {
     // llama-perplexity (node-llama-cpp 3.22.1's llama.cpp, de3ff81) -c 512 --chunks 10 -t 1: PPL = 146.7233 +/- 11.00528
