@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -338,6 +339,22 @@ describe("bad input: one line, non-zero exit, no stack trace", () => {
 });
 
 describe("global behaviour", () => {
+  it.skipIf(!fs.existsSync("/dev/full"))("a stdout that cannot be written (> /dev/full) is one line on stderr and exit 1", async () => {
+    for (const args of [["run", "tiny", "Once", "-n", "5"], ["--help"], ["ls"]]) {
+      const full = fs.openSync("/dev/full", "w");
+      const child = spawn(process.execPath, [cliPath, ...args], {
+        env: { ...process.env, LMRUN_HOME: fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-full-")), CI: "true" },
+        stdio: ["ignore", full, "pipe"],
+      });
+      let stderr = "";
+      child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+      const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+      fs.closeSync(full);
+      expect(code).toBe(1);
+      expectOneLineError(stderr, /^error: cannot write the output: ENOSPC/);
+    }
+  });
+
   it("--version and --help do not load llama.cpp, ink or conf", async () => {
     const r = await runCli(["--version"]);
     expect(r.code).toBe(0);
