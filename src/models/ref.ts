@@ -42,6 +42,8 @@ export function parseReference(raw: string): ModelReference {
     }
     return { kind: "url", url: ref };
   }
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(ref);
+  if (scheme) throw new ReferenceError(`"${ref}": ${scheme[1]}:// is not supported (https://, hf: and local paths are)`);
   if (looksLikePath(ref)) return { kind: "path", path: ref };
   if (CATALOGUE_REF.test(ref)) {
     const [base = "", quant] = ref.split("@");

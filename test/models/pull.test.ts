@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCli, spawnCli, tempHome } from "../helpers/cli.js";
@@ -60,6 +61,24 @@ describe.skipIf(!hasShared)(`lmrun pull against a fake Hugging Face (${hasShared
     expect(again.code).toBe(0);
     expect(again.stdout).toContain("already pulled");
     expect(hf.bytesServedFor(FILE)).toBe(fs.statSync(sharedModel(FILE)).size);
+  });
+
+  it("a local path is only 'nothing to pull' when it is a model file (missing, a directory, not GGUF: one line, exit 1)", async () => {
+    const home = tempHome();
+    for (const [ref, message] of [
+      ["./no-such-model.gguf", /model file not found/],
+      [os.tmpdir(), /is a directory, not a model file/],
+      ["package.json", /not a GGUF model file/],
+    ] as const) {
+      const result = await runCli(["pull", ref, "--json"], { home });
+      expect(result.code).toBe(1);
+      expect(result.stdout).toBe("");
+      expect(result.stderr.trim().split("\n")).toHaveLength(1);
+      expect(result.stderr).toMatch(message);
+    }
+    const tiny = await runCli(["pull", "tiny"], { home });
+    expect(tiny.code).toBe(0);
+    expect(tiny.stdout).toMatch(/^tiny is bundled with lmrun: /);
   });
 
   it("a catalogue name resolves to its repo, file and pinned revision, and is checked against the catalogue", async () => {

@@ -27,6 +27,11 @@ describe("parseReference", () => {
     expect(() => parseReference(input)).toThrow();
   });
 
+  it("names the unsupported scheme of a URL that is not https (it used to become a local path, ftp:/x/y.gguf)", () => {
+    expect(() => parseReference("ftp://x/y.gguf")).toThrow(/ftp:\/\/ is not supported/);
+    expect(() => parseReference("s3://bucket/m.gguf")).toThrow(/s3:\/\/ is not supported/);
+  });
+
   it("formats back to a canonical reference", () => {
     expect(formatReference(parseReference("Llama3.2:1B@q8_0"))).toBe("llama3.2:1b@Q8_0");
     expect(formatReference(parseReference("hf:u/r:q4_k_m"))).toBe("hf:u/r:Q4_K_M");

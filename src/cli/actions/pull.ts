@@ -11,6 +11,9 @@ export async function pullReferences(ctx: CommandContext, refs: string[], json: 
     const resolution = await planReference(ref, store, ctx.env, ctx.signal);
     if (resolution.kind === "local") {
       const { resolved } = resolution;
+      // Nothing to pull, but say so only for a real model file (a missing path is an error, not "done").
+      const { checkModelFileHeader } = await import("../../engine/modelFile.js");
+      await checkModelFileHeader(resolved.path);
       if (json) ctx.out.jsonLine({ event: "done", model: resolved.displayName, path: resolved.path, source: resolved.source, alreadyPresent: true });
       else ctx.out.text(`${resolved.displayName} is ${resolved.source === "bundled" ? "bundled with lmrun" : "a local file"}: ${resolved.path}\n`);
       continue;
