@@ -56,12 +56,24 @@ export async function listRepoFiles(
   options: { branch?: string; signal?: AbortSignal } = {},
 ): Promise<RepoFile[]> {
   const url = `${huggingFaceEndpoint(env)}api/models/${encodeURIComponent(user)}/${encodeURIComponent(repo)}/tree/${encodeURIComponent(options.branch ?? "main")}?recursive=true`;
-  let response = await httpFetch(url, { headers: authHeadersFor(url, env), ...(options.signal ? { signal: options.signal } : {}) });
+  const ask = async () => {
+    try {
+      return await httpFetch(url, { headers: authHeadersFor(url, env), ...(options.signal ? { signal: options.signal } : {}) });
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      // Offline, DNS, a refused connection: the bare "getaddrinfo ENOTFOUND huggingface.co" said too little.
+      throw new LmrunError(`cannot reach ${new URL(url).host} to list the files of ${user}/${repo}: ${(error as Error).message}`, {
+        hint: "Check the network connection (or set HF_ENDPOINT to a mirror), then try again",
+        cause: error,
+      });
+    }
+  };
+  let response = await ask();
   // Rate limited: wait as told (capped) and ask again, a few times.
   for (let attempt = 1; response.status === 429 && attempt <= 4; attempt++) {
     const seconds = Number(response.headers["retry-after"] ?? /t=(\d+)/.exec(String(response.headers.ratelimit ?? ""))?.[1] ?? attempt);
     await abortableSleep(Math.min(Number.isFinite(seconds) ? seconds * 1000 : 1000, 30_000), options.signal);
-    response = await httpFetch(url, { headers: authHeadersFor(url, env), ...(options.signal ? { signal: options.signal } : {}) });
+    response = await ask();
   }
   if (response.status === 429) {
     throw new LmrunError(`Hugging Face is rate limiting requests (HTTP 429) for ${user}/${repo}`, { hint: "Wait a few minutes and try again; set HF_TOKEN for higher limits" });

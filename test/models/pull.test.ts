@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -63,7 +64,7 @@ describe.skipIf(!hasShared)(`lmrun pull against a fake Hugging Face (${hasShared
     expect(hf.bytesServedFor(FILE)).toBe(fs.statSync(sharedModel(FILE)).size);
   });
 
-  it("a local path is only 'nothing to pull' when it is a model file (missing, a directory, not GGUF: one line, exit 1)", async () => {
+  it("a local path is only 'nothing to pull' when it is a model file (missing, a directory, not GGUF), and an unreachable hub is named: one line, exit 1", async () => {
     const home = tempHome();
     for (const [ref, message] of [
       ["./no-such-model.gguf", /model file not found/],
@@ -76,6 +77,17 @@ describe.skipIf(!hasShared)(`lmrun pull against a fake Hugging Face (${hasShared
       expect(result.stderr.trim().split("\n")).toHaveLength(1);
       expect(result.stderr).toMatch(message);
     }
+    // A Hugging Face endpoint that does not answer: say which host, for what, and what to check.
+    const closed = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const offline = await runCli(["pull", "hf:someone/some-repo:Q4_K_M"], { home, env: { HF_ENDPOINT: `http://127.0.0.1:${closed}`, ...withoutProxies } });
+    expect(offline.code).toBe(1);
+    expect(offline.stderr.trim().split("\n")).toHaveLength(1);
+    expect(offline.stderr).toMatch(new RegExp(`cannot reach 127.0.0.1:${closed} to list the files of someone/some-repo: .*ECONNREFUSED.*Check the network connection`));
     const tiny = await runCli(["pull", "tiny"], { home });
     expect(tiny.code).toBe(0);
     expect(tiny.stdout).toMatch(/^tiny is bundled with lmrun: /);
