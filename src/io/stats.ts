@@ -20,7 +20,9 @@ export function formatRunStats(s: RunStats): string {
     ["prompt eval count", `${s.promptTokens} token(s)`],
     ["prompt eval duration", s.promptMs === null ? "-" : formatDuration(s.promptMs)],
     ["prompt eval rate", formatRate(s.promptTokensPerSecond)],
-    ["eval count", `${s.generatedTokens} token(s)`],
+    // The tokens the eval duration covers (from the first generated token to the last), so that
+    // count / duration is the rate shown; the first one comes out of the prompt pass (TTFT).
+    ["eval count", `${Math.max(0, s.generatedTokens - 1)} token(s) after the first`],
     ["eval duration", s.generationMs === null ? "-" : formatDuration(s.generationMs)],
     ["eval rate", formatRate(s.generationTokensPerSecond)],
     ["time to first token", s.ttftMs === null ? "-" : formatDuration(s.ttftMs)],

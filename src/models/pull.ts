@@ -4,6 +4,7 @@ import { CancelledError, LmrunError } from "../errors.js";
 import { authHeadersFor, listRepoFiles } from "./hf.js";
 import { acquireLock } from "./lock.js";
 import { LOCK_SUFFIX, PARTIAL_META_SUFFIX, PARTIAL_SUFFIX, syncDirectory, type ModelStore } from "./store.js";
+import { bytesOnDisk, readMeta } from "./segments.js";
 import { HttpStatusError, transferToPartial, type TransferEvent } from "./transfer.js";
 
 /** One file to fetch into the store. */
@@ -120,7 +121,7 @@ async function downloadVerifyAndPlace(store: ModelStore, target: PullTarget, fin
       result = await transfer();
     } catch (error) {
       if (options.signal?.aborted) {
-        const kept = await fs.stat(partialPath).then((s) => s.size, () => 0);
+        const kept = await keptBytes(partialPath, metaPath);
         throw new CancelledError(`pull interrupted with ${kept} bytes kept: run \`lmrun pull ${target.ref}\` again to resume`);
       }
       if (error instanceof HttpStatusError && error.status === 404) throw await notFoundError(target, env, options.signal);
@@ -210,4 +211,11 @@ function positiveNumber(raw: string | undefined): number | undefined {
   if (raw === undefined || raw === "") return undefined;
   const value = Number(raw);
   return Number.isFinite(value) && value > 0 ? value : undefined;
+}
+
+/** What an interrupted pull keeps: the bytes its segments wrote (a parallel pull's partial is sparse, its size says nothing). */
+async function keptBytes(partialPath: string, metaPath: string): Promise<number> {
+  const meta = await readMeta(metaPath);
+  if (meta?.segments && Array.isArray(meta.segments)) return bytesOnDisk(meta.segments);
+  return fs.stat(partialPath).then((s) => s.size, () => 0);
 }

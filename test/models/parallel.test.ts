@@ -133,12 +133,18 @@ describe.skipIf(!hasShared)(`parallel pull over several connections (${hasShared
   it("Ctrl-C stops every segment and keeps the partial and its plan; the next pull finishes it", async () => {
     hf.faults.throttle = { chunkBytes: 16 * 1024, delayMs: 100 };
     const child = spawnCli(["pull", ref], { home, env: env() });
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     await waitFor(() => hf.bytesServedFor(TINY) > size() * 0.3, 15_000);
     child.kill("SIGINT");
     expect(await new Promise((r) => child.on("close", r))).toBe(130);
     const final = storeFile(home, TINY);
     const meta = JSON.parse(fs.readFileSync(final + ".partial.json", "utf8")) as { segments: Segment[] };
     expect(segmentsFit(meta.segments, size(), fs.statSync(final + ".partial").size)).toBe(true);
+    // The bytes the segments wrote, not the sparse partial's length (which it used to report).
+    const kept = Number(/pull interrupted with (\d+) bytes kept/.exec(stderr)?.[1]);
+    expect(kept).toBe(meta.segments.reduce((sum, s) => sum + (s.next - s.start), 0));
+    expect(kept).toBeLessThanOrEqual(fs.statSync(final + ".partial").size);
     expect(meta.segments.filter((s) => s.next < s.end).length).toBeGreaterThan(0);
     expect(fs.existsSync(final + ".lock")).toBe(false);
     hf.reset();
