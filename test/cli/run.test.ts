@@ -84,6 +84,23 @@ describe("lmrun run on the bundled demo model", () => {
     expect(none.stopReason).toBe("maxTokens");
   });
 
+  it("JSON cut off by --max-tokens is written but fails (exit 1); --format with --json-schema is a usage error", async () => {
+    const cut = await runCli(["run", "tiny", "Once", "--format", "json", "-n", "6", "--seed", "1"]);
+    expect(cut.code).toBe(1);
+    expect(cut.stdout.startsWith("{")).toBe(true);
+    expect(() => JSON.parse(cut.stdout)).toThrow();
+    expectOneLineError(cut.stderr, /the output reached --max-tokens 6 before the JSON was complete/);
+    const both = await runCli(["run", "tiny", "Once", "--format", "json", "--json-schema", "package.json"]);
+    expect(both.code).toBe(2);
+    expectOneLineError(both.stderr, /give --format json or --json-schema, not both/);
+  });
+
+  it("a system prompt that plain completion cannot use is reported, not dropped silently", async () => {
+    const r = await runCli(["run", "tiny", "Once", "--system", "Be brief.", "-n", "4"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr.trim()).toBe("warning: the system prompt is not used: stories260K-Q8_0.gguf has no chat template, which has no system prompt");
+  });
+
   it("--stats prints an ollama-style summary on stderr, stdout stays clean", async () => {
     const withStats = await runCli(["run", "tiny", "Once", "--temp", "0", "-n", "8", "--stats"]);
     const without = await runCli(["run", "tiny", "Once", "--temp", "0", "-n", "8"]);
@@ -135,11 +152,14 @@ describe.skipIf(!hasShared)(sharedTitle("lmrun run on shared models"), () => {
     expect(a.promptTokens).toBe(b.promptTokens);
   });
 
-  it("--format json constrains the output to valid JSON", async () => {
+  it("--format json constrains the output to JSON, and says when -n cut it short", async () => {
+    // The story model opens an object and never closes it: the grammar holds, the limit ends it.
     const r = await runCli(["run", storiesQ8, "Once", "--raw", "--format", "json", "--temp", "0", "-n", "60", "--json"]);
-    expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.text.trim().startsWith("{") || j.text.trim().startsWith("[") || j.text.trim().startsWith('"')).toBe(true);
+    expect(j.text.trim().startsWith("{")).toBe(true);
+    expect(j.stopReason).toBe("maxTokens");
+    expect(r.code).toBe(1);
+    expectOneLineError(r.stderr, /the output reached --max-tokens 60 before the JSON was complete/);
   });
 
   it("--json-schema constrains the output to the schema", async () => {

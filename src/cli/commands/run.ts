@@ -4,7 +4,7 @@ import type { GenerateRequest } from "../../engine/types.js";
 import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
-import { UsageError } from "../../errors.js";
+import { LmrunError, UsageError } from "../../errors.js";
 import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 import { collect } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
@@ -46,6 +46,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
 async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: string[], flags: RunFlags): Promise<void> {
   if (flags.format !== undefined && flags.format !== "json") throw new UsageError(`unknown --format "${flags.format}"`, "The only format is json");
   if (flags.system !== undefined && flags.systemFile !== undefined) throw new UsageError("give --system or --system-file, not both");
+  if (flags.format !== undefined && flags.jsonSchema !== undefined) throw new UsageError("give --format json or --json-schema, not both", "--json-schema already constrains the output to JSON");
   const jsonSchema = flags.jsonSchema !== undefined ? await readJsonSchemaFile(flags.jsonSchema) : flags.format === "json" ? ("json" as const) : undefined;
   const systemPrompt = flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : flags.system;
   const prompt = assemblePrompt(promptArgs, await readPipedStdin(ctx.stdin));
@@ -60,6 +61,12 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     const useChat = flags.raw !== true && loaded.summary.hasChatTemplate;
     if (flags.raw !== true && !loaded.summary.hasChatTemplate && ctx.verbose) {
       ctx.out.diag(`${loaded.summary.fileName} has no chat template: using plain completion`);
+    }
+    if (!useChat && systemPrompt !== undefined) {
+      // Plain completion has no place for a system prompt: say so rather than drop it silently.
+      ctx.out.warn(
+        `the system prompt is not used: ${flags.raw === true ? "--raw is plain completion" : `${loaded.summary.fileName} has no chat template`}, which has no system prompt`,
+      );
     }
     const request: GenerateRequest = {
       prompt,
@@ -144,7 +151,21 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
         }),
       );
     }
+    if (jsonSchema !== undefined && result.stopReason === "maxTokens" && !isJson(result.text)) {
+      // The grammar holds only while generating: cut by -n, the JSON is unfinished. A script must not
+      // take it for an answer, so this fails (exit 1) after what was generated has been written.
+      throw new LmrunError(`the output reached --max-tokens ${sampling.maxTokens} before the JSON was complete`, { hint: "Raise -n/--max-tokens" });
+    }
   } finally {
     await prepared.loaded.dispose();
+  }
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
