@@ -75,7 +75,10 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       }
       const textTokens = loaded.model.tokenize(userText, false);
       const overhead = promptTokenCount - textTokens.length;
-      const keep = Math.max(0, room - overhead);
+      // Leave room for the reply (up to half the context): a prompt cut to fill the context would
+      // make every generated token shift it.
+      const reserve = Math.min(request.maxTokens, Math.floor(contextSize / 2));
+      const keep = Math.max(0, room - reserve - overhead);
       truncatedPromptTokens = textTokens.length - keep;
       userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
       promptTokenCount = countPromptTokens(loaded, chat, request, userText);
@@ -83,7 +86,6 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
 
     // Prompt batches use the batch threads; the first sampled token switches to generation threads.
     setContextThreads(loaded.context, loaded.summary.batchThreads);
-    const meterBefore = sequence.tokenMeter.getState();
     const startedAt = performance.now();
     let firstTokenAt: number | undefined;
     let lastTokenAt: number | undefined;
@@ -150,8 +152,8 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       nativeStop = response.metadata.stopReason;
     }
     const endedAt = performance.now();
-    const meterAfter = sequence.tokenMeter.getState();
-    const promptTokens = Math.max(promptTokenCount, meterAfter.usedInputTokens - meterBefore.usedInputTokens);
+    // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
+    const promptTokens = promptTokenCount;
     const promptMs = firstTokenAt !== undefined ? firstTokenAt - startedAt : null;
     const generationMs = firstTokenAt !== undefined && lastTokenAt !== undefined ? lastTokenAt - firstTokenAt : null;
     return {

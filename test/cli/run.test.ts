@@ -184,6 +184,12 @@ describe.skipIf(!hasShared)(sharedTitle("lmrun run on shared models"), () => {
     expect(j.promptTokens).toBeLessThan(j.load.contextSize);
     expect(j.promptTokens).toBeGreaterThan(j.load.contextSize - 32);
     expect(t.stderr).toMatch(/first \d+ tokens were dropped/);
+    // Room is left for the reply (here all of -n 100), and promptTokens is the prompt, not what a context shift re-evaluated.
+    const roomy = JSON.parse((await runCli(["run", storiesQ8, "-n", "100", "--ctx", "256", "--truncate", "--json", "--temp", "0"], { input: long })).stdout);
+    expect(roomy.load.contextSize).toBe(256);
+    expect(roomy.generatedTokens).toBe(100);
+    expect(roomy.promptTokens + roomy.generatedTokens).toBeLessThanOrEqual(256);
+    expect(roomy.promptTokens).toBeGreaterThan(256 - 100 - 16);
   });
 
   it("Ctrl-C keeps what was generated on stdout and exits 130", async () => {
