@@ -153,6 +153,16 @@ describe.skipIf(!hasShared)(`lmrun bench on stories260K (${hasShared ? "real mod
     expect(row!.ttft_ms).toHaveLength(2);
     expect(row!.avg_prompt_ts).toBeGreaterThan(0);
     expect(row!.avg_gen_ts).toBeGreaterThan(0);
+    expect(result.stderr).toBe("");
+    // A file longer than the context is cut, and says so; an empty one is refused (as run refuses an empty prompt).
+    fs.writeFileSync(file, "Once upon a time there was a little girl. ".repeat(120));
+    const long = await runCli(["bench", stories, "--prompt-file", file, "-n", "4", "-r", "1", "-t", "1", "-o", "json"], { home });
+    expect(long.code).toBe(0);
+    expect(long.stderr).toMatch(/the prompt file was cut to fit the 512-token context \(its first \d+ tokens dropped\)/);
+    fs.writeFileSync(file, "  \n");
+    const empty = await runCli(["bench", stories, "--prompt-file", file], { home });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--prompt-file .* is empty/);
   });
 
   it("--tune saves the fastest threads and batch size for the model in the settings", async () => {

@@ -98,6 +98,11 @@ describe.skipIf(!hasShared)(`the model store: ls, rm, show, verify, manifest reb
     expect(report).toMatchObject({ model: "tiny", architecture: "llama", quant: "Q8_0", contextLength: 512, layers: 5, license: "mit" });
     expect(report.memory[0]).toMatchObject({ contextSize: 512, cpu: { fits: true } });
     expect(report.memory[0].cpu.ramBytes).toBeGreaterThan(100_000);
+    // --template of a model without one is an error, not an empty line.
+    const noTemplate = await runCli(["show", "tiny", "--template"], { home, env: env() });
+    expect(noTemplate.code).toBe(1);
+    expect(noTemplate.stdout).toBe("");
+    expect(noTemplate.stderr.trim()).toBe("error: tiny has no chat template. lmrun runs it as plain completion");
 
     // node-llama-cpp reads remote headers in 4 MB windows: a 94 MB model shows that only the header travels.
     const BIG = "llama2vocab-135m-shape-random-Q4_K_M.gguf";

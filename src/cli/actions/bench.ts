@@ -88,6 +88,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
 
   if (flags.promptFile !== undefined) {
     const prompt = await readOrExplain(flags.promptFile);
+    if (prompt.trim() === "") throw new UsageError(`--prompt-file ${flags.promptFile} is empty`, "Give a file with the text to time");
     await runPromptFileBench(ctx, { params, models, gpu, prompt, format });
     return;
   }

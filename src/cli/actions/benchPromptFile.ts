@@ -45,6 +45,9 @@ export async function runPromptFileBench(
           for (let rep = 0; rep < job.params.repetitions && !ctx.signal.aborted; rep++) {
             const result = await generate(loaded, request, { signal: ctx.signal });
             if (ctx.signal.aborted) break;
+            if (rep === 0 && result.truncatedPromptTokens > 0) {
+              ctx.out.warn(`${source.displayName}: the prompt file was cut to fit the ${loaded.summary.contextSize}-token context (its first ${result.truncatedPromptTokens} tokens dropped)`);
+            }
             promptTokens = result.promptTokens;
             generated = result.generatedTokens;
             if (result.timings.ttftMs !== null) ttft.push(result.timings.ttftMs);

@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import type { CommandContext } from "../context.js";
+import { LmrunError } from "../../errors.js";
 import { formatBytes, textTable } from "../../io/format.js";
 import { startSpinner } from "../../io/progress.js";
 import { findCatalogueEntry, loadCatalogue } from "../../models/catalogue.js";
@@ -37,7 +38,8 @@ export async function showModel(ctx: CommandContext, ref: string, options: { jso
     return;
   }
   if (options.template) {
-    ctx.out.text((report.chatTemplate ?? "") + "\n");
+    if (report.chatTemplate === undefined) throw new LmrunError(`${name} has no chat template`, { hint: "lmrun runs it as plain completion" });
+    ctx.out.text(report.chatTemplate + "\n");
     return;
   }
   const rows: [string, string][] = [
