@@ -192,3 +192,20 @@ async function checkGpuBackend(llama: Llama): Promise<(GpuCheckOutcome & { fresh
   await saveGpuCheck(cacheFile, key, outcome).catch(() => {});
   return { ...outcome, fresh: true };
 }
+
+const GPU_LABELS: Record<GpuChoice, string> = { auto: "a GPU", cuda: "CUDA", vulkan: "Vulkan", metal: "Metal", cpu: "CPU" };
+
+/** getSharedLlama's failure as one line for the user (node-llama-cpp's NoBinaryFoundError says only its name). */
+export function backendUnavailable(gpu: GpuChoice, error: unknown): LmrunError {
+  if (error instanceof LmrunError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const noBinary = (error as { name?: string } | null)?.name === "NoBinaryFoundError" || message === "NoBinaryFoundError";
+  // NoBinaryFoundError: no installed build of that backend loads here (missing, or its driver/runtime is not on the machine).
+  const why = noBinary ? `none of node-llama-cpp's ${GPU_LABELS[gpu]} builds of llama.cpp loads here (is the ${GPU_LABELS[gpu]} driver installed?)` : message;
+  return new LmrunError(`cannot use ${GPU_LABELS[gpu]} on this machine: ${why}`, {
+    hint: noBinary && gpu !== "auto" && gpu !== "cpu"
+      ? `Use --gpu auto or --gpu cpu; with the driver installed, a build for this machine is made by: npx --no node-llama-cpp source build --gpu ${gpu}`
+      : "Use --gpu auto or --gpu cpu (lmrun info lists the backends that load here)",
+    cause: error,
+  });
+}

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
-import { clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
+import { backendUnavailable, clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
 import { checkModelFileHeader, checkParsedHeader, checkTensorData, checkVocabulary } from "./modelFile.js";
 import type { LoadOptions, ModelSummary } from "./types.js";
 
@@ -25,21 +25,13 @@ export class LoadedModel {
   }
 }
 
-function gpuLabel(choice: LoadOptions["gpu"]): string {
-  return { auto: "a GPU", cuda: "CUDA", vulkan: "Vulkan", metal: "Metal", cpu: "CPU" }[choice];
-}
-
 export async function loadModel(modelPath: string, options: LoadOptions): Promise<LoadedModel> {
   const { sizeBytes } = await checkModelFileHeader(modelPath);
   let llama: Llama;
   try {
     llama = await getSharedLlama(options.gpu);
   } catch (error) {
-    if (error instanceof LmrunError) throw error;
-    throw new LmrunError(`cannot use ${gpuLabel(options.gpu)} on this machine: ${(error as Error).message}`, {
-      hint: "Use --gpu auto or --gpu cpu (lmrun info lists the backends that load here)",
-      cause: error,
-    });
+    throw backendUnavailable(options.gpu, error);
   }
   const { readGgufFileInfo, GgufInsights } = await import("node-llama-cpp");
   let fileInfo;

@@ -1,7 +1,7 @@
 import os from "node:os";
 import type { Llama } from "node-llama-cpp";
 import { llamaCppBuild, nodeLlamaCppVersion } from "./binding.js";
-import { backendLabel, cachedGpuCheck, getSharedLlama } from "./llama.js";
+import { backendLabel, backendUnavailable, cachedGpuCheck, getSharedLlama } from "./llama.js";
 import { threadpoolStatus } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
 
@@ -28,7 +28,9 @@ function cpuModel(): string {
 }
 
 export async function systemReport(options: { gpu: GpuChoice; probeBackends: boolean }): Promise<SystemReport> {
-  const llama = await getSharedLlama(options.gpu);
+  const llama = await getSharedLlama(options.gpu).catch((error: unknown) => {
+    throw backendUnavailable(options.gpu, error);
+  });
   const { getLlamaGpuTypes, getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   const gpus = (await llama.getGpuDeviceNames().catch(() => [] as string[])).map((name) => ({ name }));
   let vramState = llama.gpu === false ? null : await llama.getVramState().catch(() => null);

@@ -327,6 +327,15 @@ describe("bad input: one line, non-zero exit, no stack trace", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it.skipIf(fs.existsSync("/dev/nvidia0") || process.platform !== "linux")("a GPU backend that cannot load here names the backend and the way out (run and info)", async () => {
+    for (const args of [["run", "tiny", "hi", "--gpu", "cuda"], ["info", "--gpu", "cuda"]]) {
+      const r = await runCli(args, { env: { LMRUN_GPU_CHECK: "0" } });
+      expect(r.code).toBe(1);
+      // Before: "error: NoBinaryFoundError" from info.
+      expectOneLineError(r.stderr, /^error: cannot use CUDA on this machine: none of node-llama-cpp's CUDA builds of llama.cpp loads here .*--gpu cpu/);
+    }
+  });
+
   it("a real model truncated to half its size", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-trunc-"));
     const half = path.join(dir, "half.gguf");
