@@ -1,6 +1,6 @@
 import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
-import { getSharedLlama } from "./llama.js";
+import { backendUnavailable, getSharedLlama } from "./llama.js";
 import { checkModelFileHeader } from "./modelFile.js";
 import { syncDecoder, type SyncDecoder } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
@@ -281,7 +281,9 @@ export async function openBenchModel(
   options: { gpu: GpuChoice; gpuLayers: number; signal?: AbortSignal },
 ): Promise<BenchModelHandle> {
   await checkModelFileHeader(modelPath);
-  const llama = await getSharedLlama(options.gpu);
+  const llama = await getSharedLlama(options.gpu).catch((error: unknown) => {
+    throw backendUnavailable(options.gpu, error);
+  });
   const openMpBuild = /OPENMP = 1/.test(llama.systemInfo);
   let model: LlamaModel;
   try {
