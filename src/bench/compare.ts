@@ -97,5 +97,14 @@ export function formatComparison(rows: readonly Comparison[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => `| ${c.map((v, i) => (i < 2 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join(" | ")} |\n`;
   const rule = `| ${widths.map((w, i) => (i < 2 ? "-".repeat(w) : "-".repeat(w - 1) + ":")).join(" | ")} |\n`;
-  return line(header) + rule + cells.map(line).join("") + `\n* beyond the noise (Welch t > ${SIGNIFICANCE_T})\n`;
+  const footnote = rows.some((r) => r.significant) ? `\n* beyond the noise (Welch t > ${SIGNIFICANCE_T})\n` : `\nno delta is beyond the noise (Welch t > ${SIGNIFICANCE_T})\n`;
+  return line(header) + rule + cells.map(line).join("") + footnote;
+}
+
+/** This run's tests that the old file does not have (so they are missing from the comparison). */
+export function unmatchedTests(oldRecords: readonly ComparableRecord[], newRecords: readonly ComparableRecord[]): string[] {
+  const oldKeys = new Set(oldRecords.map(keyOf));
+  return newRecords
+    .filter((r) => !oldKeys.has(keyOf(r)))
+    .map((r) => `${path.basename(r.model_filename)} ${testName({ nPrompt: r.n_prompt, nGen: r.n_gen, nDepth: r.n_depth })} (${r.n_threads} threads)`);
 }

@@ -140,6 +140,12 @@ describe.skipIf(!hasShared)(`lmrun bench on stories260K (${hasShared ? "real mod
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/\| model +\| test +\| threads \| +old t\/s \| +new t\/s \| +delta \|/);
     expect(second.stdout).toMatch(/\| stories260K-Q8_0\.gguf \| pp16 +\| +1 \| +\d+\.\d\d \| +\d+\.\d\d \| +[+-]\d+\.\d%( \*)? +\|/);
+    // The footnote explains a "*" only when there is one.
+    expect(/ \* +\|/.test(second.stdout)).toBe(/\* beyond the noise/.test(second.stdout));
+    // Tests the old run did not have are named, not dropped silently.
+    const third = await runCli(["bench", stories, "-r", "2", "-p", "32", "-n", "8", "-t", "1", "--compare", old], { home });
+    expect(third.code).toBe(0);
+    expect(third.stderr).toMatch(/not in .*old\.json, so not compared: stories260K-Q8_0\.gguf pp32 \(1 threads\)/);
   });
 
   it("--prompt-file gives end-to-end TTFT, prompt and generation speed through the run path", async () => {

@@ -11,7 +11,7 @@ import { defaultThreads } from "../../config/defaults.js";
 import { threadpoolShimAvailable } from "../../engine/threadpool.js";
 import type { GpuChoice } from "../../engine/types.js";
 import { progressAllowed } from "../../io/tty.js";
-import { compareRecords, formatComparison, parseRecords } from "../../bench/compare.js";
+import { compareRecords, formatComparison, parseRecords, unmatchedTests } from "../../bench/compare.js";
 import { createPrinter } from "../../bench/format.js";
 import { createPeakMemoryProbe } from "../../bench/memory.js";
 import { runPromptFileBench } from "./benchPromptFile.js";
@@ -149,6 +149,8 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     const table = formatComparison(compareRecords(oldRecords, outcome.records));
     if (format === "md") ctx.out.text(`\n${table}`);
     else ctx.out.diag(table);
+    const unmatched = unmatchedTests(oldRecords, outcome.records);
+    if (unmatched.length > 0) ctx.out.warn(`not in ${flags.compare}, so not compared: ${unmatched.join(", ")}`);
   }
 
   if (flags.tune && !partial) {
