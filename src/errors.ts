@@ -37,7 +37,8 @@ export class CancelledError extends LmrunError {
 
 export function formatError(error: unknown): string {
   if (error instanceof LmrunError) {
-    return error.hint ? `${error.message}. ${error.hint}` : error.message;
+    // A message that already ends a sentence gets no second full stop ('got "hell"..').
+    return error.hint ? `${error.message}${/[.!?]$/.test(error.message) ? "" : "."} ${error.hint}` : error.message;
   }
   if (error instanceof Error) return error.message;
   return String(error);
