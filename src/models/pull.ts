@@ -59,20 +59,26 @@ export async function pullFile(store: ModelStore, target: PullTarget, options: P
   const present = await presentResult(store, target, finalPath);
   if (present) return present;
   await fs.mkdir(path.dirname(finalPath), { recursive: true });
-  const lock = await acquireLock(finalPath + LOCK_SUFFIX, {
-    ...(options.signal ? { signal: options.signal } : {}),
-    onWait: (ownerPid) => options.onEvent?.({ type: "wait-lock", file: target.file, ownerPid }),
-  }).catch((error: unknown) => {
-    if (options.signal?.aborted) throw new CancelledError("pull interrupted while waiting for another pull of the same file");
-    throw error;
-  });
   try {
-    // Another process may have finished it while we waited.
-    const finished = await presentResult(store, target, finalPath);
-    if (finished) return finished;
-    return await downloadVerifyAndPlace(store, target, finalPath, options);
-  } finally {
-    await lock.release();
+    const lock = await acquireLock(finalPath + LOCK_SUFFIX, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      onWait: (ownerPid) => options.onEvent?.({ type: "wait-lock", file: target.file, ownerPid }),
+    }).catch((error: unknown) => {
+      if (options.signal?.aborted) throw new CancelledError("pull interrupted while waiting for another pull of the same file");
+      throw error;
+    });
+    try {
+      // Another process may have finished it while we waited.
+      const finished = await presentResult(store, target, finalPath);
+      if (finished) return finished;
+      return await downloadVerifyAndPlace(store, target, finalPath, options);
+    } finally {
+      await lock.release();
+    }
+  } catch (error) {
+    // A pull that failed before keeping anything (a 404, say) leaves no empty directories behind.
+    await store.pruneEmptyDirectories(target.file).catch(() => undefined);
+    throw error;
   }
 }
 

@@ -197,6 +197,12 @@ export class ModelStore {
         if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
       }
     }
+    await this.pruneEmptyDirectories(file);
+    return removed;
+  }
+
+  /** Removes the directories above a file that are left empty, up to the store's own. */
+  async pruneEmptyDirectories(file: string): Promise<void> {
     let dir = path.dirname(this.absolute(file));
     while (dir.startsWith(this.dir + path.sep)) {
       try {
@@ -206,7 +212,6 @@ export class ModelStore {
       }
       dir = path.dirname(dir);
     }
-    return removed;
   }
 }
 

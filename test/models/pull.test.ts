@@ -226,6 +226,8 @@ describe.skipIf(!hasShared)(`pull faults: resume, corruption, HTTP errors, locks
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("lmrun-test/stories-GGUF has no file stories260K-Q2_K.gguf (HTTP 404)");
     expect(result.stderr).toContain("It has: stories260K-Q8_0.gguf, stories260K-Q4_0.gguf, stories260K-f32.gguf");
+    // Nothing was kept, so no empty directory for the repo is left in the store.
+    expect(fs.existsSync(path.join(home, "models", "hf", "lmrun-test", "stories-GGUF"))).toBe(false);
     const quant = await runCli(["pull", "hf:lmrun-test/stories-GGUF:Q2_K"], { home, env: env() });
     expect(quant.code).toBe(2);
     expect(quant.stderr).toMatch(/has no Q2_K GGUF file. It offers: Q8_0, Q4_0, F32/);
