@@ -73,6 +73,25 @@ describe("chat App", () => {
     expect(services.savedHistory.at(-1)).toEqual(["hello"]);
   });
 
+  it("a resumed conversation is what the model sees on the next reply, and the status bar counts it", async () => {
+    const engine = new FakeEngine(() => ["sure"]);
+    const { frame, type } = mount(engine, fakeServices(), {
+      messages: [
+        { role: "user", text: "my name is Ada" },
+        { role: "assistant", text: "hello Ada" },
+      ],
+    });
+    // Before: the engine started empty, so the first reply after --resume saw none of it, and the bar said ctx 0.
+    await waitFor(() => /ctx (\d+)\//.exec(frame())?.[1] !== "0", "the context to count the resumed turns");
+    await type("what is my name?\r");
+    await waitFor(() => engine.sent.length === 1 && frame().includes("sure"), "a reply");
+    expect(engine.turns.slice(0, 3)).toEqual([
+      { role: "user", text: "my name is Ada" },
+      { role: "assistant", text: "hello Ada" },
+      { role: "user", text: "what is my name?" },
+    ]);
+  });
+
   it("stops a reply on Ctrl+C and keeps what was produced", async () => {
     const engine = new FakeEngine(() => Array.from({ length: 500 }, (_, i) => `w${i} `), 5);
     const { frame, type } = mount(engine, fakeServices());

@@ -82,6 +82,8 @@ describe.skipIf(skipReason !== "")(`lmrun chat in a real terminal${skipReason ? 
     expect(resumed).toContain("› Tell me a long story");
     expect(resumed).toContain("[stopped]");
     expect(resumed).toContain("stories260K-Q8_0-synthetic-chat-template.gguf");
+    // The resumed turns are in the model's context (the bar said ctx 0 and the model saw nothing of them).
+    expect(resumed).toMatch(/ctx [1-9]\d*\/\d+/);
     pane.keys("Up");
     await pane.waitFor((s) => s.includes("› /exit"), "the last prompt from history");
     pane.keys("C-u");

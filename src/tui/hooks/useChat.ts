@@ -27,13 +27,18 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
   const { services } = options;
   const flushMs = options.flushMs ?? 50;
   const [state, dispatch] = useReducer(chatReducer, undefined, () => {
-    const initial = initialChatState({
+    let initial = initialChatState({
       modelName: options.engine.modelName,
       sampling: options.sampling,
       system: options.system,
       context: options.engine.contextUsage(),
       messages: options.messages,
     });
+    if (options.messages && options.messages.length > 0) {
+      // A resumed session: the model must see the conversation on the screen (idempotent, so safe here).
+      options.engine.setHistory(transcriptTurns(options.system, savedMessages(initial.items)));
+      initial = { ...initial, context: options.engine.contextUsage() };
+    }
     return options.notice ? chatReducer(initial, { type: "notice", text: options.notice, tone: "info" }) : initial;
   });
   const stateRef = useRef(state);
