@@ -61,7 +61,8 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
   }
   try {
     if (argv.length === 0) {
-      program.outputHelp();
+      // Help shown for a usage error goes to stderr: stdout carries only what was asked for.
+      program.outputHelp({ error: true });
       return ExitCode.usage;
     }
     await program.parseAsync(argv, { from: "user" });
@@ -69,7 +70,9 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
     return ExitCode.ok;
   } catch (error) {
     if (isCommanderError(error)) {
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return ExitCode.ok;
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version") return ExitCode.ok;
+      // Help shown because something was missing (`lmrun config` with no subcommand) is a usage error.
+      if (error.code === "commander.help") return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
       return ExitCode.usage;
     }
     if (io.stdoutClosed()) return ExitCode.ok;

@@ -422,4 +422,17 @@ describe("global behaviour", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown command 'frobnicate'/);
   });
+
+  it("help shown for a missing command goes to stderr with exit 2; asked for, it goes to stdout with exit 0", async () => {
+    for (const args of [[], ["config"]]) {
+      const r = await runCli(args);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(/^Usage: lmrun/);
+    }
+    const asked = await runCli(["config", "--help"]);
+    expect(asked.code).toBe(0);
+    expect(asked.stdout).toMatch(/^Usage: lmrun config/);
+    expect(asked.stderr).toBe("");
+  });
 });
