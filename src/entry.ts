@@ -30,6 +30,13 @@ export async function runFromProcess(): Promise<void> {
     }
     echoWindowEnds = now + 250;
     controller.abort(new Error("interrupted"));
+    // Most work stops within milliseconds; a native step in progress (a perplexity chunk, a big prompt
+    // batch) can take seconds. Say what is happening rather than look hung (a terminal only, not the chat's).
+    setTimeout(() => {
+      if (process.stderr.isTTY && process.stdin.isRaw !== true) {
+        process.stderr.write("\nstopping: llama.cpp is finishing the step it is in (Ctrl-C again to quit at once)\n");
+      }
+    }, 1000).unref();
   });
   process.on("SIGTERM", () => controller.abort(new Error("terminated")));
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {

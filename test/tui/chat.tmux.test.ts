@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { cliPath, tempHome } from "../helpers/cli.js";
-import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { hasShared, sharedCorpus, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { hasTmux, TmuxPane } from "./tmux.js";
 
 const skipReason = !hasTmux ? "needs tmux (apt-get install tmux)" : !hasShared ? sharedSkipReason : "";
@@ -112,6 +112,22 @@ describe.skipIf(skipReason !== "")(`lmrun chat in a real terminal${skipReason ? 
     pane.type("/exit");
     pane.keys("Enter");
     await pane.waitFor((s) => /SHELL-READY\$ \s*$/.test(s.trimEnd() + " ") && !s.includes("type a message"), "the shell prompt");
+  });
+
+  it("a Ctrl-C that waits for a long native step says so on the terminal, and a second one quits at once (perplexity)", async () => {
+    // One 8192-token chunk of the tiny model takes ~20 s here.
+    pane.type(`clear; node ${cliPath} perplexity ${sharedModel("stories260K-Q8_0.gguf")} -f ${sharedCorpus("wiki.test.raw")} -c 8192 --chunks 1 -t 1`);
+    pane.keys("Enter");
+    await pane.waitFor((s) => s.includes("trained on only 512 context tokens"), "the computation to start");
+    await new Promise((r) => setTimeout(r, 1500));
+    pane.keys("C-c");
+    await pane.waitFor((s) => s.includes("stopping: llama.cpp is finishing the step it is in (Ctrl-C again to quit at once)"), "the hint");
+    pane.keys("C-c");
+    // The process dies of SIGINT, as a shell expects (it then also stops the rest of a command list).
+    await pane.waitFor((s) => /\^C\n[^\n]*SHELL-READY\$\s*$/.test(s.trimEnd() + " "), "the shell prompt", 5_000);
+    pane.type('echo "exit=$?"');
+    pane.keys("Enter");
+    await pane.waitFor((s) => s.includes("exit=130"), "the exit status");
   });
 
   it("restores the terminal when the chat is killed mid-reply (SIGTERM), exiting 130", async () => {
