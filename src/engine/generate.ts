@@ -69,7 +69,7 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
     if (promptTokenCount > room) {
       if (!request.truncate) {
         throw new LmrunError(
-          `the prompt is ${promptTokenCount} tokens but the context holds ${contextSize} (the model was trained on ${loaded.summary.trainContextSize})`,
+          `the prompt is ${promptTokenCount} tokens but the context holds ${contextSize} (${loaded.summary.requestedContextSize !== undefined ? `llama.cpp's smallest here, for -c ${loaded.summary.requestedContextSize}; ` : ""}the model was trained on ${loaded.summary.trainContextSize})`,
           { exitCode: 2, hint: "Raise --ctx, shorten the prompt, or pass --truncate to keep its end" },
         );
       }

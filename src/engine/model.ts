@@ -109,6 +109,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     name: metadata?.general?.name,
     trainContextSize,
     contextSize: context.contextSize,
+    ...(options.contextSize !== undefined && context.contextSize > options.contextSize ? { requestedContextSize: options.contextSize } : {}),
     hasChatTemplate: typeof metadata?.tokenizer?.chat_template === "string",
     sizeBytes,
     parameters: insights.totalParameters || undefined,

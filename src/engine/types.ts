@@ -72,6 +72,8 @@ export interface ModelSummary {
   name: string | undefined;
   trainContextSize: number;
   contextSize: number;
+  /** The -c asked for, when llama.cpp made the context bigger (it pads small ones, to 256 cells here). */
+  requestedContextSize?: number | undefined;
   hasChatTemplate: boolean;
   sizeBytes: number;
   parameters: number | undefined;
