@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { acquireLock } from "./lock.js";
+import { quantOfFileName } from "./ref.js";
 import { syncDirectory, writeFileAtomic } from "../fs/atomicWrite.js";
 
 /**
@@ -92,7 +93,8 @@ export class ModelStore {
         files.push(entry);
         continue;
       }
-      files.push({ file, refs: [referenceForStorePath(file)], size: stat.size, pulledAt: stat.mtime.toISOString(), adopted: true });
+      const quant = quantOfFileName(path.basename(file));
+      files.push({ file, refs: [referenceForStorePath(file)], size: stat.size, pulledAt: stat.mtime.toISOString(), adopted: true, ...(quant ? { quant } : {}) });
     }
     const changed =
       (manifest === undefined && (present || files.length > 0)) ||
