@@ -119,7 +119,12 @@ export class LlamaChatEngine implements ChatEngine {
       stats: {
         ttftMs: firstTokenAt !== undefined ? firstTokenAt - startedAt : null,
         tokensPerSecond: generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
-        promptTokens: Math.max(0, meterAfter.usedInputTokens - meterBefore.usedInputTokens),
+        // The meter counts the prompt's last token as an output (it is decoded for its logits), and every
+        // generated token but the last: take it back from there, so the count matches `lmrun run`'s.
+        promptTokens: Math.max(
+          0,
+          meterAfter.usedInputTokens - meterBefore.usedInputTokens + Math.max(0, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens - Math.max(0, generatedTokens - 1)),
+        ),
         generatedTokens,
         totalMs: endedAt - startedAt,
         stopReason: mapStop(response.stopReason),

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LlamaChatEngine } from "../../src/engine/chatSession.js";
 import type { ChatSampling } from "../../src/engine/chatTypes.js";
 import { loadModel } from "../../src/engine/model.js";
+import { runCli } from "../helpers/cli.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 
 const greedy: ChatSampling = { temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, maxTokens: 24 };
@@ -54,6 +55,19 @@ describe.skipIf(!hasShared)(`chat engine on a real model (${hasShared ? "stories
     expect(b.text).toBe(a.text);
     await engine.send("Then what?", { sampling: greedy });
     expect(engine.getHistory().map((t) => t.role)).toEqual(["system", "user", "assistant", "user", "assistant"]);
+  });
+
+  it("counts a first reply's prompt as `lmrun run` counts the same prompt", async () => {
+    // A fresh engine: a used one finds the system prompt already in its context and evaluates only what is new.
+    const model = await loadModel(sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf"), { gpu: "cpu", gpuLayers: 0, contextSize: 256, threads: 1, verbose: false });
+    const fresh = await LlamaChatEngine.create(model, { modelName: "stories", systemPrompt: "Tell stories." });
+    const reply = await fresh.send("Once upon a time", { sampling: greedy });
+    await fresh.dispose();
+    const run = JSON.parse(
+      (await runCli(["run", sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf"), "Once upon a time", "--system", "Tell stories.", "--temp", "0", "-n", "24", "--json"])).stdout,
+    );
+    // Before: one fewer in chat (the meter counts the prompt's last token, decoded for its logits, as an output).
+    expect(reply.stats.promptTokens).toBe(run.promptTokens);
   });
 
   it("stops on abort and keeps the partial reply", async () => {
