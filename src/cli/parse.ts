@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "commander";
+import { GPU_CHOICES, normaliseGpu, type GpuName } from "../config/rules.js";
 
 /** Option value parsers: each throws InvalidArgumentError, which commander reports as a usage error. */
 
@@ -27,13 +28,10 @@ export function parseGpuLayers(raw: string): number | "max" | "auto" {
   return parseInteger(0, 100000)(raw);
 }
 
-const GPU_CHOICES = ["auto", "cuda", "vulkan", "metal", "cpu"] as const;
-export function parseGpu(raw: string): (typeof GPU_CHOICES)[number] {
-  const value = raw.toLowerCase() === "false" || raw.toLowerCase() === "none" ? "cpu" : raw.toLowerCase();
-  if (!(GPU_CHOICES as readonly string[]).includes(value)) {
-    throw new InvalidArgumentError(`expected one of ${GPU_CHOICES.join(", ")}, got "${raw}"`);
-  }
-  return value as (typeof GPU_CHOICES)[number];
+export function parseGpu(raw: string): GpuName {
+  const value = normaliseGpu(raw);
+  if (value === undefined) throw new InvalidArgumentError(`expected one of ${GPU_CHOICES.join(", ")}, got "${raw}"`);
+  return value;
 }
 
 /** Sizes such as 512MB, 2GiB, 1.5G or plain bytes. */

@@ -21,16 +21,30 @@ function numberRule(min: number, max: number, integer: boolean): SettingRule {
   };
 }
 
-const GPU_CHOICES = ["auto", "cuda", "vulkan", "metal", "cpu"];
+export const GPU_CHOICES = ["auto", "cuda", "vulkan", "metal", "cpu"] as const;
+export type GpuName = (typeof GPU_CHOICES)[number];
 
-/** A backend this platform can have (node-llama-cpp would silently pick another for an impossible one). */
+/** A backend name as users write it ("false" and "none" mean the CPU); undefined when it is none. */
+export function normaliseGpu(raw: string): GpuName | undefined {
+  const value = raw.toLowerCase();
+  const choice = value === "false" || value === "none" ? "cpu" : value;
+  return (GPU_CHOICES as readonly string[]).includes(choice) ? (choice as GpuName) : undefined;
+}
+
+/** Why this platform cannot have a backend (node-llama-cpp would silently pick another); undefined when it can. */
+export function gpuPlatformProblem(choice: GpuName, platform: NodeJS.Platform = process.platform): string | undefined {
+  if (choice === "metal" && platform !== "darwin") return "Metal exists only on macOS";
+  if (choice === "cuda" && platform === "darwin") return "CUDA is not available on macOS";
+  return undefined;
+}
+
+/** A backend this platform can have. */
 export function gpuRule(platform: NodeJS.Platform = process.platform): SettingRule {
   return (value) => {
-    const raw = typeof value === "string" ? value.trim().toLowerCase() : "";
-    const choice = raw === "false" || raw === "none" ? "cpu" : raw;
-    if (!GPU_CHOICES.includes(choice)) throw new Error(`expected one of ${GPU_CHOICES.join(", ")}, got ${JSON.stringify(value)}`);
-    if (choice === "metal" && platform !== "darwin") throw new Error("Metal exists only on macOS");
-    if (choice === "cuda" && platform === "darwin") throw new Error("CUDA is not available on macOS");
+    const choice = typeof value === "string" ? normaliseGpu(value.trim()) : undefined;
+    if (choice === undefined) throw new Error(`expected one of ${GPU_CHOICES.join(", ")}, got ${JSON.stringify(value)}`);
+    const problem = gpuPlatformProblem(choice, platform);
+    if (problem !== undefined) throw new Error(problem);
     return choice;
   };
 }

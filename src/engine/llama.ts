@@ -2,6 +2,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Llama, LlamaLogLevel } from "node-llama-cpp";
 import { lmrunHome, packageRoot } from "../config/paths.js";
+import { gpuPlatformProblem } from "../config/rules.js";
 import { loadThreadpoolShim } from "./threadpool.js";
 import { LmrunError, UsageError } from "../errors.js";
 import { driverFingerprint, gpuCheckKey, readGpuCheck, runGpuProbe, saveGpuCheck, type GpuCheckOutcome } from "./gpuCheck.js";
@@ -49,12 +50,10 @@ function onLog(level: LlamaLogLevel, message: string): void {
  * Linux would pick CUDA); an explicit choice that cannot be honoured is a usage error instead.
  */
 export function checkGpuChoiceForPlatform(gpu: GpuChoice, platform: NodeJS.Platform = process.platform, arch: string = process.arch): void {
-  if (gpu === "metal" && platform !== "darwin") {
-    throw new UsageError(`--gpu metal: Metal exists only on macOS, and this is ${platform}`, "Use --gpu auto, cuda, vulkan or cpu");
-  }
-  if (gpu === "cuda" && platform === "darwin") {
-    throw new UsageError("--gpu cuda: CUDA is not available on macOS", "Use --gpu auto, metal or cpu");
-  }
+  const problem = gpuPlatformProblem(gpu, platform);
+  if (problem === undefined) return;
+  if (gpu === "metal") throw new UsageError(`--gpu metal: ${problem}, and this is ${platform}`, "Use --gpu auto, cuda, vulkan or cpu");
+  throw new UsageError(`--gpu ${gpu}: ${problem}`, "Use --gpu auto, metal or cpu");
 }
 
 export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {

@@ -4,7 +4,7 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { backendUnavailable, clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
-import { checkModelFileHeader, checkParsedHeader, checkTensorData, checkVocabulary } from "./modelFile.js";
+import { checkModelFileHeader, readModelHeader } from "./modelFile.js";
 import type { LoadOptions, ModelSummary } from "./types.js";
 
 /** Default context when the user gives none: the training context, capped, as ollama does. */
@@ -33,21 +33,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
   } catch (error) {
     throw backendUnavailable(options.gpu, error);
   }
-  const { readGgufFileInfo, GgufInsights } = await import("node-llama-cpp");
-  let fileInfo;
-  try {
-    fileInfo = await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false });
-  } catch (error) {
-    throw new LmrunError(`${path.basename(modelPath)} is not a readable GGUF file: ${(error as Error).message}`, {
-      hint: "The file may be corrupt or truncated; download it again",
-      cause: error,
-    });
-  }
-  checkParsedHeader(fileInfo, sizeBytes, path.basename(modelPath));
-  const insights = await GgufInsights.from(fileInfo, llama);
-  checkTensorData(fileInfo, insights.modelSize, sizeBytes, path.basename(modelPath));
-  // After the size checks: a cut file can look like a broken vocabulary.
-  checkVocabulary(fileInfo.metadata, path.basename(modelPath));
+  const { fileInfo, insights } = await readModelHeader(modelPath, sizeBytes, llama);
   if (!insights.isSupportedByLlamaCpp) {
     throw new LmrunError(
       `${path.basename(modelPath)} uses architecture "${fileInfo.metadata?.general?.architecture ?? "unknown"}", which this llama.cpp does not support`,

@@ -1,5 +1,6 @@
 import fs from "node:fs/promises";
 import path from "node:path";
+import type { GgufFileInfo, GgufInsights, Llama } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 
 /**
@@ -50,26 +51,34 @@ export async function checkModelFileHeader(modelPath: string): Promise<{ sizeByt
 }
 
 /**
- * checkModelFileHeader, then what only the parsed header shows (checkVocabulary): for commands that
- * validate every file before they start (bench), where loadModel would come too late.
+ * Parses the GGUF header (node-llama-cpp) and checks what only the parsed header shows: that it is
+ * whole, that the tensor data is there, and the vocabulary. `llama` makes the insights' memory
+ * estimates; without it they still give the data size.
  */
-export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: number; version: number }> {
-  const header = await checkModelFileHeader(modelPath);
+export async function readModelHeader(modelPath: string, sizeBytes: number, llama?: Llama): Promise<{ fileInfo: GgufFileInfo; insights: GgufInsights }> {
   const { readGgufFileInfo, GgufInsights } = await import("node-llama-cpp");
-  let metadata: unknown;
+  const fileName = path.basename(modelPath);
+  let fileInfo: GgufFileInfo;
   try {
-    const info = await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false });
-    checkParsedHeader(info, header.sizeBytes, path.basename(modelPath));
-    checkTensorData(info, (await GgufInsights.from(info)).modelSize, header.sizeBytes, path.basename(modelPath));
-    metadata = info.metadata;
+    fileInfo = await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false });
   } catch (error) {
-    if (error instanceof LmrunError) throw error;
-    throw new LmrunError(`${path.basename(modelPath)} is not a readable GGUF file: ${(error as Error).message}`, {
+    throw new LmrunError(`${fileName} is not a readable GGUF file: ${(error as Error).message}`, {
       hint: "The file may be corrupt or truncated; download it again",
       cause: error,
     });
   }
-  checkVocabulary(metadata, path.basename(modelPath));
+  checkParsedHeader(fileInfo, sizeBytes, fileName);
+  const insights = await GgufInsights.from(fileInfo, llama);
+  checkTensorData(fileInfo, insights.modelSize, sizeBytes, fileName);
+  // After the size checks: a cut file can look like a broken vocabulary.
+  checkVocabulary(fileInfo.metadata, fileName);
+  return { fileInfo, insights };
+}
+
+/** checkModelFileHeader and readModelHeader: for commands that check every file before they start (bench), where loading comes too late. */
+export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: number; version: number }> {
+  const header = await checkModelFileHeader(modelPath);
+  await readModelHeader(modelPath, header.sizeBytes);
   return header;
 }
 
