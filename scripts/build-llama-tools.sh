@@ -8,9 +8,8 @@
 # It is idempotent: if both binaries exist and the recorded bundle sha256/size and
 # build recipe match, it just prints the paths.
 #
-# stdout: exactly two lines, suitable for `eval "$(scripts/build-llama-tools.sh)"`:
-#   LLAMA_BENCH=<abs path>
-#   LLAMA_PERPLEXITY=<abs path>
+# stdout: one NAME=<abs path> line per tool, suitable for `eval "$(scripts/build-llama-tools.sh)"`:
+#   LLAMA_BENCH, LLAMA_PERPLEXITY, LLAMA_SERVER, LLAMA_BATCHED_BENCH, LLAMA_COMPLETION, GGML_RPC_SERVER
 # Everything else (progress, cmake/compiler output) goes to stderr.
 #
 # Environment knobs (all optional):
@@ -37,7 +36,7 @@ JOBS=${LMRUN_LLAMA_TOOLS_JOBS:-2}
 APPLY_PATCHES=${LMRUN_LLAMA_TOOLS_PATCHES:-1}
 
 # Bump when the build recipe changes in a way that should invalidate old caches.
-RECIPE_VERSION=1
+RECIPE_VERSION=2
 
 # ---------------------------------------------------------------- preflight
 [[ -f $BUNDLE ]] || die "llama.cpp source bundle not found: $BUNDLE
@@ -61,6 +60,11 @@ BUILD_DIR=$CACHE_DIR/build
 STAMP=$CACHE_DIR/build-stamp.txt
 LLAMA_BENCH=$BUILD_DIR/bin/llama-bench
 LLAMA_PERPLEXITY=$BUILD_DIR/bin/llama-perplexity
+LLAMA_SERVER=$BUILD_DIR/bin/llama-server
+LLAMA_BATCHED_BENCH=$BUILD_DIR/bin/llama-batched-bench
+LLAMA_COMPLETION=$BUILD_DIR/bin/llama-completion
+GGML_RPC_SERVER=$BUILD_DIR/bin/ggml-rpc-server
+TARGETS=(llama-bench llama-perplexity llama-server llama-batched-bench llama-completion ggml-rpc-server)
 
 # CMake recipe. Options verified against the bundled tree's CMakeLists.txt:
 #  - LLAMA_CURL is deprecated/ignored in this tree (HTTP goes through cpp-httplib), so it's not passed;
@@ -69,6 +73,9 @@ LLAMA_PERPLEXITY=$BUILD_DIR/bin/llama-perplexity
 #  - GGML_OPENMP=OFF: node-llama-cpp's prebuilt binaries are built without OpenMP (ggml's own
 #    threadpool); matching that keeps the threading model comparable.
 #  - BUILD_SHARED_LIBS=OFF: self-contained binaries, no RPATH into the build tree.
+#  - GGML_RPC=ON: llama-bench/llama-perplexity/llama-completion take --rpc, and ggml-rpc-server is built
+#    from the same source (the RPC protocol version must match on both ends).
+#  - LLAMA_BUILD_SERVER=ON with the web UI off: the UI's assets would be downloaded from the Hub.
 CMAKE_ARGS=(
     -DCMAKE_BUILD_TYPE=Release
     -DBUILD_SHARED_LIBS=OFF
@@ -80,7 +87,10 @@ CMAKE_ARGS=(
     -DLLAMA_BUILD_TOOLS=ON
     -DLLAMA_BUILD_TESTS=OFF
     -DLLAMA_BUILD_EXAMPLES=OFF
-    -DLLAMA_BUILD_SERVER=OFF
+    -DLLAMA_BUILD_SERVER=ON
+    -DLLAMA_BUILD_UI=OFF
+    -DLLAMA_USE_PREBUILT_UI=OFF
+    -DGGML_RPC=ON
     -DLLAMA_BUILD_APP=OFF
     -DLLAMA_OPENSSL=OFF
     -DLLAMA_BUILD_BORINGSSL=OFF
@@ -108,6 +118,10 @@ RECIPE="v$RECIPE_VERSION ${CMAKE_ARGS[*]} patches=$(patch_fingerprint)"
 emit_paths() {
     printf 'LLAMA_BENCH=%q\n' "$LLAMA_BENCH"
     printf 'LLAMA_PERPLEXITY=%q\n' "$LLAMA_PERPLEXITY"
+    printf 'LLAMA_SERVER=%q\n' "$LLAMA_SERVER"
+    printf 'LLAMA_BATCHED_BENCH=%q\n' "$LLAMA_BATCHED_BENCH"
+    printf 'LLAMA_COMPLETION=%q\n' "$LLAMA_COMPLETION"
+    printf 'GGML_RPC_SERVER=%q\n' "$GGML_RPC_SERVER"
 }
 
 stamp_get() { # stamp_get KEY -> value (empty if missing)
@@ -119,7 +133,8 @@ BUNDLE_SIZE=$(stat -c %s "$BUNDLE")
 BUNDLE_SHA=""
 cache_valid() {
     [[ ${LMRUN_LLAMA_TOOLS_FORCE:-0} != 1 ]] || return 1
-    [[ -x $LLAMA_BENCH && -x $LLAMA_PERPLEXITY && -f $STAMP ]] || return 1
+    [[ -x $LLAMA_BENCH && -x $LLAMA_PERPLEXITY && -x $LLAMA_SERVER && -x $LLAMA_BATCHED_BENCH && -f $STAMP ]] || return 1
+    [[ -x $LLAMA_COMPLETION && -x $GGML_RPC_SERVER ]] || return 1
     [[ $(stamp_get bundle_size) == "$BUNDLE_SIZE" ]] || return 1
     [[ $(stamp_get recipe) == "$RECIPE" ]] || return 1
     [[ -n $BUNDLE_SHA ]] || BUNDLE_SHA=$(sha256sum "$BUNDLE" | cut -d' ' -f1)
@@ -188,12 +203,13 @@ log "cmake args: ${CMAKE_ARGS[*]}"
 cmake -S "$SRC_DIR" -B "$BUILD_DIR" "${CMAKE_ARGS[@]}" >&2 \
     || die "cmake configure failed (see output above)"
 
-log "building llama-bench + llama-perplexity with -j$JOBS (this takes a while on few cores)"
-cmake --build "$BUILD_DIR" --config Release -j "$JOBS" --target llama-bench llama-perplexity >&2 \
+log "building ${TARGETS[*]} with -j$JOBS (this takes a while on few cores)"
+cmake --build "$BUILD_DIR" --config Release -j "$JOBS" --target "${TARGETS[@]}" >&2 \
     || die "build failed (see output above)"
 
-[[ -x $LLAMA_BENCH ]] || die "build finished but $LLAMA_BENCH is missing"
-[[ -x $LLAMA_PERPLEXITY ]] || die "build finished but $LLAMA_PERPLEXITY is missing"
+for bin in "$LLAMA_BENCH" "$LLAMA_PERPLEXITY" "$LLAMA_SERVER" "$LLAMA_BATCHED_BENCH" "$LLAMA_COMPLETION" "$GGML_RPC_SERVER"; do
+    [[ -x $bin ]] || die "build finished but $bin is missing"
+done
 
 END_TS=$(date +%s)
 ELAPSED=$((END_TS - START_TS))

@@ -22,6 +22,10 @@ let cached;
  * @typedef {object} LlamaTools
  * @property {string} llamaBench        absolute path of the llama-bench binary
  * @property {string} llamaPerplexity   absolute path of the llama-perplexity binary
+ * @property {string} llamaServer       absolute path of llama-server
+ * @property {string} llamaBatchedBench absolute path of llama-batched-bench
+ * @property {string} llamaCompletion   absolute path of llama-completion (built with --rpc support)
+ * @property {string} ggmlRpcServer     absolute path of ggml-rpc-server (same source, same RPC protocol)
  * @property {string} buildCommit       commit the binaries report (short git sha of the bundle HEAD, or "unknown")
  * @property {number | null} buildNumber build number the binaries report (`git rev-list --count HEAD`), null if unparsable
  * @property {string | null} version    llama.cpp version string the binaries report (e.g. "0.5.0-dev")
@@ -50,7 +54,15 @@ async function doEnsure() {
         throw new Error(`build-llama-tools.sh did not print LLAMA_BENCH/LLAMA_PERPLEXITY; stdout was:\n${stdout}`);
 
     const info = await readBuildInfo(llamaBench);
-    return { llamaBench, llamaPerplexity, ...info };
+    return {
+        llamaBench,
+        llamaPerplexity,
+        llamaServer: vars.LLAMA_SERVER,
+        llamaBatchedBench: vars.LLAMA_BATCHED_BENCH,
+        llamaCompletion: vars.LLAMA_COMPLETION,
+        ggmlRpcServer: vars.GGML_RPC_SERVER,
+        ...info,
+    };
 }
 
 function runBuildScript(env = {}) {
