@@ -1,8 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
+import type { CommandContext } from "./context.js";
 import { envSetting, type Settings } from "../config/config.js";
-import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
+import { availableCores, DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
 import { threadpoolShimAvailable } from "../engine/threadpool.js";
 import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
 import { parseBytes, parseGpu, parseGpuLayers, parseInteger, parseNumber } from "./parse.js";
@@ -87,17 +88,41 @@ export function resolveLoadOptions(
 ): LoadOptions {
   const tuned = model !== undefined ? settings.tuned?.[model.fileName] : undefined;
   // Settings were checked when read (readSettings); LMRUN_* values are checked here.
+  const threadsGiven = flags.threads ?? envSetting<number>(env, "LMRUN_THREADS") ?? settings.threads;
   return {
     gpu: flags.gpu ?? envSetting<GpuChoice>(env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto",
     gpuLayers: flags.gpuLayers ?? "auto",
     contextSize: flags.ctx ?? envSetting<number>(env, "LMRUN_CTX") ?? settings.ctx,
-    threads:
-      flags.threads ?? envSetting<number>(env, "LMRUN_THREADS") ?? settings.threads ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
-    batchThreads: flags.threadsBatch ?? envSetting<number>(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
+    threads: threadsGiven ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
+    // A count the user gave is used as given; lmrun's own may drop while other work keeps the cores busy.
+    adaptiveThreads: threadsGiven === undefined,
+    // As llama.cpp's -tb: prompt batches follow -t unless told otherwise.
+    batchThreads: flags.threadsBatch ?? flags.threads ?? envSetting<number>(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
     batchSize: flags.batchSize ?? tuned?.batchSize,
     maxRamBytes: flags.maxRam,
     verbose,
   };
+}
+
+/**
+ * One warning line when a thread count is above the cores: llama.cpp's threads meet at spinning
+ * barriers hundreds of times per token, so extra ones only wait for each other (a 64-thread run on
+ * 2 cores took 49 s for 2 tokens and drove the load average to 37).
+ */
+export function threadsAboveCoresWarning(counts: Array<[flag: string, value: number | undefined]>, cores: number = availableCores()): string | undefined {
+  const over = counts.filter((entry): entry is [string, number] => entry[1] !== undefined && entry[1] > cores);
+  if (over.length === 0) return undefined;
+  const given = over.map(([flag, value]) => `${flag} ${value}`).join(" and ");
+  return `${given} asks for more threads than this machine's ${cores} cores: the extra threads only wait for each other and make every token slower; use ${cores} or fewer`;
+}
+
+/** The warning above for -t / --threads-batch, on stderr. */
+export function warnIfThreadsAboveCores(ctx: Pick<CommandContext, "out">, flags: Pick<LoadFlags, "threads" | "threadsBatch">): void {
+  const warning = threadsAboveCoresWarning([
+    ["-t", flags.threads],
+    ["--threads-batch", flags.threadsBatch],
+  ]);
+  if (warning !== undefined) ctx.out.warn(warning);
 }
 
 export function resolveSampling(flags: SamplingFlags, settings: Settings): SamplingOptions & { maxTokens: number } {

@@ -5,6 +5,7 @@ import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { backendUnavailable, clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
 import { checkModelFileHeader, readModelHeader } from "./modelFile.js";
+import { setAdaptiveThreads } from "./threadpool.js";
 import type { LoadOptions, ModelSummary } from "./types.js";
 
 /** Default context when the user gives none: the training context, capped, as ollama does. */
@@ -71,6 +72,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     throw new LmrunError(`failed to load ${path.basename(modelPath)}: ${explainNativeError(error)}`, { cause: error });
   }
   const batchThreads = options.batchThreads ?? Math.max(1, llama.cpuMathCores);
+  setAdaptiveThreads(options.adaptiveThreads === true);
   let context: LlamaContext;
   try {
     context = await model.createContext({

@@ -15,6 +15,12 @@ export interface ThreadpoolStatus {
   /** Every llama_decode call that went through the shim, and the time spent inside them. */
   decodes: number;
   decodeMs: number;
+  /** Generation threads follow the machine's load (lmrun chose the count; see native/threadpool.c). */
+  adaptive: boolean;
+  /** Single-token decodes by the thread count they ran with, while adaptive. */
+  tokensByThreads: Record<string, number>;
+  /** Times the adaptive count changed after trying another. */
+  threadSwitches: number;
   /** The libllama whose llama_decode the shim forwards to. */
   library: string;
   problem: string;
@@ -24,6 +30,7 @@ interface ShimModule {
   status(): Omit<ThreadpoolStatus, "loaded"> & { resolved: boolean };
   claimLastContext(): boolean;
   decodeToken(token: number): number;
+  setAdaptiveThreads?(on: boolean): boolean;
 }
 
 /** One-token synchronous decodes on a claimed context (see native/threadpool.c), for the bench. */
@@ -93,9 +100,18 @@ export function syncDecoder(): SyncDecoder | undefined {
   return { claimLastContext: shim.claimLastContext, decodeToken: shim.decodeToken };
 }
 
+/**
+ * Lets single-token decodes use fewer threads than the context's count while other processes keep
+ * the cores busy (see native/threadpool.c). For thread counts lmrun chose; a count the user gave,
+ * and the bench, run exactly as asked. No-op without the shim.
+ */
+export function setAdaptiveThreads(on: boolean): void {
+  shim?.setAdaptiveThreads?.(on);
+}
+
 export function threadpoolStatus(): ThreadpoolStatus {
   if (!shim) {
-    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, library: "", problem: notLoadedReason };
+    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, adaptive: false, tokensByThreads: {}, threadSwitches: 0, library: "", problem: notLoadedReason };
   }
   const { resolved: _resolved, ...status } = shim.status();
   return { loaded: true, ...status };

@@ -10,6 +10,11 @@ export interface LoadOptions {
   contextSize?: number | undefined;
   /** Threads for single-token generation (llama.cpp's -t). */
   threads: number;
+  /**
+   * `threads` is lmrun's own choice (not the user's): generation may then use fewer while other
+   * processes keep the cores busy (engine/native/threadpool.c).
+   */
+  adaptiveThreads?: boolean | undefined;
   /** Threads for prompt batches (llama.cpp's -tb); undefined = all math cores. */
   batchThreads?: number | undefined;
   batchSize?: number | undefined;

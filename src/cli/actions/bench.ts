@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { modelFacts } from "../modelOptions.js";
+import { modelFacts, threadsAboveCoresWarning } from "../modelOptions.js";
 import { parseGpu } from "../parse.js";
 import { envSetting, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
@@ -62,6 +62,8 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   const threadsDefault = threadsChosen ?? defaultThreads(undefined, undefined, persistentPool);
   if (flags.tune && modelRefs.length !== 1) throw new UsageError("--tune takes exactly one model");
   let params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
+  const threadsWarning = flags.threads !== undefined ? threadsAboveCoresWarning([["-t", Math.max(...params.nThreads)]]) : undefined;
+  if (threadsWarning !== undefined) ctx.out.warn(threadsWarning);
   const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
   const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : (envSetting<GpuChoice>(ctx.env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto");
 

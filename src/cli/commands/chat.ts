@@ -5,7 +5,7 @@ import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, warnIfThreadsAboveCores, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 import { resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";
 
@@ -74,6 +74,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   };
   const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: flags.seed }, given, resumed?.sampling);
 
+  warnIfThreadsAboveCores(ctx, flags);
   const loadFor = async (ref: string, quietProgress: boolean) => {
     const prepared = await resolveAndLoad(ctx, ref, (r) => resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(r.path)), {
       quietProgress,

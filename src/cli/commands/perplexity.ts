@@ -5,7 +5,7 @@ import type { ModelLoader } from "../../eval/run.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { CancelledError, UsageError } from "../../errors.js";
-import { addLoadOptions, resolveLoadOptions, type LoadFlags } from "../modelOptions.js";
+import { addLoadOptions, resolveLoadOptions, warnIfThreadsAboveCores, type LoadFlags } from "../modelOptions.js";
 import { parseInteger } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
 
@@ -59,6 +59,7 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
   if (mode === "kld" && flags.klDivergenceBase === undefined) throw new UsageError("--kl-divergence needs --kl-divergence-base FILE", "Write that file first with the base model");
 
   const settings = await readSettings(ctx.env);
+  warnIfThreadsAboveCores(ctx, flags);
   const format = await import("../../eval/format.js");
   const { createPerplexityProgress } = await import("../../eval/progress.js");
   const progress = createPerplexityProgress(progressAllowed(ctx.stderr, ctx.env, ctx.quiet) ? (text) => ctx.out.stderr.write(text) : undefined);

@@ -5,7 +5,7 @@ import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { LmrunError, UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, warnIfThreadsAboveCores, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 import { collect } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
 import { assemblePrompt, readJsonSchemaFile, readTextFile } from "../prompt.js";
@@ -53,6 +53,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
 
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
+  warnIfThreadsAboveCores(ctx, flags);
   const prepared = await resolveAndLoad(ctx, modelRef, (resolved) =>
     resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path)),
   );
@@ -99,7 +100,9 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     if (ctx.verbose) {
       ctx.out.diag(
         pool.decodesWithPool > 0
-          ? `cpu threads: persistent threadpool for ${pool.decodesWithPool} decodes, ${pool.decodeMs.toFixed(0)} ms inside llama_decode (${pool.library})`
+          ? `cpu threads: persistent threadpool for ${pool.decodesWithPool} decodes, ${pool.decodeMs.toFixed(0)} ms inside llama_decode (${pool.library})${
+              pool.adaptive ? `; tokens by threads (following the machine's load): ${describeTokensByThreads(pool.tokensByThreads)}` : ""
+            }`
           : `cpu threads: started per decode (threadpool shim ${pool.problem || "unused"})`,
       );
     }
@@ -133,7 +136,16 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           maxTokens: sampling.maxTokens,
           stop: request.stop,
         },
-        load: { contextSize: loaded.summary.contextSize, threads: loaded.summary.threads, batchThreads: loaded.summary.batchThreads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers, threadpool },
+        load: {
+          contextSize: loaded.summary.contextSize,
+          threads: loaded.summary.threads,
+          batchThreads: loaded.summary.batchThreads,
+          gpu: loaded.summary.gpu,
+          gpuLayers: loaded.summary.gpuLayers,
+          threadpool,
+          // Generated tokens by the threads they ran with, when lmrun's own thread count followed the machine's load.
+          ...(pool.adaptive ? { generationThreads: pool.tokensByThreads } : {}),
+        },
       });
     } else if (!endedWithNewline && ctx.out.stdoutIsTTY && !ctx.stdoutClosed()) {
       // Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated.
@@ -168,4 +180,9 @@ function isJson(text: string): boolean {
   } catch {
     return false;
   }
+}
+
+function describeTokensByThreads(tokensByThreads: Record<string, number>): string {
+  const entries = Object.entries(tokensByThreads);
+  return entries.length === 0 ? "none yet" : entries.map(([threads, tokens]) => `${tokens} with ${threads}`).join(", ");
 }

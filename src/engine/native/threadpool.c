@@ -22,7 +22,11 @@
  * (VERIFIED_LLAMA_CPP_RELEASE in threadpool.ts: lmrun loads this only for that release).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -67,6 +71,7 @@ typedef struct ggml_threadpool * (*pool_new_fn)(struct ggml_threadpool_params *)
 typedef void (*pool_free_fn)(struct ggml_threadpool *);
 typedef llama_batch (*batch_get_one_fn)(int32_t *, int32_t);
 typedef void (*synchronize_fn)(struct llama_context *);
+typedef void (*set_n_threads_fn)(struct llama_context *, int32_t, int32_t);
 
 static struct {
     decode_fn decode;
@@ -79,6 +84,7 @@ static struct {
     pool_free_fn pool_free;
     batch_get_one_fn batch_get_one;
     synchronize_fn synchronize;
+    set_n_threads_fn set_n_threads;
     bool pools_enabled;
     char library[512];
     char problem[256];
@@ -88,14 +94,42 @@ static int resolved = 0;
 static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Generation threads that follow the machine's load (only when lmrun chose the thread count, see
+ * setAdaptiveThreads). ggml's workers meet at a spinning barrier after every operation of a token's
+ * graph (hundreds per token). When other processes keep the cores busy, a worker that the scheduler
+ * has descheduled makes the others spin until its next time slice: a 135M-model token took ~0.2 s
+ * with 2 threads against ~15 ms with 1 under two busy loops on 2 cores. So single-token decodes start
+ * with as many threads as there are cores not busy with other processes (capped at the count asked
+ * for), and every so often the shim looks again: one step fewer threads when other work appeared or
+ * a token took far longer than the recent ones, one step more when cores came free. A step is kept
+ * only if a few tokens with it were faster than the recent ones (a slower try is cut short).
+ */
+#define RECENT_TOKENS 8
+#define PROBE_TOKENS 3
+#define CHECK_INTERVAL_MIN 32
+#define CHECK_INTERVAL_MAX 512
+typedef struct {
+    int requested;      /* the context's n_threads this state was made for (0: none yet) */
+    int current;        /* threads single-token decodes use now */
+    int probe;          /* threads being tried (0: none) */
+    int probe_count;
+    double probe_ms[PROBE_TOKENS];
+    double recent_ms[RECENT_TOKENS];
+    int recent_count, recent_next;
+    bool suspect;       /* a token was much slower than the recent ones: try fewer threads */
+    unsigned long tokens, next_check, interval;
+} adaptive_state;
+
 /* A context's pools, one per thread count it has used (prompt and generation may differ). */
 #define MAX_CONTEXTS 64
-#define POOLS_PER_CONTEXT 4
+#define POOLS_PER_CONTEXT 8
 typedef struct {
     struct llama_context * ctx;
     int attached_threads, attached_threads_batch;
     int n_threads[POOLS_PER_CONTEXT];
     struct ggml_threadpool * pool[POOLS_PER_CONTEXT];
+    adaptive_state adapt;
 } context_pools;
 
 static context_pools contexts[MAX_CONTEXTS];
@@ -136,12 +170,13 @@ static void resolve(void) {
     real.synchronize = (synchronize_fn)dlsym(libllama, "llama_synchronize");
     real.n_threads = (n_threads_fn)dlsym(libllama, "llama_n_threads");
     real.n_threads_batch = (n_threads_fn)dlsym(libllama, "llama_n_threads_batch");
+    real.set_n_threads = (set_n_threads_fn)dlsym(libllama, "llama_set_n_threads");
     real.attach = (attach_fn)dlsym(libllama, "llama_attach_threadpool");
     /* libllama's dependencies (libggml, libggml-base) are searched too. */
     real.params_default = (params_default_fn)dlsym(libllama, "ggml_threadpool_params_default");
     reg_by_name_fn reg_by_name = (reg_by_name_fn)dlsym(libllama, "ggml_backend_reg_by_name");
     get_proc_fn get_proc = (get_proc_fn)dlsym(libllama, "ggml_backend_reg_get_proc_address");
-    if (!real.n_threads || !real.n_threads_batch || !real.attach || !real.params_default || !reg_by_name || !get_proc) {
+    if (!real.n_threads || !real.n_threads_batch || !real.set_n_threads || !real.attach || !real.params_default || !reg_by_name || !get_proc) {
         snprintf(real.problem, sizeof real.problem, "this llama.cpp build lacks the threadpool API");
         return;
     }
@@ -194,21 +229,141 @@ static struct ggml_threadpool * pool_for(context_pools * entry, int n_threads) {
     return pool;
 }
 
-static void attach_pools(struct llama_context * ctx) {
-    int n_threads = real.n_threads(ctx), n_threads_batch = real.n_threads_batch(ctx);
-    pthread_mutex_lock(&pools_lock);
-    context_pools * entry = entry_for(ctx, true);
-    if (entry && (entry->attached_threads != n_threads || entry->attached_threads_batch != n_threads_batch)) {
+/* Attaches the pools for these thread counts; false: none could be made (per-decode threads then). */
+static bool attach_pools(context_pools * entry, int n_threads, int n_threads_batch) {
+    if (entry->attached_threads != n_threads || entry->attached_threads_batch != n_threads_batch) {
         struct ggml_threadpool * pool = pool_for(entry, n_threads);
         struct ggml_threadpool * pool_batch = pool_for(entry, n_threads_batch);
         if (!pool || !pool_batch) pool = pool_batch = NULL; /* back to llama.cpp's per-decode threads */
         /* Switching away from a pool pauses it (ggml does that), so an unused one sleeps. */
-        real.attach(ctx, pool, pool_batch);
+        real.attach(entry->ctx, pool, pool_batch);
         entry->attached_threads = pool && pool_batch ? n_threads : 0;
         entry->attached_threads_batch = pool && pool_batch ? n_threads_batch : 0;
     }
-    if (entry && entry->attached_threads) decodes_with_pool++;
-    pthread_mutex_unlock(&pools_lock);
+    return entry->attached_threads != 0;
+}
+
+/* ---- adaptive generation threads (see adaptive_state) ---- */
+static int adaptive_enabled = 0;
+#define TOKENS_BY_THREADS_MAX 64
+static unsigned long tokens_by_threads[TOKENS_BY_THREADS_MAX + 1];
+static unsigned long thread_switches = 0;
+
+static int cpu_count(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static int read_small_file(const char * path, char * buffer, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buffer, size - 1);
+    close(fd);
+    if (n < 0) return -1;
+    buffer[n] = 0;
+    return (int)n;
+}
+
+/* Runnable threads of this process right now (the caller is one). */
+static int own_running_threads(void) {
+    DIR * dir = opendir("/proc/self/task");
+    if (!dir) return 1;
+    int running = 0;
+    struct dirent * item;
+    char path[300], stat[512];
+    while ((item = readdir(dir)) != NULL) {
+        if (item->d_name[0] < '0' || item->d_name[0] > '9') continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", item->d_name);
+        if (read_small_file(path, stat, sizeof stat) <= 0) continue;
+        const char * end = strrchr(stat, ')'); /* the name may hold spaces and parentheses */
+        if (end && end[1] == ' ' && end[2] == 'R') running++;
+    }
+    closedir(dir);
+    return running > 0 ? running : 1;
+}
+
+/* Cores not taken by other processes' runnable threads right now (/proc/loadavg's running count). */
+static int free_cores(void) {
+    char text[128];
+    int cores = cpu_count();
+    if (read_small_file("/proc/loadavg", text, sizeof text) <= 0) return cores;
+    double a, b, c;
+    int running = 0, total = 0;
+    if (sscanf(text, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total) != 5) return cores;
+    int others = running - own_running_threads();
+    if (others < 0) others = 0;
+    int free = cores - others;
+    return free > 0 ? free : 0;
+}
+
+static double median_of(const double * values, int count) {
+    double sorted[RECENT_TOKENS > PROBE_TOKENS ? RECENT_TOKENS : PROBE_TOKENS];
+    for (int i = 0; i < count; i++) {
+        int j = i;
+        while (j > 0 && sorted[j - 1] > values[i]) { sorted[j] = sorted[j - 1]; j--; }
+        sorted[j] = values[i];
+    }
+    return count % 2 ? sorted[count / 2] : (sorted[count / 2 - 1] + sorted[count / 2]) / 2;
+}
+
+static int fewer_threads(int threads) { return threads > 1 ? threads / 2 : 1; }
+static int more_threads(const adaptive_state * a) { return a->current * 2 < a->requested ? a->current * 2 : a->requested; }
+
+/* The thread count for the next single-token decode of a context that asked for `requested`. */
+static int adaptive_choose(adaptive_state * a, int requested) {
+    if (a->requested != requested) {
+        memset(a, 0, sizeof *a);
+        a->requested = requested;
+        int threads = requested, free = free_cores();
+        while (threads > 1 && threads > free) threads = fewer_threads(threads);
+        a->current = threads;
+        a->interval = CHECK_INTERVAL_MIN;
+        a->next_check = CHECK_INTERVAL_MIN;
+    }
+    a->tokens++;
+    if (a->probe) return a->probe;
+    if (a->tokens >= a->next_check && a->recent_count >= RECENT_TOKENS / 2) {
+        a->next_check = a->tokens + a->interval;
+        int free = free_cores();
+        if (a->current > 1 && (a->suspect || free < a->current)) a->probe = fewer_threads(a->current);
+        else if (a->current < a->requested && free >= more_threads(a)) a->probe = more_threads(a);
+        a->suspect = false;
+        a->probe_count = 0;
+        if (a->probe) return a->probe;
+    }
+    return a->current;
+}
+
+static void adaptive_record(adaptive_state * a, int threads, double ms) {
+    if (a->probe && threads == a->probe) {
+        double recent = median_of(a->recent_ms, a->recent_count);
+        a->probe_ms[a->probe_count++] = ms;
+        bool worse_at_once = a->probe > a->current && ms > 3 * recent; /* more threads and far slower: stop now */
+        if (!worse_at_once && a->probe_count < PROBE_TOKENS) return;
+        if (!worse_at_once && median_of(a->probe_ms, a->probe_count) < 0.95 * recent) {
+            a->current = a->probe;
+            thread_switches++;
+            memcpy(a->recent_ms, a->probe_ms, sizeof(double) * (size_t)a->probe_count);
+            a->recent_count = a->probe_count;
+            a->recent_next = a->probe_count % RECENT_TOKENS;
+            a->interval = CHECK_INTERVAL_MIN;
+        } else if (a->interval < CHECK_INTERVAL_MAX) {
+            a->interval *= 2; /* the step did not pay: try it less often */
+        }
+        a->next_check = a->tokens + a->interval;
+        a->probe = 0;
+        return;
+    }
+    if (threads != a->current) return;
+    if (a->current > 1 && a->recent_count >= RECENT_TOKENS / 2 && ms > 4 * median_of(a->recent_ms, a->recent_count)) {
+        a->suspect = true;
+        a->next_check = a->tokens + 1;
+    }
+    a->recent_ms[a->recent_next] = ms;
+    a->recent_next = (a->recent_next + 1) % RECENT_TOKENS;
+    if (a->recent_count < RECENT_TOKENS) a->recent_count++;
 }
 
 /* Retried until libllama is loaded: a status() call before the binding must not make it permanent. */
@@ -246,10 +401,39 @@ int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
     ensure_resolved();
     if (!real.decode) return -1;
     __atomic_store_n(&last_decoded_ctx, ctx, __ATOMIC_RELEASE);
-    if (real.pools_enabled) attach_pools(ctx);
+    int requested = 0, threads = 0, threads_batch = 0;
+    adaptive_state * adapt = NULL;
+    if (real.pools_enabled) {
+        requested = threads = real.n_threads(ctx);
+        threads_batch = real.n_threads_batch(ctx);
+        pthread_mutex_lock(&pools_lock);
+        context_pools * entry = entry_for(ctx, true);
+        if (entry) {
+            /* Prompt batches leave the generation pool as it is, so that switching back costs nothing. */
+            if (__atomic_load_n(&adaptive_enabled, __ATOMIC_RELAXED) && requested > 1) {
+                adapt = &entry->adapt;
+                if (batch.n_tokens == 1) threads = adaptive_choose(adapt, requested);
+                else if (adapt->requested == requested) threads = adapt->current;
+            }
+            if (attach_pools(entry, threads, threads_batch)) decodes_with_pool++;
+            else threads = requested, adapt = NULL;
+        }
+        pthread_mutex_unlock(&pools_lock);
+        if (batch.n_tokens != 1) adapt = NULL;
+        /* llama.cpp reads the count at compute time; it goes back to what the binding set right after. */
+        if (threads != requested) real.set_n_threads(ctx, threads, threads_batch);
+    }
     uint64_t started = now_nanos();
     int32_t result = real.decode(ctx, batch);
-    __atomic_add_fetch(&decode_nanos, now_nanos() - started, __ATOMIC_RELAXED);
+    uint64_t elapsed = now_nanos() - started;
+    if (threads != requested) real.set_n_threads(ctx, requested, threads_batch);
+    if (adapt) {
+        pthread_mutex_lock(&pools_lock);
+        adaptive_record(adapt, threads, (double)elapsed / 1e6);
+        tokens_by_threads[threads < TOKENS_BY_THREADS_MAX ? threads : TOKENS_BY_THREADS_MAX]++;
+        pthread_mutex_unlock(&pools_lock);
+    }
+    __atomic_add_fetch(&decode_nanos, elapsed, __ATOMIC_RELAXED);
     __atomic_add_fetch(&decode_calls, 1, __ATOMIC_RELAXED);
     return result;
 }
@@ -290,6 +474,7 @@ extern int napi_create_string_utf8(napi_env, const char *, size_t, napi_value *)
 extern int napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *, napi_value *, void **);
 extern int napi_get_value_uint32(napi_env, napi_value, uint32_t *);
 extern int napi_create_int32(napi_env, int32_t, napi_value *);
+extern int napi_get_value_bool(napi_env, napi_value, bool *);
 
 static void set_value(napi_env env, napi_value object, const char * key, napi_value value) {
     napi_set_named_property(env, object, key, value);
@@ -316,10 +501,39 @@ static napi_value status(napi_env env, napi_callback_info info) {
     set_value(env, result, "decodes", value);
     napi_create_double(env, (double)__atomic_load_n(&decode_nanos, __ATOMIC_RELAXED) / 1e6, &value);
     set_value(env, result, "decodeMs", value);
+    napi_get_boolean(env, __atomic_load_n(&adaptive_enabled, __ATOMIC_RELAXED) != 0, &value);
+    set_value(env, result, "adaptive", value);
+    napi_value by_threads;
+    napi_create_object(env, &by_threads);
+    pthread_mutex_lock(&pools_lock);
+    for (int i = 1; i <= TOKENS_BY_THREADS_MAX; i++) {
+        if (!tokens_by_threads[i]) continue;
+        char key[16];
+        snprintf(key, sizeof key, "%d", i);
+        napi_create_double(env, (double)tokens_by_threads[i], &value);
+        set_value(env, by_threads, key, value);
+    }
+    unsigned long switches = thread_switches;
+    pthread_mutex_unlock(&pools_lock);
+    set_value(env, result, "tokensByThreads", by_threads);
+    napi_create_double(env, (double)switches, &value);
+    set_value(env, result, "threadSwitches", value);
     napi_create_string_utf8(env, real.library, strlen(real.library), &value);
     set_value(env, result, "library", value);
     napi_create_string_utf8(env, real.problem, strlen(real.problem), &value);
     set_value(env, result, "problem", value);
+    return result;
+}
+
+/* setAdaptiveThreads(on): single-token decodes may use fewer threads than asked when cores are busy. */
+static napi_value set_adaptive_threads(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    bool on = false;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1) napi_get_value_bool(env, argv[0], &on);
+    __atomic_store_n(&adaptive_enabled, on ? 1 : 0, __ATOMIC_RELAXED);
+    napi_value result;
+    napi_get_boolean(env, on, &result);
     return result;
 }
 
@@ -362,6 +576,9 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "decodeToken", 11, decode_token, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "decodeToken", fn);
+    }
+    if (napi_create_function(env, "setAdaptiveThreads", 18, set_adaptive_threads, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "setAdaptiveThreads", fn);
     }
 
     return exports;
