@@ -1,4 +1,19 @@
+import { TerminatedError } from "./errors.js";
 import { main } from "./main.js";
+
+/** How long SIGTERM waits for the command to report what it finished before the process dies anyway. */
+const TERMINATE_GRACE_MS = 1500;
+
+/**
+ * Ends the process by the signal itself, at once. Not process.exit(): it first joins libuv's worker
+ * threads, i.e. waits for a llama_decode in progress (measured: 9 s for a perplexity chunk, minutes
+ * for a long one). Dying of the signal is also what a shell expects ($? = 128 + its number).
+ */
+function dieOf(signal: "SIGINT" | "SIGTERM"): void {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  setTimeout(() => process.exit(signal === "SIGINT" ? 130 : 143), 1000).unref();
+}
 
 /**
  * Process glue: signals, EPIPE and the exit code. Kept apart from main() so tests can call main directly.
@@ -20,25 +35,30 @@ export async function runFromProcess(): Promise<void> {
     }
     interrupts++;
     if (interrupts > 1) {
-      // A second Ctrl-C while something native refuses to stop: leave now. Not process.exit(): it
-      // first joins libuv's worker threads, i.e. waits for the very llama_decode being interrupted
-      // (measured: 9 s for a perplexity chunk). Dying of SIGINT itself is what a shell expects (130).
-      process.removeAllListeners("SIGINT");
-      process.kill(process.pid, "SIGINT");
-      setTimeout(() => process.exit(130), 1000).unref();
+      // A second Ctrl-C while something native refuses to stop: leave now.
+      dieOf("SIGINT");
       return;
     }
     echoWindowEnds = now + 250;
     controller.abort(new Error("interrupted"));
     // Most work stops within milliseconds; a native step in progress (a perplexity chunk, a big prompt
-    // batch) can take seconds. Say what is happening rather than look hung (a terminal only, not the chat's).
+    // batch) can take seconds. Say what is happening rather than look hung (on a terminal, not in the
+    // chat's screen; with --verbose in a pipe too).
     setTimeout(() => {
-      if (process.stderr.isTTY && process.stdin.isRaw !== true) {
+      if ((process.stderr.isTTY || process.argv.includes("--verbose")) && process.stdin.isRaw !== true) {
         process.stderr.write("\nstopping: llama.cpp is finishing the step it is in (Ctrl-C again to quit at once)\n");
       }
     }, 1000).unref();
   });
-  process.on("SIGTERM", () => controller.abort(new Error("terminated")));
+  let terminated = false;
+  process.on("SIGTERM", () => {
+    if (terminated) return;
+    terminated = true;
+    // Jobs stop without waiting for the native step they are in and report what they finished
+    // (errors.ts, unlessTerminated); whatever still holds them after the grace period is cut short.
+    controller.abort(new TerminatedError());
+    setTimeout(() => dieOf("SIGTERM"), TERMINATE_GRACE_MS);
+  });
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") {
       // The reader went away (| head): stop generating and end quietly.
@@ -64,4 +84,7 @@ export async function runFromProcess(): Promise<void> {
     stdoutClosed: () => stdoutClosed,
   });
   process.exitCode = stdoutFailed ? 1 : code;
+  // Terminated: what was finished is written (stdout and stderr are synchronous here, files and
+  // pipes alike); do not wait for llama.cpp's threads on the way out.
+  if (terminated) dieOf("SIGTERM");
 }

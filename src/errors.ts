@@ -7,6 +7,8 @@ export const ExitCode = {
   failure: 1,
   usage: 2,
   interrupted: 130,
+  /** SIGTERM: the process dies of the signal, which a shell reports as 143 (128 + 15). */
+  terminated: 143,
 } as const;
 
 export class LmrunError extends Error {
@@ -33,6 +35,45 @@ export class CancelledError extends LmrunError {
   constructor(message = "interrupted") {
     super(message, { exitCode: ExitCode.interrupted });
   }
+}
+
+/**
+ * The reason a command's signal carries after SIGTERM. Unlike Ctrl-C, which lets a native step in
+ * progress finish (a perplexity chunk, a long prompt), termination does not wait for it: jobs
+ * report what they finished and the process dies while llama.cpp is still computing.
+ */
+export class TerminatedError extends LmrunError {
+  constructor() {
+    super("terminated", { exitCode: ExitCode.terminated });
+  }
+}
+
+export function isTerminated(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true && signal.reason instanceof TerminatedError;
+}
+
+/** What `unlessTerminated` resolves to when it stopped waiting. */
+export const ABANDONED: unique symbol = Symbol("abandoned");
+
+/**
+ * Waits for a native step unless the process is being terminated: then resolves ABANDONED at
+ * once and leaves the step running (its result is never used; the process is about to die).
+ */
+export function unlessTerminated<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABANDONED> {
+  if (signal === undefined) return work;
+  if (isTerminated(signal)) {
+    work.catch(() => undefined);
+    return Promise.resolve(ABANDONED);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      if (!isTerminated(signal)) return;
+      work.catch(() => undefined);
+      resolve(ABANDONED);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 export function formatError(error: unknown): string {

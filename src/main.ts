@@ -1,5 +1,5 @@
 import type { CommandContext } from "./cli/context.js";
-import { ExitCode, exitCodeOf, formatError } from "./errors.js";
+import { ExitCode, exitCodeOf, formatError, isTerminated } from "./errors.js";
 import { createOutput } from "./io/output.js";
 
 export interface MainIo {
@@ -66,7 +66,7 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
       return ExitCode.usage;
     }
     await program.parseAsync(argv, { from: "user" });
-    if (io.signal.aborted && !io.stdoutClosed()) return ExitCode.interrupted;
+    if (io.signal.aborted && !io.stdoutClosed()) return abortCode(io.signal);
     return ExitCode.ok;
   } catch (error) {
     if (isCommanderError(error)) {
@@ -76,11 +76,15 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
       return ExitCode.usage;
     }
     if (io.stdoutClosed()) return ExitCode.ok;
-    if (io.signal.aborted) return ExitCode.interrupted;
+    if (io.signal.aborted) return abortCode(io.signal);
     out.error(formatError(error));
     if (ctx.verbose && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
     return exitCodeOf(error);
   }
+}
+
+function abortCode(signal: AbortSignal): number {
+  return isTerminated(signal) ? ExitCode.terminated : ExitCode.interrupted;
 }
 
 /** Commander's own errors (help shown, bad flag) carry a "commander.*" code; it is not imported for --version. */

@@ -113,7 +113,7 @@ export function threadsAboveCoresWarning(counts: Array<[flag: string, value: num
   const over = counts.filter((entry): entry is [string, number] => entry[1] !== undefined && entry[1] > cores);
   if (over.length === 0) return undefined;
   const given = over.map(([flag, value]) => `${flag} ${value}`).join(" and ");
-  return `${given} asks for more threads than this machine's ${cores} cores: the extra threads only wait for each other and make every token slower; use ${cores} or fewer`;
+  return `${given} ${over.length > 1 ? "ask" : "asks"} for more threads than this machine's ${cores} cores: the extra threads only wait for each other and make every token slower; use ${cores} or fewer`;
 }
 
 /** The warning above for -t / --threads-batch, on stderr. */

@@ -1,4 +1,5 @@
 import type { ChunkScorer, TargetScores } from "../engine/scoring.js";
+import { ABANDONED, isTerminated, unlessTerminated } from "../errors.js";
 import type { ChunkPlan } from "./corpus.js";
 import { KldBaseReader, KldBaseWriter } from "./kldFile.js";
 import { KldAccumulator, kldRowSlots, NllAccumulator, nllFromLogitSummary, quantizeLogProbRow } from "./math.js";
@@ -6,7 +7,8 @@ import type { ChunkEvent } from "./types.js";
 
 /**
  * The perplexity jobs. They stop between chunks when the signal aborts and then report
- * what was done with partial: true, so that Ctrl-C never passes for a finished run.
+ * what was done with partial: true, so that Ctrl-C never passes for a finished run. Terminated
+ * (SIGTERM), they do not wait for the chunks being scored either.
  */
 
 export interface JobOptions {
@@ -111,7 +113,11 @@ export async function runPerplexity(
       // Up to `parallel` chunks at once, as llama-perplexity's n_seq; results are summed in chunk order.
       const indexes = range(group, Math.min(group + scorer.parallel, plan.chunks));
       const chunks = indexes.map((c) => chunkOf(tokens, plan, c));
-      const outcomes = group === 0 && early ? await early.outcomes : await scoreChunks(scorer, chunks, plan.first, options.baseWriter !== undefined);
+      const outcomes = await unlessTerminated(
+        group === 0 && early ? early.outcomes : scoreChunks(scorer, chunks, plan.first, options.baseWriter !== undefined),
+        options.signal,
+      );
+      if (outcomes === ABANDONED) break;
       for (const [i, chunk] of chunks.entries()) {
         await addChunk(chunk, outcomes[i]!);
         done += 1;
@@ -119,8 +125,9 @@ export async function runPerplexity(
       }
     }
   } finally {
-    // Interrupted before the first group: the early pass may still be decoding; the model must outlive it.
-    await early?.outcomes.catch(() => undefined);
+    // Interrupted before the first group: the early pass may still be decoding; the model must outlive it
+    // (terminated: the process dies with it).
+    if (!isTerminated(options.signal)) await early?.outcomes.catch(() => undefined);
   }
 
   async function addChunk(chunk: Uint32Array, outcome: ChunkOutcome): Promise<void> {
@@ -180,7 +187,8 @@ export async function runKlDivergence(scorer: ChunkScorer, reader: KldBaseReader
   let done = 0;
   for (let group = 0; group < chunks && options.signal?.aborted !== true; group += scorer.parallel) {
     const batch = range(group, Math.min(group + scorer.parallel, chunks)).map((c) => chunkOf(tokens, { ctx }, c));
-    const results = await Promise.all(batch.map((chunk) => scorer.scoreFull(chunk, first)));
+    const results = await unlessTerminated(Promise.all(batch.map((chunk) => scorer.scoreFull(chunk, first))), options.signal);
+    if (results === ABANDONED) break;
     for (const [i, chunk] of batch.entries()) {
       const base = await reader.readChunk();
       results[i]!.forEach((row, k) => acc.addRow(row, base.subarray(k * slots, (k + 1) * slots), chunk[first + k + 1]!));

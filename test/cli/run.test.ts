@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { cliPath, runCli, spawnCli } from "../helpers/cli.js";
+import { cliPath, runCli, spawnCli, watchCli } from "../helpers/cli.js";
 import { writeBigramLlama } from "../helpers/ggufWriter.js";
 import { bundledTinyModel, hasShared, repoRoot, sharedModel, sharedTitle } from "../helpers/shared.js";
 
@@ -214,6 +214,23 @@ describe.skipIf(!hasShared)(sharedTitle("lmrun run on shared models"), () => {
     expect(stderr).toBe("");
   });
 
+  it("SIGTERM keeps what was generated on stdout and dies of the signal (143) within seconds", async () => {
+    const run = watchCli(["run", sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf"), "hello", "-n", "100000", "--ctx", "2048", "--temp", "0"]);
+    try {
+      await run.waitFor("stdout", /[\s\S]{50}/);
+      const sentAt = Date.now();
+      run.child.kill("SIGTERM");
+      const { code, signal, endedAt } = await run.exited();
+      // Before: exit 130, as for Ctrl-C.
+      expect(signal === "SIGTERM" || code === 143).toBe(true);
+      expect(endedAt - sentAt).toBeLessThan(30_000);
+      expect(run.stdout().length).toBeGreaterThan(50);
+      expect(run.stderr()).toBe("");
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  });
+
   it("a closed stdout (| head) ends quietly", async () => {
     const child = spawnCli(["run", sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf"), "hello", "-n", "100000", "--ctx", "2048"]);
     let stderr = "";
@@ -264,6 +281,56 @@ describe.skipIf(shimSkip !== "")(`the persistent CPU threadpool${shimSkip ? ` [s
     expect(JSON.parse(info.stdout).cpuThreads.persistentPool).toBe(true);
     const off = await runCli(["info", "--json"], { env: { LMRUN_THREADPOOL: "0" } });
     expect(JSON.parse(off.stdout).cpuThreads).toEqual({ persistentPool: false, detail: expect.stringMatching(/LMRUN_THREADPOOL=0/) });
+  });
+
+  it.skipIf(!hasShared || os.availableParallelism() < 2)(
+    "lmrun's own thread count drops to the cores left free while other processes keep them busy; -t is used as given",
+    async () => {
+      const model = sharedModel("llama2vocab-135m-shape-random-Q4_K_M.gguf");
+      const args = ["run", model, "Once upon a time", "--raw", "--temp", "0", "--json"];
+      // One busy loop per core: ggml's spinning barriers made 2-thread generation ~50x slower than 1 thread here.
+      const loops = Array.from({ length: os.availableParallelism() }, () => spawn("sh", ["-c", "while :; do :; done"], { stdio: "ignore" }));
+      let busy;
+      try {
+        busy = await runCli([...args, "-n", "24"]);
+      } finally {
+        for (const loop of loops) loop.kill("SIGKILL");
+      }
+      expect(busy.code, busy.stderr).toBe(0);
+      const json = JSON.parse(busy.stdout);
+      expect(json.load.threads).toBeGreaterThan(1);
+      const byThreads = Object.entries(json.load.generationThreads as Record<string, number>);
+      // Every generated token but the first (which comes with the prompt) is one single-token decode.
+      expect(byThreads.reduce((sum, [, tokens]) => sum + tokens, 0)).toBe(json.generatedTokens - 1);
+      const [mostUsed] = byThreads.sort((a, b) => b[1] - a[1])[0]!;
+      expect(Number(mostUsed)).toBe(1);
+      const given = await runCli([...args, "-n", "4", "-t", "2"]);
+      expect(given.code, given.stderr).toBe(0);
+      expect(JSON.parse(given.stdout).load).toMatchObject({ threads: 2, batchThreads: 2 });
+      expect(JSON.parse(given.stdout).load.generationThreads).toBeUndefined();
+    },
+    120_000,
+  );
+
+  it("-t above the cores: one warning line on stderr (run, bench, perplexity)", async () => {
+    const over = String(os.availableParallelism() + 1);
+    const expected = new RegExp(`^warning: -t ${over} asks for more threads than this machine's ${os.availableParallelism()} cores: .*use ${os.availableParallelism()} or fewer$`);
+    const run = await runCli(["run", "tiny", "Once", "--raw", "-n", "2", "-t", over]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr.trimEnd().split("\n")).toEqual([expect.stringMatching(expected)]);
+    const bench = await runCli(["bench", "tiny", "-p", "0", "-n", "2", "-r", "1", "-t", `1,${over}`]);
+    expect(bench.code, bench.stderr).toBe(0);
+    expect(bench.stderr.trimEnd().split("\n")).toEqual([expect.stringMatching(expected)]);
+    const text = path.join(os.tmpdir(), `lmrun-t-warning-${process.pid}.txt`);
+    fs.writeFileSync(text, "Once upon a time there was a little girl who liked to play in the park with her dog.\n".repeat(40));
+    try {
+      const ppl = await runCli(["perplexity", "tiny", "-f", text, "-c", "128", "--chunks", "1", "-t", over]);
+      expect(ppl.code, ppl.stderr).toBe(0);
+      expect(ppl.stderr).toMatch(new RegExp(expected.source.slice(1, -1)));
+      expect(ppl.stderr.match(/warning: -t/g)).toHaveLength(1);
+    } finally {
+      fs.rmSync(text, { force: true });
+    }
   });
 });
 

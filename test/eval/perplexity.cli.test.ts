@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cliPath, runCli, spawnCli } from "../helpers/cli.js";
+import { cliPath, runCli, watchCli } from "../helpers/cli.js";
 import { writeBigramLlama } from "../helpers/ggufWriter.js";
 import { hasShared, repoRoot, sharedCorpus, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 
@@ -136,25 +136,62 @@ describe("perplexity: KL divergence against the closed form", () => {
 describe.skipIf(!hasShared)(`perplexity on the stories260K models (${sharedSkipReason})`, () => {
   const wiki = sharedCorpus("wiki.test.raw");
 
+  // A 100,000-token chunk takes minutes on any machine (its attention grows with the square of the
+  // context), so "leaves at once" is seconds against minutes. Each step waits for what the CLI has
+  // printed, never for a fixed time, so a slow machine only makes the test longer.
+  const hugeChunk = () => ["perplexity", sharedModel("stories260K-Q8_0.gguf"), "-f", wiki, "-c", "100000", "--chunks", "1", "-t", "1", "--verbose"];
+  const scoringStarted = /trained on only \d+ context tokens \(100000 given\)/;
+
   it("a second Ctrl-C leaves at once while the first waits for the chunk being scored", async () => {
-    // One 8192-token chunk of the tiny model takes ~20 s here: the first Ctrl-C waits for it.
-    const child = spawnCli(["perplexity", sharedModel("stories260K-Q8_0.gguf"), "-f", wiki, "-c", "8192", "--chunks", "1", "-t", "1"]);
-    let stderr = "";
-    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
-    await new Promise((r) => setTimeout(r, 4000));
-    child.kill("SIGINT");
-    await new Promise((r) => setTimeout(r, 700));
-    const secondAt = Date.now();
-    child.kill("SIGINT");
-    const { code, signal } = await exited;
-    // Before: the second was taken for an echo of the first, and a third one only ended the process
-    // once the chunk was done (process.exit waits for libuv's threads).
-    expect(Date.now() - secondAt).toBeLessThan(3000);
-    // Killed by SIGINT: the shell's $? is 130.
-    expect(signal === "SIGINT" || code === 130).toBe(true);
-    expect(stderr).not.toMatch(/\n\s+at /);
-  }, 30_000);
+    const run = watchCli(hugeChunk());
+    try {
+      await run.waitFor("stderr", scoringStarted);
+      run.child.kill("SIGINT");
+      // The first Ctrl-C was taken (not mistaken for an echo) and waits for the chunk.
+      await run.waitFor("stderr", /stopping: llama\.cpp is finishing the step it is in/);
+      const secondAt = Date.now();
+      run.child.kill("SIGINT");
+      const { code, signal, endedAt } = await run.exited();
+      // Killed by SIGINT: the shell's $? is 130.
+      expect(signal === "SIGINT" || code === 130).toBe(true);
+      expect(endedAt - secondAt).toBeLessThan(30_000);
+      expect(run.stdout()).toBe("");
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  }, 180_000);
+
+  it("SIGTERM does not wait for the chunk being scored: exit 143 within seconds", async () => {
+    const run = watchCli(hugeChunk());
+    try {
+      await run.waitFor("stderr", scoringStarted);
+      const sentAt = Date.now();
+      run.child.kill("SIGTERM");
+      const { code, signal, endedAt } = await run.exited();
+      // Dies of SIGTERM: the shell's $? is 143. Before: minutes, until the chunk was done.
+      expect(signal === "SIGTERM" || code === 143).toBe(true);
+      expect(endedAt - sentAt).toBeLessThan(30_000);
+      // No chunk was finished: nothing to report.
+      expect(run.stdout()).toBe("");
+      expect(run.stderr()).not.toMatch(/\n\s+at /);
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  }, 180_000);
+
+  it("SIGTERM after some chunks prints their figure, marked partial, and exits 143", async () => {
+    // --verbose shows the per-chunk progress in a pipe: SIGTERM goes once chunk 1 is reported.
+    const run = watchCli(["perplexity", sharedModel("stories260K-Q8_0.gguf"), "-f", wiki, "-c", "128", "-b", "128", "-t", "1", "--verbose"]);
+    try {
+      await run.waitFor("stderr", /\[1\]\d+\.\d+,/);
+      run.child.kill("SIGTERM");
+      const { code, signal } = await run.exited();
+      expect(signal === "SIGTERM" || code === 143).toBe(true);
+      expect(run.stdout()).toMatch(/^partial \(interrupted\): the figures below cover only the chunks done\nFinal estimate: PPL = \d+\.\d+ \+\/- \d+\.\d+\n$/);
+    } finally {
+      run.child.kill("SIGKILL");
+    }
+  }, 120_000);
 
   it("equals llama-perplexity's figure to 4 significant digits (Q8_0, -c 512 --chunks 10)", async () => {
     // llama-perplexity (node-llama-cpp 3.22.1's llama.cpp, de3ff81) -c 512 --chunks 10 -t 1: PPL = 146.7233 +/- 11.00528

@@ -54,3 +54,49 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRes
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }
+
+export interface WatchedChild {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves once `pattern` has appeared on the stream (no timing involved); rejects if the child ends first. */
+  waitFor(stream: "stdout" | "stderr", pattern: RegExp): Promise<void>;
+  /** The exit, and the milliseconds from `since` (e.g. the moment a signal was sent) to it. */
+  exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null; endedAt: number }>;
+}
+
+/** spawnCli with its output collected, for tests that act on what the CLI has printed so far. */
+export function watchCli(args: string[], options: CliOptions = {}): WatchedChild {
+  const child = spawnCli(args, options);
+  const text = { stdout: "", stderr: "" };
+  const waiters: Array<() => void> = [];
+  for (const stream of ["stdout", "stderr"] as const) {
+    child[stream]!.setEncoding("utf8").on("data", (d: string) => {
+      text[stream] += d;
+      for (const check of [...waiters]) check();
+    });
+  }
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; endedAt: number }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal, endedAt: Date.now() })),
+  );
+  return {
+    child,
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    waitFor(stream, pattern) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (!pattern.test(text[stream])) return;
+          waiters.splice(waiters.indexOf(check), 1);
+          resolve();
+        };
+        waiters.push(check);
+        check();
+        void exit.then(() => {
+          if (waiters.includes(check)) reject(new Error(`the CLI ended before ${pattern} appeared on ${stream}; stderr: ${text.stderr.slice(-500)}`));
+        });
+      });
+    },
+    exited: () => exit,
+  };
+}

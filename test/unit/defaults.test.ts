@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { defaultThreads, SMALL_MODEL_BYTES } from "../../src/config/defaults.js";
-import { modelFacts, resolveLoadOptions } from "../../src/cli/modelOptions.js";
+import { modelFacts, resolveLoadOptions, threadsAboveCoresWarning } from "../../src/cli/modelOptions.js";
 import { threadpoolShimAvailable } from "../../src/engine/threadpool.js";
 import { bundledTinyModel } from "../helpers/shared.js";
 
@@ -37,5 +37,32 @@ describe("default generation threads (measured: README, Threads)", () => {
     expect(resolveLoadOptions({}, { LMRUN_THREADS: "5" }, {}, false, facts).threads).toBe(5);
     expect(resolveLoadOptions({}, {}, { threads: 6 }, false, facts).threads).toBe(6);
     expect(modelFacts("/nonexistent/x.gguf")).toEqual({ fileName: "x.gguf", sizeBytes: undefined });
+  });
+
+  it("only lmrun's own thread count follows the machine's load; a count the user gave is used as given", () => {
+    const facts = modelFacts(bundledTinyModel);
+    expect(resolveLoadOptions({}, {}, {}, false, facts).adaptiveThreads).toBe(true);
+    expect(resolveLoadOptions({}, {}, { tuned: { [facts.fileName]: { threads: 2 } } }, false, facts).adaptiveThreads).toBe(true);
+    expect(resolveLoadOptions({ threads: 2 }, {}, {}, false, facts).adaptiveThreads).toBe(false);
+    expect(resolveLoadOptions({}, { LMRUN_THREADS: "2" }, {}, false, facts).adaptiveThreads).toBe(false);
+    expect(resolveLoadOptions({}, {}, { threads: 2 }, false, facts).adaptiveThreads).toBe(false);
+  });
+
+  it("prompt batches follow -t when only -t is given, as llama.cpp's -tb does", () => {
+    // Before: -t 1 left prompt batches on every core.
+    expect(resolveLoadOptions({ threads: 1 }, {}, {}, false).batchThreads).toBe(1);
+    expect(resolveLoadOptions({ threads: 1, threadsBatch: 3 }, {}, {}, false).batchThreads).toBe(3);
+    expect(resolveLoadOptions({ threads: 1 }, { LMRUN_THREADS_BATCH: "4" }, {}, false).batchThreads).toBe(1);
+    expect(resolveLoadOptions({}, { LMRUN_THREADS_BATCH: "4" }, {}, false).batchThreads).toBe(4);
+    // Nothing given: every core (decided when the model loads).
+    expect(resolveLoadOptions({}, {}, {}, false).batchThreads).toBeUndefined();
+  });
+
+  it("a thread count above the cores gets one warning line naming the flag and the cores", () => {
+    expect(threadsAboveCoresWarning([["-t", 2]], 2)).toBeUndefined();
+    expect(threadsAboveCoresWarning([["-t", undefined], ["--threads-batch", undefined]], 2)).toBeUndefined();
+    const warning = threadsAboveCoresWarning([["-t", 64], ["--threads-batch", 2]], 2);
+    expect(warning).toBe("-t 64 asks for more threads than this machine's 2 cores: the extra threads only wait for each other and make every token slower; use 2 or fewer");
+    expect(threadsAboveCoresWarning([["-t", 3], ["--threads-batch", 4]], 2)).toMatch(/^-t 3 and --threads-batch 4 ask for more threads/);
   });
 });

@@ -4,7 +4,7 @@ import { readSettings } from "../../config/config.js";
 import type { ModelLoader } from "../../eval/run.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
-import { CancelledError, UsageError } from "../../errors.js";
+import { CancelledError, isTerminated, UsageError } from "../../errors.js";
 import { addLoadOptions, resolveLoadOptions, warnIfThreadsAboveCores, type LoadFlags } from "../modelOptions.js";
 import { parseInteger } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
@@ -62,7 +62,8 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
   warnIfThreadsAboveCores(ctx, flags);
   const format = await import("../../eval/format.js");
   const { createPerplexityProgress } = await import("../../eval/progress.js");
-  const progress = createPerplexityProgress(progressAllowed(ctx.stderr, ctx.env, ctx.quiet) ? (text) => ctx.out.stderr.write(text) : undefined);
+  // --verbose shows the progress in a pipe too (a log, or a script waiting for chunks).
+  const progress = createPerplexityProgress(progressAllowed(ctx.stderr, ctx.env, ctx.quiet) || ctx.verbose ? (text) => ctx.out.stderr.write(text) : undefined);
   const load: ModelLoader = async (ref, ctxSize) => {
     if (flags.ctx !== undefined && flags.ctx !== ctxSize) {
       throw new UsageError(`-c ${flags.ctx} does not match the base file's context of ${ctxSize}`, "Leave -c out with --kl-divergence");
@@ -90,7 +91,8 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
         threads: loaded.summary.batchThreads,
         batchSize: loaded.context.batchSize,
         trainContextSize: loaded.summary.trainContextSize,
-        dispose: () => loaded.dispose(),
+        // Terminated, a chunk may still be decoding: the process dies without freeing the model under it.
+        dispose: () => (isTerminated(ctx.signal) ? Promise.resolve() : loaded.dispose()),
       };
     } catch (error) {
       await prepared.loaded.dispose();
