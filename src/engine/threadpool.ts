@@ -31,6 +31,7 @@ interface ShimModule {
   claimLastContext(): boolean;
   decodeToken(token: number): number;
   setAdaptiveThreads?(on: boolean): boolean;
+  watchTermination?(graceMs: number): boolean;
 }
 
 /** One-token synchronous decodes on a claimed context (see native/threadpool.c), for the bench. */
@@ -42,6 +43,7 @@ export interface SyncDecoder {
 }
 
 let shim: ShimModule | undefined;
+const TERMINATION_BACKSTOP_MS = 2000;
 let notLoadedReason = "not loaded yet";
 
 /** Where the install step (scripts/build-native.mjs) puts the compiled shim. */
@@ -75,6 +77,9 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
     const module = { exports: {} as ShimModule };
     process.dlopen(module, file, constants.dlopen.RTLD_NOW | constants.dlopen.RTLD_GLOBAL);
     shim = module.exports;
+    // SIGTERM must end the process even while this thread is inside a long synchronous native call
+    // (tokenising a corpus): entry.ts ends it after 1.5 s when it can run, this after 2 s when it cannot.
+    shim.watchTermination?.(TERMINATION_BACKSTOP_MS);
   } catch (error) {
     notLoadedReason = `could not be loaded: ${(error as Error).message.split("\n")[0]}`;
   }

@@ -24,7 +24,9 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sched.h>
 #include <unistd.h>
 #include <link.h>
@@ -245,6 +247,12 @@ static bool attach_pools(context_pools * entry, int n_threads, int n_threads_bat
 
 /* ---- adaptive generation threads (see adaptive_state) ---- */
 static int adaptive_enabled = 0;
+/* LMRUN_THREADPOOL_DEBUG=1: each decision on stderr (to check the policy on a given machine). */
+static int adaptive_debug = -1;
+#define ADAPT_LOG(...) do { \
+    if (adaptive_debug < 0) adaptive_debug = getenv("LMRUN_THREADPOOL_DEBUG") && strcmp(getenv("LMRUN_THREADPOOL_DEBUG"), "1") == 0; \
+    if (adaptive_debug) fprintf(stderr, "lmrun threadpool: " __VA_ARGS__); \
+} while (0)
 #define TOKENS_BY_THREADS_MAX 64
 static unsigned long tokens_by_threads[TOKENS_BY_THREADS_MAX + 1];
 static unsigned long thread_switches = 0;
@@ -319,6 +327,7 @@ static int adaptive_choose(adaptive_state * a, int requested) {
         int threads = requested, free = free_cores();
         while (threads > 1 && threads > free) threads = fewer_threads(threads);
         a->current = threads;
+        ADAPT_LOG("start with %d of %d threads (%d cores free)\n", threads, requested, free);
         a->interval = CHECK_INTERVAL_MIN;
         a->next_check = CHECK_INTERVAL_MIN;
     }
@@ -329,6 +338,7 @@ static int adaptive_choose(adaptive_state * a, int requested) {
         int free = free_cores();
         if (a->current > 1 && (a->suspect || free < a->current)) a->probe = fewer_threads(a->current);
         else if (a->current < a->requested && free >= more_threads(a)) a->probe = more_threads(a);
+        if (a->probe) ADAPT_LOG("token %lu: try %d threads instead of %d (%d cores free%s)\n", a->tokens, a->probe, a->current, free, a->suspect ? ", a slow token" : "");
         a->suspect = false;
         a->probe_count = 0;
         if (a->probe) return a->probe;
@@ -342,7 +352,10 @@ static void adaptive_record(adaptive_state * a, int threads, double ms) {
         a->probe_ms[a->probe_count++] = ms;
         bool worse_at_once = a->probe > a->current && ms > 3 * recent; /* more threads and far slower: stop now */
         if (!worse_at_once && a->probe_count < PROBE_TOKENS) return;
-        if (!worse_at_once && median_of(a->probe_ms, a->probe_count) < 0.95 * recent) {
+        double tried = median_of(a->probe_ms, a->probe_count);
+        bool better = !worse_at_once && tried < 0.95 * recent;
+        ADAPT_LOG("token %lu: %d threads %.2f ms/token vs %d threads %.2f: %s\n", a->tokens, a->probe, tried, a->current, recent, better ? "switch" : "stay");
+        if (better) {
             a->current = a->probe;
             thread_switches++;
             memcpy(a->recent_ms, a->probe_ms, sizeof(double) * (size_t)a->probe_count);
@@ -537,6 +550,68 @@ static napi_value set_adaptive_threads(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/*
+ * SIGTERM while the JavaScript thread is inside a long synchronous native call (tokenising a whole
+ * corpus for perplexity takes seconds): lmrun's own handler cannot run until the call returns, so
+ * a thread here ends the process by the signal if it is still alive `grace` ms after SIGTERM.
+ * lmrun's handler normally ends it first, with the partial output (entry.ts). The handler that was
+ * there (libuv's, which runs lmrun's) is still called first.
+ */
+static struct sigaction previous_term;
+static int term_pipe[2] = {-1, -1};
+static unsigned term_grace_ms = 2000;
+
+static void on_term(int sig, siginfo_t * info, void * context) {
+    int saved = errno;
+    char byte = 1;
+    if (write(term_pipe[1], &byte, 1) < 0) { /* the watchdog is already on its way */ }
+    errno = saved;
+    if (previous_term.sa_flags & SA_SIGINFO) {
+        if (previous_term.sa_sigaction) previous_term.sa_sigaction(sig, info, context);
+    } else if (previous_term.sa_handler != SIG_DFL && previous_term.sa_handler != SIG_IGN) {
+        previous_term.sa_handler(sig);
+    }
+}
+
+static void * term_watchdog(void * unused) {
+    (void)unused;
+    char byte;
+    while (read(term_pipe[0], &byte, 1) < 0 && errno == EINTR) {}
+    struct timespec grace = { term_grace_ms / 1000, (long)(term_grace_ms % 1000) * 1000000L };
+    while (nanosleep(&grace, &grace) < 0 && errno == EINTR) {}
+    signal(SIGTERM, SIG_DFL);
+    kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+/* watchTermination(graceMs): true once the watchdog is in place (installed once per process). */
+static napi_value watch_termination(napi_env env, napi_callback_info info) {
+    static bool installed = false;
+    size_t argc = 1;
+    napi_value argv[1];
+    uint32_t grace = 0;
+    if (!installed && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 && napi_get_value_uint32(env, argv[0], &grace) == 0 &&
+        pipe2(term_pipe, O_CLOEXEC) == 0) {
+        term_grace_ms = grace;
+        pthread_t thread;
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&thread, &attributes, term_watchdog, NULL) == 0) {
+            struct sigaction action;
+            memset(&action, 0, sizeof action);
+            action.sa_sigaction = on_term;
+            action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+            sigfillset(&action.sa_mask);
+            installed = sigaction(SIGTERM, &action, &previous_term) == 0;
+        }
+        pthread_attr_destroy(&attributes);
+    }
+    napi_value result;
+    napi_get_boolean(env, installed, &result);
+    return result;
+}
+
 /* claimLastContext(): true when the context of the latest decode can be decoded synchronously. */
 static napi_value claim_last_context(napi_env env, napi_callback_info info) {
     (void)info;
@@ -579,6 +654,9 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "setAdaptiveThreads", 18, set_adaptive_threads, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "setAdaptiveThreads", fn);
+    }
+    if (napi_create_function(env, "watchTermination", 16, watch_termination, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "watchTermination", fn);
     }
 
     return exports;
