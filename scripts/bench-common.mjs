@@ -25,9 +25,10 @@ export function median(values) {
 
 /**
  * Runs a command, returns {ms, stdout, stderr, code}. `until(stdout)` may end the run early:
- * the time is taken when it first returns true and the process is then killed.
+ * the time is taken when it first returns true and the process is then killed. After `timeoutMs`
+ * the process is killed and code is "timeout".
  */
-export function timeCommand(command, args, { input, env, until } = {}) {
+export function timeCommand(command, args, { input, env, until, timeoutMs } = {}) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
@@ -42,8 +43,16 @@ export function timeCommand(command, args, { input, env, until } = {}) {
       }
     });
     child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+    let timedOut = false;
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
     child.on("error", reject);
-    child.on("close", (code) => resolve({ ms: (doneAt ?? performance.now()) - started, stdout, stderr, code }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ ms: (doneAt ?? performance.now()) - started, stdout, stderr, code: timedOut ? "timeout" : code });
+    });
     if (input !== undefined) child.stdin.end(input);
   });
 }
