@@ -45,7 +45,7 @@ export function benchSweepSpec(records: readonly PlotRecord[], title = "lmrun be
   const manyBuilds = new Set(records.map((r) => r.build_commit)).size > 1;
   const rows = records
     .filter((r) => !((axis.field === "n_prompt" && r.n_prompt === 0) || (axis.field === "n_gen" && r.n_gen === 0)))
-    .map((r) => ({ x: r[axis.field], speed: r.avg_ts, low: r.avg_ts - r.stddev_ts, high: r.avg_ts + r.stddev_ts, series: seriesName(r, axis.field, manyBuilds) }));
+    .map((r) => ({ x: r[axis.field], speed: r.avg_ts, low: Math.max(0, r.avg_ts - r.stddev_ts), high: r.avg_ts + r.stddev_ts, series: seriesName(r, axis.field, manyBuilds) }));
   const x = { field: "x", type: "quantitative", title: axis.title, scale: { zero: false, nice: false }, axis: { values: [...new Set(rows.map((r) => r.x))].sort((a, b) => a - b), format: "d" } };
   const color = { field: "series", type: "nominal", title: "model · test" };
   return {
@@ -67,7 +67,7 @@ function benchBarsSpec(rows: readonly (PlotRecord & { run: string })[], title: s
     test: `${path.basename(r.model_filename)} ${recordTest(r)} t${r.n_threads}`,
     run: r.run,
     speed: r.avg_ts,
-    low: r.avg_ts - r.stddev_ts,
+    low: Math.max(0, r.avg_ts - r.stddev_ts),
     high: r.avg_ts + r.stddev_ts,
   }));
   const x = { field: "test", type: "nominal", title: "model, test, threads", axis: { labelAngle: -20, labelLimit: 260 } };
