@@ -18,8 +18,8 @@ export const COMMAND_EXAMPLES: Record<string, string[]> = {
   "config list": ["lmrun config list", "lmrun config list --json"],
   "config get": ["lmrun config get modelsDir", "lmrun config get threads --json"],
   "config set": ["lmrun config set modelsDir /big/disk/models", "lmrun config set temperature 0.2"],
-  "config unset": ["lmrun config unset threads"],
-  "config path": ["lmrun config path"],
+  "config unset": ["lmrun config unset threads", "lmrun config unset defaultModel"],
+  "config path": ["lmrun config path", '"$EDITOR" "$(lmrun config path)"'],
   bench: ["lmrun bench model.gguf", "lmrun bench q4.gguf q8.gguf -t 1,2 -p 128-512*2 --plot sweep.svg", "lmrun bench model.gguf --compare before.json --plot compare.png"],
   info: ["lmrun info", "lmrun info --json"],
   perplexity: [
@@ -41,7 +41,7 @@ export function addExamples(root: Command): void {
   const visit = (command: Command): void => {
     const examples = COMMAND_EXAMPLES[commandPath(command)];
     if (examples !== undefined && examples.length > 0) {
-      command.addHelpText("after", `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}\n`);
+      command.addHelpText("after", `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}`);
     }
     command.commands.forEach(visit);
   };
