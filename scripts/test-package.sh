@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
+expected_version="$(node -p 'require("./package.json").version')"
+nlc_version="$(node -p 'require("./node_modules/node-llama-cpp/package.json").version')"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/lmrun-package.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -59,7 +61,7 @@ check() { # prefix
   [ ! -s "$work/stderr" ] || { cat "$work/stderr" >&2; fail "npx lmrun run tiny wrote to stderr"; }
   local version
   version="$("$prefix/node_modules/.bin/lmrun" --version)"
-  [ "$version" = "$(node -p 'require("./package.json").version')" ] || fail "lmrun --version says '$version'"
+  [ "$version" = "$expected_version" ] || fail "lmrun --version says '$version'"
   local info
   info="$(cd "$prefix" && HOME="$work/home" LMRUN_HOME="$work/lmrun-home" "$prefix/node_modules/.bin/lmrun" info)" || fail "lmrun info failed"
   grep -q "^backend: *CPU\|^backend: *CUDA\|^backend: *Vulkan\|^backend: *Metal" <<<"$info" || fail "lmrun info names no backend: $info"
@@ -75,7 +77,6 @@ check "$work/prefix"
 
 if [ "${LMRUN_PACKAGE_LIGHT:-0}" = 1 ]; then
   # The CPU-only install (README, "Installing"): no CUDA, Vulkan or other-architecture binaries.
-  nlc="$(node -p 'require("./node_modules/node-llama-cpp/package.json").version' 2>/dev/null || (cd "$root" && node -p 'require("./node_modules/node-llama-cpp/package.json").version'))"
-  install "$work/light" "$work/light-cache" --omit=optional "$tarball" "@node-llama-cpp/linux-$(node -p process.arch)@$nlc"
+  install "$work/light" "$work/light-cache" --omit=optional "$tarball" "@node-llama-cpp/linux-$(node -p process.arch)@$nlc_version"
   check "$work/light"
 fi
