@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 expected_version="$(node -p 'require("./package.json").version')"
 nlc_version="$(node -p 'require("./node_modules/node-llama-cpp/package.json").version')"
+resvg_version="$(node -p 'require("./node_modules/@resvg/resvg-js/package.json").version')"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/lmrun-package.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -77,6 +78,7 @@ check "$work/prefix"
 
 if [ "${LMRUN_PACKAGE_LIGHT:-0}" = 1 ]; then
   # The CPU-only install (README, "Installing"): no CUDA, Vulkan or other-architecture binaries.
-  install "$work/light" "$work/light-cache" --omit=optional "$tarball" "@node-llama-cpp/linux-$(node -p process.arch)@$nlc_version"
+  arch="$(node -p process.arch)"
+  install "$work/light" "$work/light-cache" --omit=optional "$tarball" "@node-llama-cpp/linux-${arch}@$nlc_version" "@resvg/resvg-js-linux-${arch}-gnu@$resvg_version"
   check "$work/light"
 fi

@@ -1,5 +1,5 @@
 import path from "node:path";
-import { UsageError } from "../errors.js";
+import { LmrunError, UsageError } from "../errors.js";
 import { writeFileAtomic } from "../fs/atomicWrite.js";
 
 /**
@@ -40,7 +40,15 @@ export async function renderSvg(spec: ChartSpec): Promise<string> {
 }
 
 export async function renderPng(svg: string): Promise<Uint8Array> {
-  const { Resvg } = await import("@resvg/resvg-js");
+  let Resvg: typeof import("@resvg/resvg-js").Resvg;
+  try {
+    ({ Resvg } = await import("@resvg/resvg-js"));
+  } catch (error) {
+    // Its binary is an optional package per platform: an install with --omit=optional has none.
+    throw new LmrunError(`PNG output needs resvg's binary for ${process.platform}-${process.arch}, which is not installed (${(error as Error).message.split("\n")[0]})`, {
+      hint: "Write an .svg instead, or install it: npm install -g @resvg/resvg-js (without --omit=optional)",
+    });
+  }
   // System fonts draw the text; twice the SVG's size keeps it sharp.
   const resvg = new Resvg(svg, { background: "white", fitTo: { mode: "zoom", value: 2 }, font: { loadSystemFonts: true, defaultFontFamily: "DejaVu Sans" } });
   return resvg.render().asPng();
