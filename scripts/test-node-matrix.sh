@@ -20,6 +20,8 @@ SUBSET=(
   "test/cli/run.test.ts"              # real generations with the bundled model
   "test/tui/chat.tmux.test.ts"        # the chat TUI in a real terminal (tmux)
   "test/cli/completion.test.ts"       # bash completion, sourced in a real bash
+  "test/cli/shimFallback.test.ts"     # the threadpool shim (Node-API) loads, or is left out quietly
+  "test/plot/charts.test.ts"          # Vega / resvg charts
   "test/server/*.test.ts"             # the HTTP server, once it exists
 )
 
