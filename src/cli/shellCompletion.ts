@@ -86,7 +86,7 @@ export function completionScript(shell: Shell, program: Command): string {
   const bash = bashScript(spec);
   if (shell === "bash") return bash;
   // zsh runs the bash function through its bash-compatibility layer (COMP_LINE/COMP_POINT are set there too).
-  return `#compdef ${spec.names[0]}\n# lmrun completion for zsh: add \`source <(lmrun completion zsh)\` to ~/.zshrc\nautoload -U +X compinit && compinit\nautoload -U +X bashcompinit && bashcompinit\n${bash}`;
+  return `#compdef ${spec.names[0]}\n# lmrun completion for zsh: add \`source <(lmrun completion zsh)\` to ~/.zshrc\n(( $+functions[compdef] )) || { autoload -U +X compinit && compinit; }\nautoload -U +X bashcompinit && bashcompinit\n${bash}`;
 }
 
 /** Every spelling of a command path (aliases included), as bash `case` patterns. */
