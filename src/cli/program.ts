@@ -11,6 +11,8 @@ import { registerRm } from "./commands/rm.js";
 import { registerRun } from "./commands/run.js";
 import { registerShow } from "./commands/show.js";
 import { registerVerify } from "./commands/verify.js";
+import { registerCompletion } from "./commands/completion.js";
+import { addExamples } from "./examples.js";
 import { packageVersion } from "./version.js";
 
 
@@ -40,5 +42,8 @@ export function buildProgram(ctx: CommandContext): Command {
   registerBench(program, ctx);
   registerInfo(program, ctx);
   registerPerplexity(program, ctx);
+  registerCompletion(program, ctx);
+  // After every register call: each command's help ends with its examples (src/cli/examples.ts).
+  addExamples(program);
   return program;
 }

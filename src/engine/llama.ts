@@ -204,7 +204,10 @@ export function backendUnavailable(gpu: GpuChoice, error: unknown): LmrunError {
   return new LmrunError(`cannot use ${GPU_LABELS[gpu]} on this machine: ${why}`, {
     hint: noBinary && gpu !== "auto" && gpu !== "cpu"
       ? `Use --gpu auto or --gpu cpu; with the driver installed, a build for this machine is made by: npx --no node-llama-cpp source build --gpu ${gpu}`
-      : "Use --gpu auto or --gpu cpu (lmrun info lists the backends that load here)",
+      : noBinary
+        ? // Not even the CPU build loads (an old glibc, an unusual CPU): node-llama-cpp's install script would have built one, but npm 11 runs it only when allowed.
+          "No prebuilt llama.cpp runs on this machine. Build one (needs cmake and a C++ compiler): reinstall with `npm install -g lmrun --allow-scripts=node-llama-cpp`, or run `npx --no node-llama-cpp source build` in lmrun's directory"
+        : "Use --gpu auto or --gpu cpu (lmrun info lists the backends that load here)",
     cause: error,
   });
 }

@@ -8,13 +8,13 @@ import path from "node:path";
  * directory so the rename itself survives a crash. Used for sessions, history, the model
  * manifest and resume metadata.
  */
-export async function writeFileAtomic(file: string, content: string, options: { mode?: number } = {}): Promise<void> {
+export async function writeFileAtomic(file: string, content: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true });
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`);
   const handle = await fs.open(temp, "w", options.mode ?? 0o600);
   try {
-    await handle.writeFile(content, "utf8");
+    await handle.writeFile(content);
     await handle.sync();
   } finally {
     await handle.close();

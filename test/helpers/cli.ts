@@ -19,6 +19,8 @@ export interface CliOptions {
   home?: string;
   cwd?: string;
   timeoutMs?: number;
+  /** Another copy of bin/lmrun.js to run (a package laid out elsewhere). */
+  cli?: string;
 }
 
 /** A fresh LMRUN_HOME per test, removed by the caller (or left in the OS temp dir). */
@@ -30,7 +32,7 @@ export function spawnCli(args: string[], options: CliOptions = {}): ChildProcess
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", CI: "true", ...options.env };
   env.LMRUN_HOME = options.home ?? env.LMRUN_HOME ?? tempHome();
   for (const [k, v] of Object.entries(options.env ?? {})) if (v === undefined) delete env[k];
-  return spawn(process.execPath, [cliPath, ...args], {
+  return spawn(process.execPath, [options.cli ?? cliPath, ...args], {
     cwd: options.cwd ?? repoRoot,
     env,
     stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],

@@ -26,6 +26,7 @@ export interface BenchFlags extends RawBenchFlags {
   promptFile?: string;
   compare?: string;
   tune?: boolean;
+  plot?: string;
 }
 
 const FORMATS: readonly OutputFormat[] = ["md", "csv", "json", "jsonl"];
@@ -61,6 +62,10 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   const persistentPool = threadpoolShimAvailable(ctx.env);
   const threadsDefault = threadsChosen ?? defaultThreads(undefined, undefined, persistentPool);
   if (flags.tune && modelRefs.length !== 1) throw new UsageError("--tune takes exactly one model");
+  if (flags.plot !== undefined) {
+    if (flags.promptFile !== undefined) throw new UsageError("--plot draws llama-bench's tests, not a --prompt-file run", "Leave out one of them");
+    (await import("../../plot/render.js")).chartFormat(flags.plot);
+  }
   let params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
   const threadsWarning = flags.threads !== undefined ? threadsAboveCoresWarning([["-t", Math.max(...params.nThreads)]]) : undefined;
   if (threadsWarning !== undefined) ctx.out.warn(threadsWarning);
@@ -145,6 +150,19 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     if (cv > 0.1 && record.samples_ts.length > 1) {
       ctx.out.warn(`${testName({ nPrompt: record.n_prompt, nGen: record.n_gen, nDepth: record.n_depth })} at ${record.n_threads} threads is noisy (sd ${(cv * 100).toFixed(0)}% of the mean): raise -r or quiet the machine`);
     }
+  }
+
+  // A sweep's shape at a glance, in a terminal only (a pipe gets exactly the table).
+  if (format === "md" && ctx.out.stdoutIsTTY && !oldRecords) {
+    const { terminalSweepChart } = await import("../../plot/terminalChart.js");
+    const chart = terminalSweepChart(outcome.records, ctx.out.color);
+    if (chart !== undefined) ctx.out.text(`\n${chart}`);
+  }
+  if (flags.plot !== undefined && outcome.records.length > 0) {
+    const { benchCompareSpec, benchSweepSpec } = await import("../../plot/benchCharts.js");
+    const { writeChart } = await import("../../plot/render.js");
+    await writeChart(flags.plot, oldRecords ? benchCompareSpec(oldRecords, outcome.records, path.basename(flags.compare!)) : benchSweepSpec(outcome.records));
+    ctx.out.info(`chart written to ${flags.plot}`);
   }
 
   if (oldRecords) {

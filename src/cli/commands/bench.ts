@@ -36,10 +36,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     .option("--prompt-file <file>", "instead of random tokens: this text through the same path as `run` (TTFT, prompt and generation t/s)")
     .option("--compare <old.json>", "print deltas against an earlier -o json/jsonl run, marked where beyond the noise")
     .option("--tune", "find the fastest threads and batch size for this model (among -t and -b if given) and save them as its default for run and chat")
-    .addHelpText(
-      "after",
-      "\nExamples:\n  lmrun bench tiny\n  lmrun bench model.gguf -p 512 -n 128 -t 1,2 -r 5\n  lmrun bench q4.gguf q8.gguf -o json > now.json\n  lmrun bench model.gguf --compare before.json\n  lmrun bench model.gguf --prompt-file story.txt -n 64\n  lmrun bench model.gguf --tune",
-    );
+    .option("--plot <file>", "also draw the results into FILE.svg or .png: a sweep as lines (t/s against the swept value), --compare as grouped bars with error bars");
   const parseOptions = command.parseOptions.bind(command);
   command.parseOptions = (args: string[]) => parseOptions(args.map((arg) => LLAMA_BENCH_SPELLINGS[arg] ?? arg));
   command.action(async (models: string[], flags: BenchFlags & { nGpuLayers?: string[]; ubatchSize?: string[]; repetitions?: string }) => {

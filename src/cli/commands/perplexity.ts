@@ -2,6 +2,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import type { ModelLoader } from "../../eval/run.js";
+import type { ChunkEvent, PerplexityResult } from "../../eval/types.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { CancelledError, isTerminated, UsageError } from "../../errors.js";
@@ -16,6 +17,7 @@ interface PerplexityFlags extends LoadFlags {
   klDivergence?: boolean;
   base?: string;
   json?: boolean;
+  plot?: string;
 }
 
 /** llama-perplexity's defaults: -c 512, -b 2048. */
@@ -34,7 +36,8 @@ export function registerPerplexity(program: Command, ctx: CommandContext): void 
     .option("--kl-divergence-base <file>", "write the base model's distributions to this file (or, with --kl-divergence, read them)")
     .option("--kl-divergence", "compare the model with --kl-divergence-base FILE: KLD, Δp, same top p, PPL ratio")
     .option("--base <model>", "compare each model with this base model in one run (no file to manage)")
-    .option("--json", "print one JSON object");
+    .option("--json", "print one JSON object")
+    .option("--plot <file>", "also draw PPL over the chunks (with --base or --kl-divergence: the KLD distribution too) into FILE.svg or .png");
   addLoadOptions(command);
   // The shared load flags mean llama-perplexity's things here.
   describeOption(command, "--ctx", `tokens per chunk (default ${DEFAULT_PERPLEXITY_CTX}, as llama-perplexity)`);
@@ -58,6 +61,7 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
   }
   if (mode === "kld" && flags.klDivergenceBase === undefined) throw new UsageError("--kl-divergence needs --kl-divergence-base FILE", "Write that file first with the base model");
 
+  if (flags.plot !== undefined) (await import("../../plot/render.js")).chartFormat(flags.plot);
   const settings = await readSettings(ctx.env);
   warnIfThreadsAboveCores(ctx, flags);
   const format = await import("../../eval/format.js");
@@ -105,7 +109,14 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
     onWarning: (m: string) => ctx.out.warn(m),
     onStart: progress.start.bind(progress),
   };
-  const job = { signal: ctx.signal, onChunk: progress.chunk.bind(progress) };
+  const chunkEvents: { chunk: number; ppl: number }[] = [];
+  const job = {
+    signal: ctx.signal,
+    onChunk: (event: ChunkEvent) => {
+      chunkEvents.push({ chunk: event.chunk, ppl: event.ppl });
+      progress.chunk(event);
+    },
+  };
   const run = await import("../../eval/run.js");
   const { readCorpus } = await import("../../eval/corpus.js");
 
@@ -117,6 +128,7 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
     if (result.base.chunks === 0) throw new CancelledError();
     if (flags.json) ctx.out.json({ ...result, partial: result.base.partial || result.models.some((m) => m.partial) });
     else ctx.out.text(partialNote(result.base.partial || result.models.some((m) => m.partial)) + format.formatComparisonTable(result));
+    if (flags.plot !== undefined) await plotPerplexity(ctx, flags.plot, chunkEvents, [result.base, ...result.models], result.base.ctx);
     return;
   }
   const result =
@@ -130,6 +142,17 @@ async function perplexityCommand(ctx: CommandContext, models: string[], flags: P
   const body = result.klDivergence ? format.formatKldStatistics(result.klDivergence) : format.formatFinalEstimate(result.ppl, result.pplError) + "\n";
   ctx.out.text(partialNote(result.partial) + body);
   if (ctx.verbose) ctx.out.diag(format.formatSummaryLine(result));
+  if (flags.plot !== undefined) await plotPerplexity(ctx, flags.plot, chunkEvents, [result], result.ctx);
+}
+
+/** --plot: the running PPL of each pass (base first), and the KLD distribution of each model compared. */
+async function plotPerplexity(ctx: CommandContext, file: string, events: { chunk: number; ppl: number }[], results: PerplexityResult[], chunkSize: number): Promise<void> {
+  const { perplexitySpec, splitPasses } = await import("../../plot/perplexityCharts.js");
+  const { writeChart } = await import("../../plot/render.js");
+  const names = results.map((r) => r.model.name);
+  const kld = results.flatMap((r) => (r.klDivergence ? [{ model: r.model.name, kld: r.klDivergence.kld }] : []));
+  await writeChart(file, perplexitySpec(splitPasses(events, names), chunkSize, kld));
+  ctx.out.info(`chart written to ${file}`);
 }
 
 function partialNote(partial: boolean): string {

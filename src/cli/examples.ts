@@ -1,0 +1,49 @@
+import type { Command } from "commander";
+
+/**
+ * The examples that end each command's --help, keyed by command path ("" is `lmrun` itself,
+ * "config set" a subcommand). Taken from the README; two or three per command. A new command needs
+ * one line here (test/cli/help.test.ts fails for a command without examples).
+ */
+export const COMMAND_EXAMPLES: Record<string, string[]> = {
+  "": ['lmrun run tiny "Once upon a time"', "lmrun pull qwen2.5:0.5b && lmrun chat qwen2.5:0.5b", "lmrun bench model.gguf -t 1,2"],
+  run: ['lmrun run tiny "Once upon a time"', 'cat report.txt | lmrun run qwen2.5:0.5b "Summarise this in one line:"', 'lmrun run model.gguf "Hello" --temp 0 --json | jq .timings'],
+  chat: ["lmrun chat", 'lmrun chat qwen2.5:0.5b --system "Be brief." --temp 0.2', "lmrun chat --resume"],
+  pull: ["lmrun pull qwen2.5:0.5b", "lmrun pull llama3.2:1b@Q8_0", "lmrun pull hf:bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M"],
+  ls: ["lmrun ls", "lmrun ls --json | jq '.models[].name'"],
+  rm: ["lmrun rm qwen2.5:0.5b", "lmrun rm hf:bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf"],
+  show: ["lmrun show qwen2.5:0.5b", "lmrun show model.gguf --json"],
+  verify: ["lmrun verify", "lmrun verify qwen2.5:0.5b"],
+  config: ["lmrun config list", "lmrun config set modelsDir /big/disk/models", "lmrun config get threads --json"],
+  "config list": ["lmrun config list", "lmrun config list --json"],
+  "config get": ["lmrun config get modelsDir", "lmrun config get threads --json"],
+  "config set": ["lmrun config set modelsDir /big/disk/models", "lmrun config set temperature 0.2"],
+  "config unset": ["lmrun config unset threads", "lmrun config unset defaultModel"],
+  "config path": ["lmrun config path", '"$EDITOR" "$(lmrun config path)"'],
+  bench: ["lmrun bench model.gguf", "lmrun bench q4.gguf q8.gguf -t 1,2 -p 128-512*2 --plot sweep.svg", "lmrun bench model.gguf --compare before.json --plot compare.png"],
+  info: ["lmrun info", "lmrun info --json"],
+  perplexity: [
+    "lmrun perplexity model.gguf -f wiki.test.raw --plot ppl.svg",
+    "lmrun perplexity model-Q4_0.gguf --base model-F16.gguf -f wiki.test.raw --chunks 100 --plot kld.svg",
+  ],
+  completion: ["source <(lmrun completion bash)     # in ~/.bashrc", "source <(lmrun completion zsh)      # in ~/.zshrc", "lmrun completion fish > ~/.config/fish/completions/lmrun.fish"],
+};
+
+/** The path of a command below the root: "config set". */
+export function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(" ");
+}
+
+/** Ends every command's help (the root's included) with its examples. */
+export function addExamples(root: Command): void {
+  const visit = (command: Command): void => {
+    const examples = COMMAND_EXAMPLES[commandPath(command)];
+    if (examples !== undefined && examples.length > 0) {
+      command.addHelpText("after", `\nExamples:\n${examples.map((e) => `  $ ${e}`).join("\n")}`);
+    }
+    command.commands.forEach(visit);
+  };
+  visit(root);
+}
