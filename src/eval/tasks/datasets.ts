@@ -103,6 +103,8 @@ export function parseWinogrande(text: string, source: string, count: number | un
   const skipped: string[] = [];
   pieces.forEach((line, i) => {
     const lineNo = i + 1;
+    // The published CSV's header: llama.cpp skips it as a bad line; not worth a warning.
+    if (lineNo === 1 && line.startsWith("index,sentence,")) return;
     const commas: number[] = [];
     let quoted = false;
     for (let k = 0; k < line.length && commas.length < 4; k++) {
