@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import type { TaskKind } from "../../eval/tasks/datasets.js";
 import type { CommandContext } from "../context.js";
-import { addLoadOptions } from "../modelOptions.js";
-import { parseInteger } from "../parse.js";
+import { addLoadOptions, addSamplingOptions } from "../modelOptions.js";
+import { collect, parseInteger } from "../parse.js";
 
 /** `lmrun eval`: task scores as llama-perplexity computes them, and generation metrics. */
 
@@ -52,4 +52,27 @@ export function registerEval(program: Command, ctx: CommandContext): void {
       await evalTasksCommand(ctx, t.kind, model, flags);
     });
   }
+  const gen = evalCommand
+    .command("gen")
+    .description("generate answers to a JSONL of tasks and score them: exact match, BLEU and chrF (as sacrebleu), ROUGE-1/2/L (as rouge-score)")
+    .argument("[model]", "a .gguf path or catalogue name (none with --score-only)")
+    .option("-f, --file <file>", 'tasks, one JSON object per line: {"id", "prompt" | "messages", "reference" | "references"}')
+    .option("--score-only <answers>", 'score answers made elsewhere: lines {"id", "answer", "reference" | "references"} (references may come from -f)')
+    .option("--metrics <list>", "comma-separated: em, bleu, chrf, rouge1, rouge2, rougeL, rouge (default: all)")
+    .option("--rouge-stemmer", "ROUGE with the Porter stemmer (rouge-score's use_stemmer=True; default off, as rouge-score)")
+    .option("--parallel <n>", "tasks answered at once, one context sequence each (default 4)", parseInteger(1, 256))
+    .option("--raw", "plain text completion: no chat template")
+    .option("--stop <text>", "stop an answer when this text is generated (repeatable)", collect)
+    .option("--answers <file>", "also write the answers as JSONL (for --score-only later)")
+    .option("--base <model>", "also answer with this model and report the difference with its 95% interval")
+    .option("--json", "print one JSON object");
+  addSamplingOptions(addLoadOptions(gen));
+  const maxTokens = gen.options.find((o) => o.long === "--max-tokens");
+  if (maxTokens) maxTokens.description = "maximum tokens per answer (default 128)";
+  const temp = gen.options.find((o) => o.long === "--temp");
+  if (temp) temp.description = "temperature (default 0: greedy, deterministic)";
+  gen.action(async (model: string | undefined, flags) => {
+    const { evalGenCommand } = await import("../actions/evalGen.js");
+    await evalGenCommand(ctx, model, flags);
+  });
 }
