@@ -15,7 +15,8 @@ export const Z95 = 1.95996398454;
  */
 export function cFixed(value: number, digits: number, width = 0): string {
   let text: string;
-  if (!Number.isFinite(value)) text = Number.isNaN(value) ? "nan" : value > 0 ? "inf" : "-inf";
+  // x86's NaN from 0.f/0 has its sign bit set, and glibc prints it "-nan" (Winogrande's empty scores).
+  if (!Number.isFinite(value)) text = Number.isNaN(value) ? "-nan" : value > 0 ? "inf" : "-inf";
   else {
     text = value.toFixed(digits);
     const exact = Math.abs(value).toFixed(100);
