@@ -199,3 +199,50 @@ describe.skipIf(llamaPerplexity === undefined)(`live against llama-perplexity ($
     }
   }, 60_000);
 });
+
+describe("eval gen", () => {
+  it("--score-only: BLEU and chrF as sacrebleu prints them (2 decimals), ROUGE as rouge-score (4 decimals)", async () => {
+    // Expected: sacrebleu 2.6.0 and rouge-score's logic with NLTK 3.10.3 (see metrics.unit.test.ts).
+    const cases = JSON.parse(fs.readFileSync(fixture("metric-cases.json"), "utf8")) as Array<{ name: string; hyps: string[]; refs: string[][] }>;
+    const c = cases.find((x) => x.name === "wikitext-40")!;
+    const answers = path.join(dir, "answers.jsonl");
+    fs.writeFileSync(answers, c.hyps.map((h, i) => JSON.stringify({ id: i, answer: h, references: c.refs[i] })).join("\n") + "\n");
+    const text = await runCli(["eval", "gen", "--score-only", answers]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^BLEU \(sacrebleu 13a, exp\) +78\.94 /m);
+    expect(text.stdout).toMatch(/^chrF2 \(sacrebleu\) +87\.32 /m);
+    expect(text.stdout).toMatch(/^ROUGE-1 F1 +0\.8829 /m);
+    expect(text.stdout).toMatch(/^ROUGE-2 F1 +0\.7896 /m);
+    expect(text.stdout).toMatch(/43 answers, ROUGE without the Porter stemmer; 95% CI: paired bootstrap, 1000 resamples/);
+    const json = JSON.parse((await runCli(["eval", "gen", "--score-only", answers, "--metrics", "bleu,rouge", "--rouge-stemmer", "--json"])).stdout);
+    expect(Object.keys(json.metrics)).toEqual(["bleu", "rouge1", "rouge2", "rougeL"]);
+    expect(json.rougeStemmer).toBe(true);
+    expect(json.items).toBe(43);
+    expect(json.metrics.bleu.ci95.low).toBeLessThan(json.metrics.bleu.value);
+    expect(json.metrics.bleu.ci95.high).toBeGreaterThan(json.metrics.bleu.value);
+  });
+
+  it("generates on parallel sequences the same answers as one at a time, writes them, and scores them", async () => {
+    // The first 8 tasks, 8 tokens each: enough to show the batching changes nothing, cheap to run.
+    const tasks = path.join(dir, "gen8.jsonl");
+    fs.writeFileSync(tasks, fs.readFileSync(fixture("gen-tasks.jsonl"), "utf8").split("\n").slice(0, 8).join("\n") + "\n");
+    const four = path.join(dir, "four.jsonl");
+    const one = path.join(dir, "one.jsonl");
+    const a = await runCli(["eval", "gen", bundledTinyModel, "-f", tasks, "-n", "8", "-t", "1", "--answers", four, "--json"], { timeoutMs: 110_000 });
+    expect(a.code).toBe(0);
+    const b = await runCli(["eval", "gen", bundledTinyModel, "-f", tasks, "-n", "8", "-t", "1", "--answers", one, "--parallel", "1"], { timeoutMs: 110_000 });
+    expect(b.code).toBe(0);
+    expect(fs.readFileSync(four, "utf8")).toBe(fs.readFileSync(one, "utf8"));
+    const json = JSON.parse(a.stdout);
+    expect(json).toMatchObject({ tasks: 8, items: 8, partial: false, settings: { parallel: 4, chatTemplate: false } });
+    expect(json.settings.sampling.temperature).toBe(0);
+    expect(json.generatedTokens).toBeGreaterThan(8);
+    expect(json.generatedTokens).toBeLessThanOrEqual(8 * 8);
+    const answers = fs.readFileSync(four, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(answers[0]).toMatchObject({ id: "t1", references: ["loved to play outside."] });
+    expect(answers[0].answer.length).toBeGreaterThan(0);
+    // Scoring the written answers again gives the same figures.
+    const again = JSON.parse((await runCli(["eval", "gen", "--score-only", four, "--json"])).stdout);
+    expect(again.metrics).toEqual(json.metrics);
+  }, 240_000);
+});

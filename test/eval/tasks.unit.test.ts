@@ -104,3 +104,32 @@ describe("llama-perplexity's figures and printf layouts", () => {
     expect(d.standardError).toBeCloseTo(Math.sqrt(1 / 3 / 4), 12);
   });
 });
+
+import { planWinogrande } from "../../src/eval/tasks/plan.js";
+import { planAll } from "../../src/eval/tasks/runTasks.js";
+
+/** A toy tokenizer: BOS (1), then one token per character (its code). */
+const charTokens = (text: string) => Uint32Array.from([1, ...Array.from(text, (c) => c.charCodeAt(0))]);
+
+describe("the scoring plans", () => {
+  it("a task longer than llama-perplexity's batch fails before scoring, naming it and a -c that fits", () => {
+    const long = { kind: "hellaswag" as const, index: 6, context: "x".repeat(300), gold: 0, endings: ["a", "b", "c", "d"] as [string, string, string, string] };
+    expect(() => planAll([long], charTokens, { batchTokens: 256, sequenceTokens: 256, ctx: 64 })).toThrow(
+      /task 1 \(7 in the file\) needs 306 tokens, more than the 256 of -c 64 x 4 sequences \(llama-perplexity stops there too\)/,
+    );
+  });
+
+  it("Winogrande with a short tail reads llama.cpp's logits, including the FIXME: sentence 2's first score uses sentence 1's last logits", () => {
+    // "ab_d": sentences "abXd" / "abYd"; 1 token after the choice (< 4), so the choice itself is scored.
+    const plan = planWinogrande({ kind: "winogrande", index: 0, first: "ab", second: "d", choices: ["X", "Y"], answer: 1 }, charTokens);
+    const { prefix, branches, prefixTargets } = plan.request;
+    expect(Array.from(prefix)).toEqual([1, 97, 98]);
+    // Sentence 1: the logits after "b" (prefix) predict X; sentence 2's first pair is llama.cpp's index
+    // L0 = 2: the logits after sentence 1's last token ("d"), read for target Y.
+    expect(prefixTargets).toEqual(["X".charCodeAt(0)]);
+    expect(branches[0]!.tokens.length).toBe(2);
+    expect(branches[0]!.targets[1]).toEqual(["Y".charCodeAt(0)]);
+    expect(branches[1]!.tokens.length).toBe(0);
+    expect(plan.requiredTokens).toBe(3 + 2 + 2);
+  });
+});
