@@ -86,10 +86,14 @@ export async function evalGenCommand(ctx: CommandContext, modelRef: string | und
   const { inProcessGenerator } = await import("../../eval/gen/inProcessGenerator.js");
 
   const generateWith = async (ref: string, subset: GenTask[]): Promise<GenRun> => {
-    const prepared = await resolveAndLoad(ctx, ref, (resolved) => ({
-      ...resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path)),
-      sequences,
-    }));
+    const prepared = await resolveAndLoad(ctx, ref, (resolved) => {
+      const options = resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path));
+      // One thread count for prompts and tokens alike: the sequences in flight mix both in every
+      // batch, and generate() switching the context between -tb and -t for each request made
+      // concurrent requests flip it at every step (20x slower with -t 1 on 2 cores).
+      const threads = flags.threads ?? flags.threadsBatch ?? options.threads;
+      return { ...options, threads, batchThreads: threads, sequences };
+    });
     const { loaded, resolved } = prepared;
     try {
       const chat = flags.raw !== true && loaded.summary.hasChatTemplate;
