@@ -26,6 +26,11 @@ export const COMMAND_EXAMPLES: Record<string, string[]> = {
     "lmrun perplexity model.gguf -f wiki.test.raw --plot ppl.svg",
     "lmrun perplexity model-Q4_0.gguf --base model-F16.gguf -f wiki.test.raw --chunks 100 --plot kld.svg",
   ],
+  eval: ["lmrun eval hellaswag model.gguf -f hellaswag_val_full.txt", "lmrun eval gen model.gguf -f tasks.jsonl --answers answers.jsonl"],
+  "eval hellaswag": ["lmrun eval hellaswag model.gguf -f hellaswag_val_full.txt", "lmrun eval hellaswag model-Q4_0.gguf --base model-F16.gguf -f hellaswag_val_full.txt"],
+  "eval winogrande": ["lmrun eval winogrande model.gguf -f winogrande-debiased-eval.csv", "lmrun eval winogrande model.gguf -f winogrande-debiased-eval.csv --tasks 500 --json"],
+  "eval mc": ["lmrun eval mc model.gguf -f mmlu-validation.bin --tasks 500", "lmrun eval mc model-Q4_0.gguf --base model-F16.gguf -f arc-challenge-validation.bin"],
+  "eval gen": ["lmrun eval gen model.gguf -f tasks.jsonl --answers answers.jsonl", "lmrun eval gen --score-only answers.jsonl --metrics bleu,chrf"],
   completion: ["source <(lmrun completion bash)     # in ~/.bashrc", "source <(lmrun completion zsh)      # in ~/.zshrc", "lmrun completion fish > ~/.config/fish/completions/lmrun.fish"],
 };
 

@@ -3,6 +3,7 @@ import type { CommandContext } from "./context.js";
 import { registerBench } from "./commands/bench.js";
 import { registerChat } from "./commands/chat.js";
 import { registerConfig } from "./commands/config.js";
+import { registerEval } from "./commands/eval.js";
 import { registerInfo } from "./commands/info.js";
 import { registerList } from "./commands/list.js";
 import { registerPerplexity } from "./commands/perplexity.js";
@@ -42,6 +43,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerBench(program, ctx);
   registerInfo(program, ctx);
   registerPerplexity(program, ctx);
+  registerEval(program, ctx);
   registerCompletion(program, ctx);
   // After every register call: each command's help ends with its examples (src/cli/examples.ts).
   addExamples(program);

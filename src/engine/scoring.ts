@@ -32,7 +32,11 @@ export interface ChunkScorer {
   scoreFull(chunk: Uint32Array, first: number, signal?: AbortSignal): Promise<Float32Array[]>;
 }
 
-export function createChunkScorer(loaded: LoadedModel): ChunkScorer {
+/**
+ * Text to tokens as llama.cpp's common_tokenize(ctx, text, true) in llama-perplexity: BOS when the
+ * vocabulary adds one, special tokens as text. Models that append EOS are refused (as there).
+ */
+export function textTokenizer(loaded: LoadedModel): { bosToken: number | undefined; tokenize(text: string): Uint32Array } {
   const model: LlamaModel = loaded.model;
   if (model.tokens.shouldAppendEosToken) {
     throw new LmrunError(`${loaded.summary.fileName}'s vocabulary appends EOS to every text, which perplexity cannot score`, {
@@ -41,6 +45,23 @@ export function createChunkScorer(loaded: LoadedModel): ChunkScorer {
   }
   const bos = model.tokens.bos;
   const addsBos = model.tokens.shouldPrependBosToken && bos !== null;
+  return {
+    bosToken: addsBos ? bos! : undefined,
+    tokenize(text) {
+      const tokens = model.tokenize(text, false);
+      const out = new Uint32Array(tokens.length + (addsBos ? 1 : 0));
+      if (addsBos) out[0] = bos!;
+      out.set(tokens as unknown as number[], addsBos ? 1 : 0);
+      return out;
+    },
+  };
+}
+
+export function createChunkScorer(loaded: LoadedModel): ChunkScorer {
+  const model: LlamaModel = loaded.model;
+  const tokenizer = textTokenizer(loaded);
+  const bos = tokenizer.bosToken;
+  const addsBos = bos !== undefined;
   const vocabSize = vocabularySize(model);
   // One sequence per chunk in flight: node-llama-cpp decodes concurrent sequences in one batch
   // (llama-perplexity's n_seq) and runs their samplers side by side.
@@ -76,14 +97,8 @@ export function createChunkScorer(loaded: LoadedModel): ChunkScorer {
     vocabSize,
     parallel,
     contextSize: loaded.context.contextSize,
-    bosToken: addsBos ? bos! : undefined,
-    tokenize(text) {
-      const tokens = model.tokenize(text, false);
-      const out = new Uint32Array(tokens.length + (addsBos ? 1 : 0));
-      if (addsBos) out[0] = bos!;
-      out.set(tokens as unknown as number[], addsBos ? 1 : 0);
-      return out;
-    },
+    bosToken: bos,
+    tokenize: tokenizer.tokenize,
     async scoreTargets(chunk, first, signal) {
       // The greedy pick is the argmax; asking for its logit and the target's avoids sorting the vocabulary.
       const results = await evaluate(

@@ -11,6 +11,7 @@ import { defaultThreads } from "../../config/defaults.js";
 import { threadpoolShimAvailable } from "../../engine/threadpool.js";
 import type { GpuChoice } from "../../engine/types.js";
 import { progressAllowed } from "../../io/tty.js";
+import { statusLine } from "../../io/statusLine.js";
 import { compareRecords, formatComparison, parseRecords, unmatchedTests } from "../../bench/compare.js";
 import { createPrinter } from "../../bench/format.js";
 import { createPeakMemoryProbe } from "../../bench/memory.js";
@@ -31,21 +32,7 @@ export interface BenchFlags extends RawBenchFlags {
 
 const FORMATS: readonly OutputFormat[] = ["md", "csv", "json", "jsonl"];
 
-/** A single status line on stderr, redrawn in place; no timer, so it costs nothing while a test is timed. */
-function progressLine(ctx: CommandContext): { show(text: string): void; clear(): void } {
-  if (!progressAllowed(ctx.stderr, ctx.env, ctx.quiet)) return { show: () => {}, clear: () => {} };
-  let shown = false;
-  return {
-    show: (text) => {
-      ctx.stderr.write(`\r\x1b[2K${text}`);
-      shown = true;
-    },
-    clear: () => {
-      if (shown) ctx.stderr.write("\r\x1b[2K");
-      shown = false;
-    },
-  };
-}
+const progressLine = statusLine;
 
 function phaseText(phase: BenchPhase, repetition: number, repetitions: number): string {
   if (phase === "load") return "loading";

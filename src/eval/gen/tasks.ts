@@ -1,0 +1,122 @@
+import { UsageError } from "../../errors.js";
+
+/**
+ * The JSONL inputs of `lmrun eval gen`: tasks ({"id", "prompt" | "messages", "reference" |
+ * "references"}) and, for --score-only, answers ({"id", "answer", "reference" | "references"}).
+ * Every problem names its line.
+ */
+
+export interface GenTask {
+  id: string;
+  /** 1-based line in the file. */
+  line: number;
+  prompt: string;
+  systemPrompt?: string;
+  references: string[];
+}
+
+export interface Answer {
+  id: string;
+  line: number;
+  answer: string;
+  references: string[];
+}
+
+interface Line {
+  line: number;
+  value: Record<string, unknown>;
+}
+
+function readLines(text: string, source: string, expected: string): Line[] {
+  const out: Line[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const trimmed = raw.trim();
+    if (trimmed === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(trimmed);
+    } catch (error) {
+      throw new UsageError(`${source} line ${i + 1}: not JSON (${(error as Error).message})`, `Each line must be one JSON object: ${expected}`);
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new UsageError(`${source} line ${i + 1}: expected a JSON object, got ${Array.isArray(value) ? "an array" : typeof value}`, `Each line must be ${expected}`);
+    }
+    out.push({ line: i + 1, value: value as Record<string, unknown> });
+  });
+  if (out.length === 0) throw new UsageError(`${source} holds no ${source.endsWith(".jsonl") ? "lines" : "JSON lines"}`, `Give one JSON object per line: ${expected}`);
+  return out;
+}
+
+function idOf(l: Line, source: string, seen: Set<string>): string {
+  const raw = l.value.id ?? String(l.line);
+  if (typeof raw !== "string" && typeof raw !== "number") throw new UsageError(`${source} line ${l.line}: "id" must be a string or a number`);
+  const id = String(raw);
+  if (seen.has(id)) throw new UsageError(`${source} line ${l.line}: the id "${id}" is used twice`, "Give every line its own id");
+  seen.add(id);
+  return id;
+}
+
+/** "reference": "..." or "references": ["...", ...]; undefined when neither is there. */
+function referencesOf(l: Line, source: string): string[] | undefined {
+  const { reference, references } = l.value;
+  if (reference !== undefined && references !== undefined) throw new UsageError(`${source} line ${l.line}: give "reference" or "references", not both`);
+  if (reference !== undefined) {
+    if (typeof reference !== "string") throw new UsageError(`${source} line ${l.line}: "reference" must be a string`);
+    return [reference];
+  }
+  if (references !== undefined) {
+    if (!Array.isArray(references) || references.length === 0 || references.some((r) => typeof r !== "string")) {
+      throw new UsageError(`${source} line ${l.line}: "references" must be a non-empty array of strings`);
+    }
+    return references as string[];
+  }
+  return undefined;
+}
+
+const TASK_SHAPE = '{"id", "prompt" | "messages", "reference" | "references"}';
+
+export function parseGenTasks(text: string, source: string): GenTask[] {
+  const seen = new Set<string>();
+  return readLines(text, source, TASK_SHAPE).map((l) => {
+    const id = idOf(l, source, seen);
+    const references = referencesOf(l, source);
+    if (references === undefined) throw new UsageError(`${source} line ${l.line}: no "reference" or "references"`, "Every task needs the answer(s) to score against");
+    const { prompt, messages } = l.value;
+    if ((prompt === undefined) === (messages === undefined)) throw new UsageError(`${source} line ${l.line}: give "prompt" or "messages" (one of them)`, `Lines look like ${TASK_SHAPE}`);
+    if (prompt !== undefined) {
+      if (typeof prompt !== "string" || prompt === "") throw new UsageError(`${source} line ${l.line}: "prompt" must be a non-empty string`);
+      return { id, line: l.line, prompt, references };
+    }
+    return { id, line: l.line, ...fromMessages(messages, `${source} line ${l.line}`), references };
+  });
+}
+
+/** An optional system message then one user message: what one-shot generation takes. */
+function fromMessages(messages: unknown, where: string): { prompt: string; systemPrompt?: string } {
+  const shape = '[{"role": "system", "content": ...}, {"role": "user", "content": ...}]';
+  if (!Array.isArray(messages) || messages.some((m) => typeof m !== "object" || m === null || typeof m.content !== "string" || typeof m.role !== "string")) {
+    throw new UsageError(`${where}: "messages" must be an array of {"role", "content"} objects`, `e.g. ${shape}`);
+  }
+  const list = messages as Array<{ role: string; content: string }>;
+  const system = list.length === 2 && list[0]!.role === "system" ? list[0]!.content : undefined;
+  const rest = system !== undefined ? list.slice(1) : list;
+  if (rest.length !== 1 || rest[0]!.role !== "user") {
+    throw new UsageError(`${where}: "messages" must be one user message, optionally after one system message`, `Multi-turn tasks are not supported; use ${shape}`);
+  }
+  return { prompt: rest[0]!.content, ...(system !== undefined ? { systemPrompt: system } : {}) };
+}
+
+/** --score-only: answers with their references, or references looked up by id in the tasks file. */
+export function parseAnswers(text: string, source: string, tasks?: Map<string, GenTask>): Answer[] {
+  const seen = new Set<string>();
+  return readLines(text, source, '{"id", "answer", "reference" | "references"}').map((l) => {
+    const id = idOf(l, source, seen);
+    const { answer } = l.value;
+    if (typeof answer !== "string") throw new UsageError(`${source} line ${l.line}: ${answer === undefined ? 'no "answer"' : '"answer" must be a string'}`);
+    const references = referencesOf(l, source) ?? tasks?.get(id)?.references;
+    if (references === undefined) {
+      throw new UsageError(`${source} line ${l.line}: no "reference" or "references" for id "${id}"${tasks ? " (nor in the tasks file)" : ""}`, "Add them to the line, or give the tasks file with -f");
+    }
+    return { id, line: l.line, answer, references };
+  });
+}
