@@ -82,6 +82,21 @@ export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: nu
   return header;
 }
 
+/**
+ * What is structurally wrong with a model file (the checks `run` makes before llama.cpp sees it:
+ * magic, version, a whole header, the tensor data, the vocabulary), or undefined when nothing is.
+ * For the store's listings, which report a file rather than fail on it.
+ */
+export async function modelFileProblem(modelPath: string): Promise<string | undefined> {
+  try {
+    await checkModelFile(modelPath);
+    return undefined;
+  } catch (error) {
+    if (error instanceof LmrunError) return error.message;
+    throw error;
+  }
+}
+
 /** The file must hold its tensors' data: a download cut after the header is caught here, before llama.cpp. */
 export function checkTensorData(
   info: { fullTensorInfo?: readonly { fileOffset: number | bigint }[] | undefined; tensorInfo?: readonly { fileOffset: number | bigint }[] | undefined },

@@ -24,6 +24,8 @@ export interface Faults {
   ignoreRange?: boolean;
   /** Answer 200 with the whole file to closed ranges (`bytes=A-B`) only; open ones (`bytes=N-`) are honoured. */
   ignoreClosedRange?: boolean;
+  /** Answer /api/ requests with this instead of the listing (a captive portal, a wrong HF_ENDPOINT). */
+  apiAnswer?: { status: number; body: string; contentType: string };
   /** Write in chunks of this size with this pause between them. */
   throttle?: { chunkBytes: number; delayMs: number };
 }
@@ -107,6 +109,11 @@ export async function startFakeHf(repos: Record<string, Record<string, string>>)
 
     // /api/models/USER/REPO/tree/BRANCH
     if (parts[0] === "api" && parts[1] === "models" && parts[4] === "tree") {
+      const answer = state.faults.apiAnswer;
+      if (answer) {
+        res.writeHead(answer.status, { "content-type": answer.contentType });
+        return res.end(answer.body);
+      }
       const prefix = `${parts[2]}/${parts[3]}/`;
       const listing = [...files.entries()]
         .filter(([key]) => key.startsWith(prefix))
