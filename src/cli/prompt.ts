@@ -1,5 +1,6 @@
 import fs from "node:fs/promises";
 import { LmrunError, UsageError } from "../errors.js";
+import { checkGrammarSchema, SchemaProblem } from "./jsonSchema.js";
 
 /**
  * The argument is the instruction and piped stdin the material, joined as lms does
@@ -32,11 +33,21 @@ export async function readTextFile(file: string, what: string): Promise<string> 
 
 export async function readJsonSchemaFile(file: string): Promise<object> {
   const text = await readTextFile(file, "JSON schema file");
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
+    value = JSON.parse(text);
     if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("the top level must be an object");
-    return value;
   } catch (error) {
     throw new UsageError(`${file} is not a valid JSON schema: ${(error as Error).message}`);
   }
+  try {
+    checkGrammarSchema(value);
+  } catch (error) {
+    if (!(error instanceof SchemaProblem)) throw error;
+    throw new UsageError(
+      `--json-schema ${file}: ${error.message}`,
+      "The grammar enforces type, properties, required, additionalProperties, items, prefixItems, min/maxItems, min/maxLength, min/maxProperties, format (date, time, date-time), enum, const, oneOf and $defs/$ref",
+    );
+  }
+  return value as object;
 }

@@ -1,17 +1,9 @@
 import type { Command } from "commander";
 import type { BenchFlags } from "../actions/bench.js";
 import type { CommandContext } from "../context.js";
+import { acceptLlamaCppSpellings, LLAMA_BENCH_SPELLINGS } from "../llamaCppFlags.js";
 import { collect, parseGpu } from "../parse.js";
 
-/** llama-bench spells some flags with several letters after one dash; commander cannot, so they are rewritten. */
-const LLAMA_BENCH_SPELLINGS: Record<string, string> = {
-  "-pg": "--pg",
-  "-ub": "--ubatch-size",
-  "-ngl": "--n-gpu-layers",
-  "-fa": "--flash-attn",
-  "-ctk": "--cache-type-k",
-  "-ctv": "--cache-type-v",
-};
 
 export function registerBench(program: Command, ctx: CommandContext): void {
   const command = program
@@ -40,8 +32,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
       "after",
       "\nExamples:\n  lmrun bench tiny\n  lmrun bench model.gguf -p 512 -n 128 -t 1,2 -r 5\n  lmrun bench q4.gguf q8.gguf -o json > now.json\n  lmrun bench model.gguf --compare before.json\n  lmrun bench model.gguf --prompt-file story.txt -n 64\n  lmrun bench model.gguf --tune",
     );
-  const parseOptions = command.parseOptions.bind(command);
-  command.parseOptions = (args: string[]) => parseOptions(args.map((arg) => LLAMA_BENCH_SPELLINGS[arg] ?? arg));
+  acceptLlamaCppSpellings(command, LLAMA_BENCH_SPELLINGS);
   command.action(async (models: string[], flags: BenchFlags & { nGpuLayers?: string[]; ubatchSize?: string[]; repetitions?: string }) => {
     const { runBenchCommand } = await import("../actions/bench.js");
     await runBenchCommand(ctx, models, flags);

@@ -5,8 +5,19 @@ import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
-import { resolveAndLoad } from "../prepareModel.js";
+import { acceptLlamaCppSpellings, LOAD_SPELLINGS, SAMPLING_SPELLINGS } from "../llamaCppFlags.js";
+import {
+  addLoadOptions,
+  addSamplingOptions,
+  describeAppliedTuning,
+  givenSeed,
+  modelFacts,
+  resolveLoadOptionsAndTuning,
+  resolveSampling,
+  type LoadFlags,
+  type SamplingFlags,
+} from "../modelOptions.js";
+import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";
 
 interface ChatFlags extends LoadFlags, SamplingFlags {
@@ -28,6 +39,7 @@ export function registerChat(program: Command, ctx: CommandContext): void {
     .option("--sessions", "list saved sessions and exit")
     .option("--json", "with --sessions: print JSON");
   addSamplingOptions(addLoadOptions(command));
+  acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string | undefined, flags: ChatFlags) => {
     await chatCommand(ctx, model, flags);
   });
@@ -69,15 +81,25 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
     topP: flags.topP !== undefined,
     minP: flags.minP !== undefined,
     repeatPenalty: flags.repeatPenalty !== undefined,
-    seed: flags.seed !== undefined,
+    seed: givenSeed(flags) !== undefined,
     maxTokens: flags.maxTokens !== undefined,
   };
-  const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: flags.seed }, given, resumed?.sampling);
+  const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: givenSeed(flags) }, given, resumed?.sampling);
 
   const loadFor = async (ref: string, quietProgress: boolean) => {
-    const prepared = await resolveAndLoad(ctx, ref, (r) => resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(r.path)), {
-      quietProgress,
-    });
+    const prepared = await resolveAndLoad(
+      ctx,
+      ref,
+      (r) => {
+        const facts = modelFacts(r.path);
+        const chosen = resolveLoadOptionsAndTuning(flags, ctx.env, settings, ctx.verbose, facts);
+        if (chosen.tuned !== undefined && !quietProgress && !ctx.quiet) ctx.out.diag(`note: ${describeAppliedTuning(facts.fileName, chosen.tuned)}`);
+        return chosen.options;
+      },
+      { quietProgress },
+    );
+    const raised = contextRaisedNote(prepared.loaded.summary);
+    if (raised !== undefined && !quietProgress) ctx.out.warn(raised);
     const { LlamaChatEngine } = await import("../../engine/chatSession.js");
     return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: prepared.resolved.displayName, systemPrompt: system }), path: prepared.resolved.path };
   };

@@ -5,6 +5,7 @@ import type { ModelLoader } from "../../eval/run.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { CancelledError, UsageError } from "../../errors.js";
+import { acceptLlamaCppSpellings, LOAD_SPELLINGS } from "../llamaCppFlags.js";
 import { addLoadOptions, resolveLoadOptions, type LoadFlags } from "../modelOptions.js";
 import { parseInteger } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
@@ -40,6 +41,7 @@ export function registerPerplexity(program: Command, ctx: CommandContext): void 
   describeOption(command, "--ctx", `tokens per chunk (default ${DEFAULT_PERPLEXITY_CTX}, as llama-perplexity)`);
   describeOption(command, "--threads", "CPU threads for evaluation (default: all cores, as llama-perplexity)");
   describeOption(command, "--batch-size", `tokens per batch (default ${DEFAULT_PERPLEXITY_BATCH}); b/c chunks are scored side by side`);
+  acceptLlamaCppSpellings(command, LOAD_SPELLINGS);
   command.action(async (models: string[], flags: PerplexityFlags) => {
     await perplexityCommand(ctx, models, flags);
   });

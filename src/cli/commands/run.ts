@@ -5,9 +5,20 @@ import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { LmrunError, UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { acceptLlamaCppSpellings, LOAD_SPELLINGS, SAMPLING_SPELLINGS } from "../llamaCppFlags.js";
+import {
+  addLoadOptions,
+  addSamplingOptions,
+  describeAppliedTuning,
+  modelFacts,
+  resolveLoadOptionsAndTuning,
+  resolveSampling,
+  type AppliedTuning,
+  type LoadFlags,
+  type SamplingFlags,
+} from "../modelOptions.js";
 import { collect } from "../parse.js";
-import { resolveAndLoad } from "../prepareModel.js";
+import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
 import { assemblePrompt, readJsonSchemaFile, readTextFile } from "../prompt.js";
 
 interface RunFlags extends LoadFlags, SamplingFlags {
@@ -38,6 +49,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option("--stats", "print timing statistics to stderr when done")
     .option("--json", "print one JSON object with the text, token counts and timings");
   addSamplingOptions(addLoadOptions(command));
+  acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string, promptArgs: string[], flags: RunFlags) => {
     await runCommand(ctx, model, promptArgs, flags);
   });
@@ -53,11 +65,19 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
 
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
-  const prepared = await resolveAndLoad(ctx, modelRef, (resolved) =>
-    resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path)),
-  );
+  let tuned: AppliedTuning | undefined;
+  const prepared = await resolveAndLoad(ctx, modelRef, (resolved) => {
+    const facts = modelFacts(resolved.path);
+    const chosen = resolveLoadOptionsAndTuning(flags, ctx.env, settings, ctx.verbose, facts);
+    tuned = chosen.tuned;
+    // A saved --tune result changes the threads: never silently.
+    if (tuned !== undefined && !ctx.quiet) ctx.out.diag(`note: ${describeAppliedTuning(facts.fileName, tuned)}`);
+    return chosen.options;
+  });
   try {
     const { loaded } = prepared;
+    const raised = contextRaisedNote(loaded.summary);
+    if (raised !== undefined) ctx.out.warn(raised);
     const useChat = flags.raw !== true && loaded.summary.hasChatTemplate;
     if (flags.raw !== true && !loaded.summary.hasChatTemplate && ctx.verbose) {
       ctx.out.diag(`${loaded.summary.fileName} has no chat template: using plain completion`);
@@ -133,7 +153,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           maxTokens: sampling.maxTokens,
           stop: request.stop,
         },
-        load: { contextSize: loaded.summary.contextSize, threads: loaded.summary.threads, batchThreads: loaded.summary.batchThreads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers, threadpool },
+        load: { contextSize: loaded.summary.contextSize, requestedContextSize: loaded.summary.requestedContextSize ?? null, threads: loaded.summary.threads, batchThreads: loaded.summary.batchThreads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers, threadpool, tuned: tuned ?? null },
       });
     } else if (!endedWithNewline && ctx.out.stdoutIsTTY && !ctx.stdoutClosed()) {
       // Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated.
