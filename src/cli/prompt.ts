@@ -6,13 +6,15 @@ import { checkGrammarSchema, SchemaProblem } from "./jsonSchema.js";
  * The argument is the instruction and piped stdin the material, joined as lms does
  * (`instruction\n\nmaterial`). Either alone is the prompt; both empty is a usage error.
  */
-export function assemblePrompt(args: string[], piped: string | undefined): string {
+export function assemblePrompt(args: string[], piped: string | undefined, options: { terminal?: boolean } = {}): string {
   const instruction = args.join(" ").trim();
   const material = (piped ?? "").replace(/\s+$/, "");
   if (instruction === "" && material.trim() === "") {
     throw new UsageError(
       "no prompt: give one as arguments or pipe it on stdin",
-      'Example: lmrun run tiny "Once upon a time" or echo "..." | lmrun run tiny',
+      options.terminal
+        ? 'For a conversation, use `lmrun chat MODEL`; for one reply: lmrun run tiny "Once upon a time"'
+        : 'Example: lmrun run tiny "Once upon a time" or echo "..." | lmrun run tiny',
     );
   }
   if (instruction === "") return material;

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import { lmrunPaths } from "../../config/paths.js";
@@ -67,7 +68,9 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   const settings = await readSettings(ctx.env);
   // `npx lmrun chat` with nothing configured opens the bundled model: it works offline, and the
   // notice says how to get a real assistant.
-  const modelRef = modelArg ?? resumed?.model.path ?? settings.defaultModel ?? "tiny";
+  // A resumed session loads the file it used (its path) under the name it was given (`tiny`, not the file's name).
+  const resumedModel = modelArg === undefined && resumed !== undefined ? resumed.model : undefined;
+  const modelRef = modelArg ?? (resumedModel?.path !== undefined && fs.existsSync(resumedModel.path) ? resumedModel.path : resumedModel?.name) ?? settings.defaultModel ?? "tiny";
   const notice =
     modelArg === undefined && resumed === undefined && settings.defaultModel === undefined
       ? "Demo model `tiny` (a tiny story generator). For an assistant: lmrun chat qwen2.5:0.5b"
@@ -86,7 +89,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   };
   const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: givenSeed(flags) }, given, resumed?.sampling);
 
-  const loadFor = async (ref: string, quietProgress: boolean) => {
+  const loadFor = async (ref: string, quietProgress: boolean, name?: string) => {
     const prepared = await resolveAndLoad(
       ctx,
       ref,
@@ -101,9 +104,9 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
     const raised = contextRaisedNote(prepared.loaded.summary);
     if (raised !== undefined && !quietProgress) ctx.out.warn(raised);
     const { LlamaChatEngine } = await import("../../engine/chatSession.js");
-    return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: prepared.resolved.displayName, systemPrompt: system }), path: prepared.resolved.path };
+    return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: name ?? prepared.resolved.displayName, systemPrompt: system }), path: prepared.resolved.path };
   };
-  const first = await loadFor(modelRef, false);
+  const first = await loadFor(modelRef, false, resumedModel?.name);
   const { startChat } = await importTuiOutsideCi();
   const outcome = await startChat({
     engine: first.engine,

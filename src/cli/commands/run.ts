@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import type { GenerateRequest } from "../../engine/types.js";
 import { formatRunStats } from "../../io/stats.js";
-import { readPipedStdin } from "../../io/tty.js";
+import { readPipedStdin, stdinKind } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { LmrunError, UsageError } from "../../errors.js";
 import { acceptLlamaCppSpellings, LOAD_SPELLINGS, SAMPLING_SPELLINGS } from "../llamaCppFlags.js";
@@ -31,6 +31,7 @@ interface RunFlags extends LoadFlags, SamplingFlags {
   truncate?: boolean;
   stats?: boolean;
   json?: boolean;
+  stdin?: boolean;
 }
 
 export function registerRun(program: Command, ctx: CommandContext): void {
@@ -46,6 +47,7 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option("--format <format>", "constrain the output: json")
     .option("--json-schema <file>", "constrain the output to this JSON schema")
     .option("--truncate", "keep the end of a prompt that is longer than the context instead of failing")
+    .option("--no-stdin", "never read stdin, even piped (as ssh -n): for `while read` loops, whose input the first run would take")
     .option("--stats", "print timing statistics to stderr when done")
     .option("--json", "print one JSON object with the text, token counts and timings");
   addSamplingOptions(addLoadOptions(command));
@@ -61,7 +63,13 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   if (flags.format !== undefined && flags.jsonSchema !== undefined) throw new UsageError("give --format json or --json-schema, not both", "--json-schema already constrains the output to JSON");
   const jsonSchema = flags.jsonSchema !== undefined ? await readJsonSchemaFile(flags.jsonSchema) : flags.format === "json" ? ("json" as const) : undefined;
   const systemPrompt = flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : flags.system;
-  const prompt = assemblePrompt(promptArgs, await readPipedStdin(ctx.stdin));
+  // With the instruction in the arguments, the model loads while a slow pipe is still being read
+  // (`sleep 6 | lmrun run M hi` waited 6 s before loading); without it, stdin is the prompt and comes first.
+  const promptReady = promptMaterial(ctx, promptArgs, flags.stdin !== false).then((piped) =>
+    assemblePrompt(promptArgs, piped, { terminal: stdinKind(ctx.stdin) === "terminal" }),
+  );
+  promptReady.catch(() => {}); // awaited below; a failed load must not leave it unhandled
+  if (promptArgs.join("").trim() === "") await promptReady;
 
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
@@ -75,6 +83,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     return chosen.options;
   });
   try {
+    const prompt = await promptReady;
     const { loaded } = prepared;
     const raised = contextRaisedNote(loaded.summary);
     if (raised !== undefined) ctx.out.warn(raised);
@@ -179,6 +188,19 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   } finally {
     await prepared.loaded.dispose();
   }
+}
+
+/**
+ * Piped stdin is the prompt's material (README: `cat report.txt | lmrun run M "Summarise"`), so a
+ * pipe is read to its end. --no-stdin (as ssh -n) leaves stdin alone, for `while read` loops whose
+ * input the first call would otherwise swallow. A terminal is never read, nor, when the prompt is
+ * in the arguments, a device that may never end.
+ */
+async function promptMaterial(ctx: CommandContext, promptArgs: string[], readStdin: boolean): Promise<string | undefined> {
+  if (!readStdin) return undefined;
+  const kind = stdinKind(ctx.stdin);
+  if (kind === "terminal" || (kind === "device" && promptArgs.join("").trim() !== "")) return undefined;
+  return readPipedStdin(ctx.stdin);
 }
 
 function isJson(text: string): boolean {
