@@ -85,8 +85,6 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   try {
     const prompt = await promptReady;
     const { loaded } = prepared;
-    const raised = contextRaisedNote(loaded.summary);
-    if (raised !== undefined) ctx.out.warn(raised);
     const useChat = flags.raw !== true && loaded.summary.hasChatTemplate;
     if (flags.raw !== true && !loaded.summary.hasChatTemplate && ctx.verbose) {
       ctx.out.diag(`${loaded.summary.fileName} has no chat template: using plain completion`);
@@ -132,6 +130,9 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           : `cpu threads: started per decode (threadpool shim ${pool.problem || "unused"})`,
       );
     }
+    // After generating: a prompt too long for the context gets an error that already says this.
+    const raised = contextRaisedNote(loaded.summary);
+    if (raised !== undefined) ctx.out.warn(raised);
     if (result.truncatedPromptTokens > 0) {
       ctx.out.warn(`the prompt was cut to fit the context: its first ${result.truncatedPromptTokens} tokens were dropped`);
     }
