@@ -3,6 +3,8 @@ import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { afterAll, beforeAll, beforeEach } from "vitest";
+import { tempHome } from "./cli.js";
 
 /**
  * A real HTTP server on 127.0.0.1 that answers like Hugging Face:
@@ -254,6 +256,25 @@ export function sharedModelsRepo(sharedModelsDir: string): Record<string, Record
     "lmrun-test/stories": pick(["stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf", "stories260K-f32.gguf", "llama-2-tiny-random.gguf", "invalid-gguf-v1.gguf"]),
     "lmrun-test/stories-GGUF": pick(["stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf", "stories260K-f32.gguf"]),
   };
+}
+
+/**
+ * The shared test models served for one describe block: the server starts before its tests, is
+ * reset before each (with a fresh LMRUN_HOME in `home`), and closes after them.
+ */
+export function serveSharedModelsPerTest(sharedModelsDir: string): { readonly hf: FakeHf; readonly home: string } {
+  const state = {} as { hf: FakeHf; home: string };
+  beforeAll(async () => {
+    state.hf = await startFakeHf(sharedModelsRepo(sharedModelsDir));
+  });
+  afterAll(async () => {
+    await state.hf.close();
+  });
+  beforeEach(() => {
+    state.hf.reset();
+    state.home = tempHome();
+  });
+  return state;
 }
 
 /** Spread into a CLI's env so that a proxy set on the machine does not intercept 127.0.0.1. */

@@ -1,8 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli, tempHome } from "../helpers/cli.js";
-import { startFakeHf, sharedModelsRepo, withoutProxies, type FakeHf } from "../helpers/hfServer.js";
+import { serveSharedModelsPerTest, withoutProxies } from "../helpers/hfServer.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 
 const Q8 = "stories260K-Q8_0.gguf";
@@ -17,28 +17,16 @@ function oneLine(stderr: string): string {
 }
 
 describe.skipIf(!hasShared)(`what the store shows is what it answers to; damaged files are never good; pulls report each model (${hasShared ? "shared models" : sharedSkipReason})`, () => {
-  let hf: FakeHf;
-  let home: string;
-  const env = () => ({ ...withoutProxies, HF_ENDPOINT: hf.url });
+  const served = serveSharedModelsPerTest(path.dirname(sharedModel(Q8)));
+  const env = () => ({ ...withoutProxies, HF_ENDPOINT: served.hf.url });
   const cli = (args: string[], extra: { cwd?: string; env?: Record<string, string | undefined> } = {}) =>
-    runCli(args, { home, env: { ...env(), ...extra.env }, ...(extra.cwd ? { cwd: extra.cwd } : {}) });
-  const models = () => path.join(home, "models");
-
-  beforeAll(async () => {
-    hf = await startFakeHf(sharedModelsRepo(path.dirname(sharedModel(Q8))));
-  });
-  afterAll(async () => {
-    await hf.close();
-  });
-  beforeEach(() => {
-    hf.reset();
-    home = tempHome();
-  });
+    runCli(args, { home: served.home, env: { ...env(), ...extra.env }, ...(extra.cwd ? { cwd: extra.cwd } : {}) });
+  const models = () => path.join(served.home, "models");
 
   it("a file copied into the store, and a URL pull's name after a manifest rebuild, run and show under the name ls gives", async () => {
     fs.mkdirSync(models(), { recursive: true });
     fs.copyFileSync(sharedModel(Q8), path.join(models(), "mymodel.gguf"));
-    expect((await cli(["pull", `${hf.url}/cdn/lmrun-test/stories/${Q4}`])).code).toBe(0);
+    expect((await cli(["pull", `${served.hf.url}/cdn/lmrun-test/stories/${Q4}`])).code).toBe(0);
     fs.rmSync(path.join(models(), "manifest.json"));
 
     const names = JSON.parse((await cli(["ls", "--json"])).stdout).models.map((m: { name: string }) => m.name).sort();
@@ -50,7 +38,7 @@ describe.skipIf(!hasShared)(`what the store shows is what it answers to; damaged
     expect(JSON.parse(run.stdout).model.path).toBe(path.join(models(), "mymodel.gguf"));
     const show = await cli(["show", Q4, "--json"], { cwd: elsewhere });
     expect(show.code, show.stderr).toBe(0);
-    expect(JSON.parse(show.stdout)).toMatchObject({ quant: "Q4_0", source: { kind: "file", path: path.join(models(), "url", new URL(hf.url).host.replace(/:/g, "_"), Q4) } });
+    expect(JSON.parse(show.stdout)).toMatchObject({ quant: "Q4_0", source: { kind: "file", path: path.join(models(), "url", new URL(served.hf.url).host.replace(/:/g, "_"), Q4) } });
   });
 
   it("a truncated file is refused by show, named by verify and ls, and not approved by pull", async () => {
@@ -83,8 +71,8 @@ describe.skipIf(!hasShared)(`what the store shows is what it answers to; damaged
     const missing = await cli(["show", "./nowhere.gguf"]);
     expect(missing.code).toBe(1);
     expect(oneLine(missing.stderr)).toMatch(/^error: model file not found: .*nowhere\.gguf/);
-    fs.mkdirSync(path.join(home, "dir.gguf"));
-    const directory = await cli(["show", path.join(home, "dir.gguf")]);
+    fs.mkdirSync(path.join(served.home, "dir.gguf"));
+    const directory = await cli(["show", path.join(served.home, "dir.gguf")]);
     expect(directory.code).toBe(1);
     expect(oneLine(directory.stderr)).toMatch(/dir\.gguf is a directory, not a model file/);
   });
@@ -117,20 +105,20 @@ describe.skipIf(!hasShared)(`what the store shows is what it answers to; damaged
     const noPull = await cli(["run", "hf:lmrun-test/stories-GGUF:Q4_0", "hi", "--no-pull"]);
     expect(noPull.code).toBe(1);
     expect(oneLine(noPull.stderr)).toMatch(/hf:lmrun-test\/stories-GGUF:Q4_0 is not downloaded \(--no-pull\)/);
-    expect(hf.requests).toEqual([]);
+    expect(served.hf.requests).toEqual([]);
 
-    hf.faults.apiAnswer = { status: 200, body: "GATEWAY LOGIN <html>", contentType: "text/html" };
+    served.hf.faults.apiAnswer = { status: 200, body: "GATEWAY LOGIN <html>", contentType: "text/html" };
     const html = await cli(["pull", "hf:lmrun-test/stories-GGUF:Q4_0"]);
     expect(html.code).toBe(1);
     expect(oneLine(html.stderr)).toMatch(/did not answer as the Hugging Face API does .*: the answer is not JSON \(text\/html\)\. Check HF_ENDPOINT/);
 
-    hf.reset();
-    hf.faults.ignoreRange = true;
-    hf.faults.dropAfterBytes = { bytes: 100_000, times: 100 };
+    served.hf.reset();
+    served.hf.faults.ignoreRange = true;
+    served.hf.faults.dropAfterBytes = { bytes: 100_000, times: 100 };
     const dropped = await cli(["pull", `hf:lmrun-test/stories/${Q8}`], { env: { LMRUN_PULL_RETRIES: "3" } });
     expect(dropped.code).toBe(1);
     expect(oneLine(dropped.stderr)).toContain(
-      `the server closed the connection after 100000 of ${hf.size("lmrun-test", "stories", Q8)} bytes, and it does not support resuming (it ignores Range)`,
+      `the server closed the connection after 100000 of ${served.hf.size("lmrun-test", "stories", Q8)} bytes, and it does not support resuming (it ignores Range)`,
     );
     expect(dropped.stderr).not.toMatch(/aborted/);
   });

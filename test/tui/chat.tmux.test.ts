@@ -12,16 +12,7 @@ describe.skipIf(skipReason !== "")(`lmrun chat in a real terminal${skipReason ? 
   const home = tempHome("lmrun-chat-tmux-");
   // A failed step can leave a chat running in the pane; the next test must start from the shell,
   // not type into it.
-  afterEach(() => {
-    const pid = pane.childPid();
-    if (pid !== undefined) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  });
+  afterEach(() => pane.killChild());
   afterAll(() => {
     pane.kill();
     fs.rmSync(home, { recursive: true, force: true });
@@ -153,14 +144,7 @@ describe.skipIf(!hasTmux)(`chat --resume names the model as it was given${hasTmu
   const pane = new TmuxPane("resume-name");
   const home = tempHome("lmrun-chat-resume-");
   afterAll(() => {
-    const pid = pane.childPid();
-    if (pid !== undefined) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
+    pane.killChild();
     pane.kill();
     fs.rmSync(home, { recursive: true, force: true });
   });
