@@ -48,14 +48,14 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
   program.configureOutput({
     writeOut: (s) => io.stdout.write(s),
     writeErr: (s) => io.stderr.write(s),
-    outputError: (message, write) => write(message.endsWith("\n") ? message : `${message}\n`),
+    outputError: (message, write) => write(`${oneLine(message)}\n`),
   });
   for (const sub of program.commands) {
     sub.exitOverride();
     sub.configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
-      outputError: (message, write) => write(`${message.trimEnd()} (see: lmrun ${sub.name()} --help)\n`),
+      outputError: (message, write) => write(`${oneLine(message)} (see: lmrun ${sub.name()} --help)\n`),
     });
     for (const nested of sub.commands) nested.exitOverride();
   }
@@ -85,6 +85,11 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
 
 function abortCode(signal: AbortSignal): number {
   return isTerminated(signal) ? ExitCode.terminated : ExitCode.interrupted;
+}
+
+/** Commander puts "(Did you mean --temp?)" on a line of its own: errors are one line. */
+function oneLine(message: string): string {
+  return message.trimEnd().replace(/\s*\n\s*/g, " ");
 }
 
 /** Commander's own errors (help shown, bad flag) carry a "commander.*" code; it is not imported for --version. */

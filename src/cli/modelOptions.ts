@@ -3,10 +3,11 @@ import path from "node:path";
 import type { Command } from "commander";
 import type { CommandContext } from "./context.js";
 import { envSetting, type Settings } from "../config/config.js";
+import { MIN_CONTEXT } from "../config/rules.js";
 import { availableCores, DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
 import { threadpoolShimAvailable } from "../engine/threadpool.js";
 import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
-import { parseBytes, parseGpu, parseGpuLayers, parseInteger, parseNumber } from "./parse.js";
+import { parseBytes, parseCacheType, parseGpu, parseGpuLayers, parseInteger, parseMaxTokens, parseNumber, parseSeed } from "./parse.js";
 
 let pullAllowedByFlag = true;
 /** False when the running command was given --no-pull (set by a hook that addLoadOptions installs). */
@@ -21,25 +22,27 @@ export function addLoadOptions(command: Command): Command {
   });
   return command
     .option("--no-pull", "fail instead of downloading a model that is not in the store yet")
-    .option("-c, --ctx <tokens>", "context size in tokens (default: the model's, capped at 4096)", parseInteger(16, 10_000_000))
+    .option("-c, --ctx <tokens>", "context size in tokens (default: the model's, capped at 4096)", parseInteger(MIN_CONTEXT, 10_000_000))
     .option("-t, --threads <n>", "CPU threads for generating tokens (default: every core on 2 cores or fewer, 1 for models under 32 MB, else half the cores; see README, Threads)", parseInteger(1, 1024))
-    .option("--threads-batch <n>", "CPU threads for prompt processing (default: all cores)", parseInteger(1, 1024))
+    .option("--threads-batch <n>", "CPU threads for prompt processing (llama.cpp: -tb; default: all cores)", parseInteger(1, 1024))
     .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", parseGpu)
-    .option("--gpu-layers <n>", "layers to offload to the GPU: a number, max or auto", parseGpuLayers)
+    .option("--gpu-layers <n>", "layers to offload to the GPU: a number, max (or -1) or auto (llama.cpp: -ngl)", parseGpuLayers)
     .option("-b, --batch-size <n>", "tokens evaluated per batch", parseInteger(1, 1_000_000))
+    .option("--cache-type-k <type>", "K cache type: f16, q8_0, q4_0, … (llama.cpp: -ctk; default f16)", parseCacheType)
+    .option("--cache-type-v <type>", "V cache type (llama.cpp: -ctv; default f16)", parseCacheType)
     .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes);
 }
 
 /** Sampling flags shared by run and chat. */
 export function addSamplingOptions(command: Command): Command {
   return command
-    .option("-n, --max-tokens <n>", `maximum tokens to generate (default ${DEFAULT_MAX_TOKENS})`, parseInteger(1, 10_000_000))
+    .option("-n, --max-tokens <n>", `maximum tokens to generate; -1: until the model stops or the context is full (default ${DEFAULT_MAX_TOKENS})`, parseMaxTokens)
     .option("--temp <t>", `temperature; 0 is greedy and deterministic (default ${DEFAULT_SAMPLING.temperature})`, parseNumber(0, 100))
     .option("--top-k <k>", `top-k sampling; 0 disables (default ${DEFAULT_SAMPLING.topK})`, parseInteger(0, 1_000_000))
     .option("--top-p <p>", `top-p sampling; 1 disables (default ${DEFAULT_SAMPLING.topP})`, parseNumber(0, 1))
     .option("--min-p <p>", `min-p sampling; 0 disables (default ${DEFAULT_SAMPLING.minP})`, parseNumber(0, 1))
     .option("--repeat-penalty <r>", `repetition penalty; 1 disables (default ${DEFAULT_SAMPLING.repeatPenalty})`, parseNumber(0, 10))
-    .option("--seed <n>", "sampling seed, for reproducible output (default: random, reported by --json)", parseInteger(0, 4294967295));
+    .option("--seed <n>", "sampling seed, for reproducible output (default and -1: random, reported by --json)", parseSeed);
 }
 
 export interface LoadFlags {
@@ -50,6 +53,8 @@ export interface LoadFlags {
   gpuLayers?: GpuLayers;
   batchSize?: number;
   maxRam?: number;
+  cacheTypeK?: string;
+  cacheTypeV?: string;
 }
 
 export interface SamplingFlags {
@@ -86,22 +91,64 @@ export function resolveLoadOptions(
   verbose: boolean,
   model?: ModelFacts,
 ): LoadOptions {
+  return resolveLoadOptionsAndTuning(flags, env, settings, verbose, model).options;
+}
+
+/** What `bench --tune` saved for a model and this load took from it. */
+export interface AppliedTuning {
+  threads?: number;
+  batchThreads?: number;
+  batchSize?: number;
+}
+
+/** resolveLoadOptions, and which of its values came from the model's tuned setting (so that run can say so). */
+export function resolveLoadOptionsAndTuning(
+  flags: LoadFlags,
+  env: NodeJS.ProcessEnv,
+  settings: Settings,
+  verbose: boolean,
+  model?: ModelFacts,
+): { options: LoadOptions; tuned: AppliedTuning | undefined } {
   const tuned = model !== undefined ? settings.tuned?.[model.fileName] : undefined;
   // Settings were checked when read (readSettings); LMRUN_* values are checked here.
-  const threadsGiven = flags.threads ?? envSetting<number>(env, "LMRUN_THREADS") ?? settings.threads;
-  return {
+  const chosenThreads = flags.threads ?? envSetting<number>(env, "LMRUN_THREADS") ?? settings.threads;
+  // As llama.cpp's -tb: prompt batches follow -t unless told otherwise.
+  const chosenBatchThreads = flags.threadsBatch ?? flags.threads ?? envSetting<number>(env, "LMRUN_THREADS_BATCH");
+  const applied: AppliedTuning = {
+    ...(chosenThreads === undefined && tuned?.threads !== undefined ? { threads: tuned.threads } : {}),
+    ...(chosenBatchThreads === undefined && tuned?.batchThreads !== undefined ? { batchThreads: tuned.batchThreads } : {}),
+    ...(flags.batchSize === undefined && tuned?.batchSize !== undefined ? { batchSize: tuned.batchSize } : {}),
+  };
+  const options: LoadOptions = {
     gpu: flags.gpu ?? envSetting<GpuChoice>(env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto",
     gpuLayers: flags.gpuLayers ?? "auto",
     contextSize: flags.ctx ?? envSetting<number>(env, "LMRUN_CTX") ?? settings.ctx,
-    threads: threadsGiven ?? tuned?.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
-    // A count the user gave is used as given; lmrun's own may drop while other work keeps the cores busy.
-    adaptiveThreads: threadsGiven === undefined,
-    // As llama.cpp's -tb: prompt batches follow -t unless told otherwise.
-    batchThreads: flags.threadsBatch ?? flags.threads ?? envSetting<number>(env, "LMRUN_THREADS_BATCH") ?? tuned?.batchThreads,
-    batchSize: flags.batchSize ?? tuned?.batchSize,
+    threads: chosenThreads ?? applied.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
+    // A count the user (or bench --tune) gave is used as given; lmrun's own may drop while other work keeps the cores busy.
+    adaptiveThreads: chosenThreads === undefined && applied.threads === undefined,
+    batchThreads: chosenBatchThreads ?? applied.batchThreads,
+    batchSize: flags.batchSize ?? applied.batchSize,
     maxRamBytes: flags.maxRam,
+    cacheTypeK: flags.cacheTypeK,
+    cacheTypeV: flags.cacheTypeV,
     verbose,
   };
+  return { options, tuned: Object.keys(applied).length > 0 ? applied : undefined };
+}
+
+/** The line run and chat print when a tuned setting is applied. */
+export function describeAppliedTuning(fileName: string, tuned: AppliedTuning): string {
+  const parts = [
+    tuned.threads !== undefined ? `threads ${tuned.threads}` : "",
+    tuned.batchThreads !== undefined ? `batch threads ${tuned.batchThreads}` : "",
+    tuned.batchSize !== undefined ? `batch size ${tuned.batchSize}` : "",
+  ].filter(Boolean);
+  return `using ${parts.join(", ")} from \`lmrun bench --tune\` for ${fileName} (flags override it; \`lmrun config unset tuned.${fileName}\` removes it)`;
+}
+
+/** The --seed given, undefined for none or -1 (llama.cpp's "random"). */
+export function givenSeed(flags: SamplingFlags): number | undefined {
+  return flags.seed !== undefined && flags.seed >= 0 ? flags.seed : undefined;
 }
 
 /**
@@ -133,7 +180,7 @@ export function resolveSampling(flags: SamplingFlags, settings: Settings): Sampl
     minP: flags.minP ?? settings.minP ?? DEFAULT_SAMPLING.minP,
     repeatPenalty: flags.repeatPenalty ?? settings.repeatPenalty ?? DEFAULT_SAMPLING.repeatPenalty,
     // A random seed is drawn here so that --json can report it and the run can be repeated.
-    seed: flags.seed ?? Math.floor(Math.random() * 2 ** 32),
+    seed: givenSeed(flags) ?? Math.floor(Math.random() * 2 ** 32),
     maxTokens: flags.maxTokens ?? settings.maxTokens ?? DEFAULT_MAX_TOKENS,
   };
 }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "commander";
+import { CACHE_TYPES } from "../bench/sweep.js";
 import { GPU_CHOICES, normaliseGpu, type GpuName } from "../config/rules.js";
 
 /** Option value parsers: each throws InvalidArgumentError, which commander reports as a usage error. */
@@ -24,8 +25,28 @@ export function parseNumber(min: number, max = Number.POSITIVE_INFINITY) {
 }
 
 export function parseGpuLayers(raw: string): number | "max" | "auto" {
-  if (raw === "max" || raw === "auto") return raw;
+  // llama.cpp's -ngl -1 (as llama-bench's) means every layer.
+  if (raw === "max" || raw === "auto" || raw.trim() === "-1") return raw.trim() === "-1" ? "max" : (raw as "max" | "auto");
   return parseInteger(0, 100000)(raw);
+}
+
+/** Tokens to generate; llama.cpp's -1 is no limit (until the end of the text or Ctrl-C), kept as -1. */
+export function parseMaxTokens(raw: string): number {
+  if (raw.trim() === "-1") return -1;
+  return parseInteger(1, 10_000_000)(raw);
+}
+
+/** A sampling seed; llama.cpp's -1 is a random one, kept as -1 (see givenSeed). */
+export function parseSeed(raw: string): number {
+  if (raw.trim() === "-1") return -1;
+  return parseInteger(0, 4294967295)(raw);
+}
+
+/** One KV cache type (llama.cpp's -ctk/-ctv). */
+export function parseCacheType(raw: string): string {
+  const value = raw.trim().toLowerCase();
+  if (!(CACHE_TYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${CACHE_TYPES.join(", ")}, got "${raw}"`);
+  return value;
 }
 
 export function parseGpu(raw: string): GpuName {

@@ -54,6 +54,12 @@ export async function resolveAndLoad(
   }
 }
 
+/** What to say when llama.cpp made the context bigger than -c asked (it pads small ones); undefined when it did not. */
+export function contextRaisedNote(summary: { contextSize: number; requestedContextSize?: number | undefined }): string | undefined {
+  if (summary.requestedContextSize === undefined) return undefined;
+  return `-c ${summary.requestedContextSize} is below the smallest context llama.cpp makes here: the context holds ${summary.contextSize} tokens`;
+}
+
 export function modelFileName(resolved: ResolvedModel): string {
   return path.basename(resolved.path);
 }

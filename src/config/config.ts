@@ -120,7 +120,41 @@ function checkSettings(settings: Settings, file: string): void {
 
 async function settingsError(file: string, error: unknown) {
   const { LmrunError } = await import("../errors.js");
-  return new LmrunError(`cannot read the settings file ${file}: ${(error as Error).message}`, { hint: "Fix or delete it" });
+  return new LmrunError(`cannot read the settings file ${file}: ${(error as Error).message}`, {
+    hint: "Fix it by hand, or run `lmrun config set KEY VALUE` or `lmrun config unset KEY`, which keep the broken file aside and start a new one",
+  });
+}
+
+/** Where the settings file is (what conf writes), without opening it. */
+export async function settingsPath(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const path = await import("node:path");
+  return path.join(lmrunPaths(env).config, "config.json");
+}
+
+/**
+ * A settings file that is not a JSON object (a bad hand edit) is renamed to FILE.broken-TIME so that
+ * `lmrun config set/unset` can write a new one: lmrun must be able to repair its own file, and the
+ * user's text is kept. Returns what was done, for a warning; undefined when the file was fine or absent.
+ */
+export async function setAsideBrokenSettings(env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const { readFile, rename } = await import("node:fs/promises");
+  const file = await settingsPath(env);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return undefined; // absent (conf creates it) or unreadable (conf says so)
+  }
+  if (text.trim() === "") return undefined;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) return undefined;
+    throw new Error("it does not hold a JSON object");
+  } catch (error) {
+    const aside = `${file}.broken-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    await rename(file, aside);
+    return `the settings file ${file} was not valid (${(error as Error).message}): it was kept as ${aside} and a new one started`;
+  }
 }
 
 /** An LMRUN_* variable that stands for a setting (rules.ts): its value, undefined when unset, a one-line error when invalid. */

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import type { SettingKey } from "./config.js";
 
@@ -20,6 +21,9 @@ function numberRule(min: number, max: number, integer: boolean): SettingRule {
     return number;
   };
 }
+
+/** The smallest -c lmrun accepts (flags, settings, LMRUN_CTX; perplexity's chunk size too). */
+export const MIN_CONTEXT = 16;
 
 export const GPU_CHOICES = ["auto", "cuda", "vulkan", "metal", "cpu"] as const;
 export type GpuName = (typeof GPU_CHOICES)[number];
@@ -56,12 +60,27 @@ function textRule(transform: (text: string) => string): SettingRule {
   };
 }
 
+/** A directory, or a path where one can be made: a file there (`/etc/passwd`) would break every store command later. */
+function directoryRule(): SettingRule {
+  return textRule((text) => {
+    const dir = path.resolve(text);
+    let stat: fs.Stats | undefined;
+    try {
+      stat = fs.statSync(dir);
+    } catch {
+      stat = undefined; // made when the first model is pulled
+    }
+    if (stat !== undefined && !stat.isDirectory()) throw new Error(`${dir} is a file, not a directory`);
+    return dir;
+  });
+}
+
 export const SETTING_RULES: Record<SettingKey, SettingRule> = {
-  modelsDir: textRule((text) => path.resolve(text)),
+  modelsDir: directoryRule(),
   defaultModel: textRule((text) => text),
   threads: numberRule(1, 1024, true),
   gpu: gpuRule(),
-  ctx: numberRule(16, 10_000_000, true),
+  ctx: numberRule(MIN_CONTEXT, 10_000_000, true),
   temperature: numberRule(0, 100, false),
   topK: numberRule(0, 1_000_000, true),
   topP: numberRule(0, 1, false),

@@ -1,7 +1,7 @@
 import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { backendUnavailable, getSharedLlama } from "./llama.js";
-import { checkModelFileHeader } from "./modelFile.js";
+import { checkModelFileHeader, KV_TYPE_NAMES } from "./modelFile.js";
 import { syncDecoder, type SyncDecoder } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
 
@@ -96,17 +96,6 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   }
 }
 
-const KV_TYPE_NAMES: Record<string, string> = {
-  f32: "F32",
-  f16: "F16",
-  bf16: "BF16",
-  q8_0: "Q8_0",
-  q4_0: "Q4_0",
-  q4_1: "Q4_1",
-  iq4_nl: "IQ4_NL",
-  q5_0: "Q5_0",
-  q5_1: "Q5_1",
-};
 
 /** Logits for the batch's one token, as llama_batch_get_one asks for the last token's. */
 const OUTPUT_OF_FIRST_TOKEN = Uint32Array.of(0);

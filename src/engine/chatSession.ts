@@ -153,7 +153,8 @@ export class LlamaChatEngine implements ChatEngine {
 
 function samplingOptions(s: ChatSampling) {
   return {
-    maxTokens: s.maxTokens,
+    // -1 (llama.cpp's -n -1): no limit.
+    ...(s.maxTokens >= 0 ? { maxTokens: s.maxTokens } : {}),
     temperature: s.temperature,
     topK: s.topK,
     topP: s.topP,

@@ -77,7 +77,7 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       const overhead = promptTokenCount - textTokens.length;
       // Leave room for the reply (up to half the context): a prompt cut to fill the context would
       // make every generated token shift it.
-      const reserve = Math.min(request.maxTokens, Math.floor(contextSize / 2));
+      const reserve = request.maxTokens < 0 ? Math.floor(contextSize / 2) : Math.min(request.maxTokens, Math.floor(contextSize / 2));
       const keep = Math.max(0, room - reserve - overhead);
       truncatedPromptTokens = textTokens.length - keep;
       userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
@@ -103,7 +103,8 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       onToken,
       ...(hooks.onText ? { onTextChunk: hooks.onText } : {}),
       ...(hooks.signal ? { signal: hooks.signal, stopOnAbortSignal: true } : {}),
-      maxTokens: request.maxTokens,
+      // -1 (llama.cpp's -n -1): no limit but the context (no endless generation through context shifts).
+      maxTokens: request.maxTokens >= 0 ? request.maxTokens : Math.max(1, contextSize - promptTokenCount),
       temperature: request.sampling.temperature,
       topK: request.sampling.topK,
       topP: request.sampling.topP,

@@ -1,10 +1,9 @@
-import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { GgufFileInfo, GgufInsights, Llama } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { getSharedLlama } from "./llama.js";
-import { checkParsedHeader } from "./modelFile.js";
+import { checkModelFileHeader, checkParsedHeader, checkTensorData } from "./modelFile.js";
 
 /**
  * What `lmrun show` prints: the model's GGUF metadata and node-llama-cpp's insights, including the
@@ -51,6 +50,8 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
   const { readGgufFileInfo, GgufInsights, GgufFileType, GgmlType } = await import("node-llama-cpp");
   let fileInfo: GgufFileInfo;
   const target = source.path ?? source.url!;
+  // A missing file, a directory, not GGUF: the one-line answers run gives, not ENOENT/EISDIR from the reader.
+  const local = source.path !== undefined ? await checkModelFileHeader(source.path) : undefined;
   try {
     fileInfo = await readGgufFileInfo(target, {
       sourceType: source.path !== undefined ? "filesystem" : "network",
@@ -68,7 +69,7 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
     });
   }
   // A local file cut inside its header parses as zeros: say so instead of reporting nonsense.
-  checkParsedHeader(fileInfo, source.path !== undefined ? fs.statSync(source.path).size : undefined, path.basename(target));
+  checkParsedHeader(fileInfo, local?.sizeBytes, path.basename(target));
   let llama: Llama | undefined;
   try {
     llama = await getSharedLlama("auto");
@@ -76,6 +77,8 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
     llama = undefined; // insights still work without a backend, only GPU figures are missing
   }
   const insights: GgufInsights = await GgufInsights.from(fileInfo, llama);
+  // A file cut after its header (a truncated download) is refused as run refuses it, not described.
+  if (local !== undefined) checkTensorData(fileInfo, insights.modelSize, local.sizeBytes, path.basename(target));
   const metadata = fileInfo.metadata as unknown as {
     general?: { name?: string; architecture?: string; file_type?: number; license?: string };
     tokenizer?: { chat_template?: string };

@@ -4,7 +4,7 @@ import type { Llama, LlamaContext, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { backendUnavailable, clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
-import { checkModelFileHeader, readModelHeader } from "./modelFile.js";
+import { checkCacheTypes, checkModelFileHeader, KV_TYPE_NAMES, readModelHeader } from "./modelFile.js";
 import { setAdaptiveThreads } from "./threadpool.js";
 import type { LoadOptions, ModelSummary } from "./types.js";
 
@@ -41,6 +41,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     );
   }
 
+  checkCacheTypes(fileInfo.metadata, path.basename(modelPath), { k: options.cacheTypeK !== undefined ? [options.cacheTypeK] : [], v: options.cacheTypeV !== undefined ? [options.cacheTypeV] : [] });
   const trainContextSize = insights.trainContextSize ?? 2048;
   const contextSize = options.contextSize ?? Math.min(trainContextSize, DEFAULT_CONTEXT_CAP);
   const cpuOnly = options.gpu === "cpu" || llama.gpu === false;
@@ -80,6 +81,8 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
       threads: { ideal: batchThreads, min: batchThreads },
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       ...(options.sequences !== undefined ? { sequences: options.sequences } : {}),
+      ...(options.cacheTypeK !== undefined ? { experimentalKvCacheKeyType: KV_TYPE_NAMES[options.cacheTypeK] as never } : {}),
+      ...(options.cacheTypeV !== undefined ? { experimentalKvCacheValueType: KV_TYPE_NAMES[options.cacheTypeV] as never } : {}),
       ...(options.signal ? { createSignal: options.signal } : {}),
     });
   } catch (error) {

@@ -76,10 +76,66 @@ export async function readModelHeader(modelPath: string, sizeBytes: number, llam
 }
 
 /** checkModelFileHeader and readModelHeader: for commands that check every file before they start (bench), where loading comes too late. */
-export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: number; version: number }> {
+export async function checkModelFile(modelPath: string): Promise<{ sizeBytes: number; version: number; fileInfo: GgufFileInfo }> {
   const header = await checkModelFileHeader(modelPath);
-  await readModelHeader(modelPath, header.sizeBytes);
-  return header;
+  const { fileInfo } = await readModelHeader(modelPath, header.sizeBytes);
+  return { ...header, fileInfo };
+}
+
+/** llama.cpp's names of the KV cache types lmrun accepts (-ctk/-ctv), as node-llama-cpp spells them. */
+export const KV_TYPE_NAMES: Record<string, string> = {
+  f32: "F32",
+  f16: "F16",
+  bf16: "BF16",
+  q8_0: "Q8_0",
+  q4_0: "Q4_0",
+  q4_1: "Q4_1",
+  iq4_nl: "IQ4_NL",
+  q5_0: "Q5_0",
+  q5_1: "Q5_1",
+};
+
+/** Elements per block of each cache type: a quantised cache needs it to divide the head size. */
+const KV_TYPE_BLOCK: Record<string, number> = { f32: 1, f16: 1, bf16: 1, q8_0: 32, q4_0: 32, q4_1: 32, iq4_nl: 32, q5_0: 32, q5_1: 32 };
+
+/**
+ * Whether the model can hold its KV cache in these types: llama.cpp refuses a type whose block size
+ * does not divide the head size, but only after printing log lines and failing the context
+ * ("Failed to create context"); this says why before anything is loaded.
+ */
+export function checkCacheTypes(metadata: unknown, fileName: string, cache: { k?: readonly string[] | undefined; v?: readonly string[] | undefined }): void {
+  const general = (metadata as { general?: { architecture?: string } } | undefined)?.general;
+  const arch = (metadata as Record<string, { attention?: { key_length?: number; value_length?: number; head_count?: number | number[] }; embedding_length?: number } | undefined>)[general?.architecture ?? ""];
+  const headCount = Array.isArray(arch?.attention?.head_count) ? Math.max(...arch.attention.head_count) : arch?.attention?.head_count;
+  const perHead = arch?.embedding_length !== undefined && headCount ? arch.embedding_length / headCount : undefined;
+  const heads = { k: arch?.attention?.key_length ?? perHead, v: arch?.attention?.value_length ?? perHead };
+  for (const which of ["k", "v"] as const) {
+    const size = heads[which];
+    for (const type of cache[which] ?? []) {
+      const block = KV_TYPE_BLOCK[type] ?? 1;
+      if (size !== undefined && Number.isInteger(size) && size % block !== 0) {
+        throw new LmrunError(`-ct${which} ${type} cannot be used with ${fileName}: its blocks of ${block} do not divide the model's ${which === "k" ? "key" : "value"} head size of ${size}`, {
+          exitCode: 2,
+          hint: "Use f16 (the default), f32 or bf16 for this model",
+        });
+      }
+    }
+  }
+}
+
+/**
+ * What is structurally wrong with a model file (the checks `run` makes before llama.cpp sees it:
+ * magic, version, a whole header, the tensor data, the vocabulary), or undefined when nothing is.
+ * For the store's listings, which report a file rather than fail on it.
+ */
+export async function modelFileProblem(modelPath: string): Promise<string | undefined> {
+  try {
+    await checkModelFile(modelPath);
+    return undefined;
+  } catch (error) {
+    if (error instanceof LmrunError) return error.message;
+    throw error;
+  }
 }
 
 /** The file must hold its tensors' data: a download cut after the header is caught here, before llama.cpp. */

@@ -22,6 +22,9 @@ export interface LoadOptions {
   sequences?: number | undefined;
   /** Refuse to load when the estimate exceeds this many bytes of RAM (default: available memory). */
   maxRamBytes?: number | undefined;
+  /** KV cache types (llama.cpp's -ctk/-ctv: f16, q8_0, …); undefined = f16. */
+  cacheTypeK?: string | undefined;
+  cacheTypeV?: string | undefined;
   verbose: boolean;
   signal?: AbortSignal | undefined;
 }
@@ -41,6 +44,7 @@ export interface GenerateRequest {
   /** Apply the model's chat template (false = plain completion). */
   chat: boolean;
   systemPrompt?: string | undefined;
+  /** Tokens to generate at most; -1: until the context is full (llama.cpp's -n -1). */
   maxTokens: number;
   stop: string[];
   sampling: SamplingOptions;

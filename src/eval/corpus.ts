@@ -1,5 +1,6 @@
 import fs from "node:fs/promises";
 import { LmrunError, UsageError } from "../errors.js";
+import { MIN_CONTEXT } from "../config/rules.js";
 
 /**
  * The evaluation text: read whole, checked to be UTF-8, with one trailing newline removed
@@ -85,7 +86,10 @@ export function planChunks(tokenCount: number, ctx: number, maxChunks?: number):
   if (tokenCount < 2 * ctx) {
     throw new UsageError(
       `the text is too short: it tokenises to ${tokenCount} tokens, and a context of ${ctx} needs at least ${2 * ctx}`,
-      `Give a longer text or a smaller -c (at most ${Math.floor(tokenCount / 2)})`,
+      // Only suggest a smaller -c that -c accepts: "at most 4" was offered when the least is 16.
+      Math.floor(tokenCount / 2) >= MIN_CONTEXT
+        ? `Give a longer text or a smaller -c (at most ${Math.floor(tokenCount / 2)})`
+        : `Give a longer text: at least ${2 * MIN_CONTEXT} tokens, for the smallest -c (${MIN_CONTEXT})`,
     );
   }
   const available = Math.floor(tokenCount / ctx);

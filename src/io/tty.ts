@@ -1,4 +1,21 @@
+import fs from "node:fs";
 import type { Readable } from "node:stream";
+
+/**
+ * What stdin is: a terminal, something that ends (a pipe, a socket, a file), or another device
+ * (/dev/null, a serial line) that a command given its prompt as arguments must not wait on.
+ * A stream without a descriptor (a test's) counts as a pipe.
+ */
+export function stdinKind(stdin: { isTTY?: boolean; fd?: unknown }): "terminal" | "pipe" | "device" {
+  if (stdin.isTTY === true) return "terminal";
+  if (typeof stdin.fd !== "number") return "pipe";
+  try {
+    const stat = fs.fstatSync(stdin.fd);
+    return stat.isFIFO() || stat.isSocket() || stat.isFile() ? "pipe" : "device";
+  } catch {
+    return "device"; // closed
+  }
+}
 
 /** Reads all of stdin when it is piped; returns undefined when stdin is a terminal. */
 export async function readPipedStdin(stdin: Readable & { isTTY?: boolean }): Promise<string | undefined> {

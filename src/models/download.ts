@@ -62,17 +62,24 @@ export async function waitOutRateLimit(options: TransferOptions, response: Downl
   return waits;
 }
 
-export async function failOrRetry(options: TransferOptions, failures: number, maxAttempts: number, reason: string): Promise<number> {
+/** `keptBytes`: what the partial holds (the hint promises a resume only when there is something to resume). */
+export async function failOrRetry(options: TransferOptions, failures: number, maxAttempts: number, reason: string, keptBytes?: number): Promise<number> {
   const attempt = failures + 1;
   if (attempt >= maxAttempts) {
     throw new LmrunError(`download failed after ${attempt} attempts: ${reason}`, {
-      hint: "Check the connection and pull again: it resumes from what was downloaded",
+      hint: keptBytes === 0 ? "Check the connection and pull again" : "Check the connection and pull again: it resumes from what was downloaded",
     });
   }
   const delayMs = RETRY_DELAYS_MS[Math.min(failures, RETRY_DELAYS_MS.length - 1)]!;
   options.onEvent?.({ type: "retry", attempt, reason, delayMs });
   await abortableSleep(delayMs, options.signal);
   return attempt;
+}
+
+/** No connection could be made at all (no DNS, nothing listening, no route): offline, or a wrong host. */
+export function isUnreachable(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ECONNREFUSED" || code === "ENETUNREACH" || code === "EHOSTUNREACH";
 }
 
 /** The user-facing error for a failed write to the partial (disk full gets its own advice). */

@@ -87,8 +87,19 @@ export async function listRepoFiles(
     throw new LmrunError(`Hugging Face has no repository ${user}/${repo}`, { hint: "Check the user and repo names on huggingface.co" });
   }
   if (!response.ok) throw new LmrunError(`cannot list the files of ${user}/${repo}: HTTP ${response.status}`);
-  const body = (await response.json()) as Array<{ type?: string; path?: string; size?: number; lfs?: { oid?: string; sha256?: string } }>;
-  if (!Array.isArray(body)) throw new LmrunError(`unexpected answer listing ${user}/${repo}`);
+  const host = new URL(url).host;
+  const notTheHub = (what: string) =>
+    new LmrunError(`${host} did not answer as the Hugging Face API does when asked for the files of ${user}/${repo}: ${what}`, {
+      hint: "Check HF_ENDPOINT (it must be a Hugging Face endpoint or mirror), or a proxy or captive portal in the way",
+    });
+  let body: Array<{ type?: string; path?: string; size?: number; lfs?: { oid?: string; sha256?: string } }>;
+  try {
+    body = (await response.json()) as typeof body;
+  } catch {
+    const type = String(response.headers["content-type"] ?? "no content type").split(";")[0];
+    throw notTheHub(`the answer is not JSON (${type})`);
+  }
+  if (!Array.isArray(body)) throw notTheHub("the answer is not a list of files");
   return body
     .filter((item) => item.type !== "directory" && typeof item.path === "string")
     .map((item) => {

@@ -44,6 +44,12 @@ export function parseReference(raw: string): ModelReference {
   }
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(ref);
   if (scheme) throw new ReferenceError(`"${ref}": ${scheme[1]}:// is not supported (https://, hf: and local paths are)`);
+  // `name:tag` is a catalogue reference even when the tag looks like a path (`qwen2.5:../../x`);
+  // a one-letter name is a Windows drive (`C:\\models\\x.gguf`).
+  const tagged = /^([a-z0-9][a-z0-9._-]+):(.*)$/i.exec(ref);
+  if (tagged !== null && !CATALOGUE_REF.test(ref)) {
+    throw new ReferenceError(`"${ref}" is not a valid catalogue reference: the tag "${tagged[2]}" may hold only letters, digits, ".", "_" and "-" (then @QUANT)`);
+  }
   if (looksLikePath(ref)) return { kind: "path", path: ref };
   if (CATALOGUE_REF.test(ref)) {
     const [base = "", quant] = ref.split("@");

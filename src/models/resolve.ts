@@ -7,7 +7,7 @@ import { catalogueQuant, findCatalogueEntry, loadCatalogue, suggestNames } from 
 import { huggingFaceFileUrl, listRepoFiles } from "./hf.js";
 import { pullFile, type PullEvent, type PullFileResult, type PullTarget } from "./pull.js";
 import { formatReference, parseReference, pickQuantFile, quantOfFileName, ReferenceError, splitPartNames, type ModelReference } from "./ref.js";
-import { ModelStore, storePathForHuggingFace, storePathForUrl } from "./store.js";
+import { ModelStore, storePathForHuggingFace, storePathForUrl, type ManifestEntry } from "./store.js";
 
 /** Kept for callers of the first version: what a reference is, before anything is fetched. */
 export type ModelRef = { kind: "bundled"; name: string; path: string } | { kind: "path"; path: string };
@@ -75,15 +75,28 @@ export function parseOrExplain(ref: string): ModelReference {
  * Works out where a reference's file is or would be, without downloading. Only `hf:USER/REPO:QUANT`
  * that is not in the store yet asks the network (the Hugging Face API, to find the quant's file).
  */
-export async function planReference(ref: string, store: ModelStore, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<Resolution> {
+export async function planReference(
+  ref: string,
+  store: ModelStore,
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+  options: { pull?: boolean } = {},
+): Promise<Resolution> {
   const trimmed = ref.trim();
   const parsed = parseOrExplain(trimmed);
   if (parsed.kind === "bundled") {
     return { kind: "local", resolved: { path: path.join(packageRoot(), BUNDLED_MODELS[parsed.name]!), displayName: parsed.name, source: "bundled" } };
   }
   // An existing file wins over every other reading of the text.
-  if (parsed.kind === "path" || (fs.existsSync(trimmed) && fs.statSync(trimmed).isFile())) {
+  const onDisk = isFile(expandHome(trimmed, env));
+  if (onDisk || parsed.kind === "path") {
     const file = path.resolve(expandHome(trimmed, env));
+    if (onDisk) return { kind: "local", resolved: { path: file, displayName: path.basename(file), source: "path" } };
+    // Not here: a name that `lmrun ls` shows (a file copied into the store, a rebuilt manifest's
+    // file name, a URL pull's short name) answers for its file, as it does for rm and verify.
+    const stored = await findStoredModel(store, trimmed);
+    if (stored !== undefined) return { kind: "local", resolved: stored };
+    // Neither: loading says the file is missing, in one line.
     return { kind: "local", resolved: { path: file, displayName: path.basename(file), source: "path" } };
   }
   const canonical = formatReference(parsed);
@@ -101,7 +114,7 @@ export async function planReference(ref: string, store: ModelStore, env: NodeJS.
       })));
     }
     case "hf-quant":
-      return planHuggingFaceQuant(parsed, canonical, store, env, signal);
+      return planHuggingFaceQuant(parsed, canonical, store, env, signal, options.pull !== false);
     case "url": {
       const files = splitPartNames(parsed.url.split("?")[0]!);
       return remote(canonical, canonical, files.map((url) => ({ ref: canonical, url, file: storePathForUrl(url), ...(quantOfFileName(url) ? { quant: quantOfFileName(url)! } : {}) })));
@@ -151,7 +164,8 @@ async function planHuggingFaceQuant(
   canonical: string,
   store: ModelStore,
   env: NodeJS.ProcessEnv,
-  signal?: AbortSignal,
+  signal: AbortSignal | undefined,
+  mayAsk: boolean,
 ): Promise<Resolution> {
   // Pulled before: answer from the manifest, offline.
   const { manifest } = await store.load();
@@ -159,6 +173,8 @@ async function planHuggingFaceQuant(
   if (known !== undefined && fs.existsSync(store.absolute(known.file))) {
     return { kind: "local", resolved: { path: store.absolute(known.file), displayName: canonical, source: "store" } };
   }
+  // --no-pull: finding the quant's file would ask the Hub, which is already going to the network.
+  if (!mayAsk) throw notDownloaded(canonical);
   const files = await listRepoFiles(env, parsed.user, parsed.repo, signal ? { signal } : {});
   const ggufs = files.filter((f) => f.path.toLowerCase().endsWith(".gguf"));
   const quant = parsed.quant ?? "Q4_K_M";
@@ -208,12 +224,13 @@ export async function pullPlan(store: ModelStore, plan: RemotePlan, options: Res
 export async function resolveModel(ref: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
   const env = options.env ?? process.env;
   const parsed = parseOrExplain(ref);
-  if (parsed.kind === "bundled" || parsed.kind === "path") {
+  if (parsed.kind === "bundled" || isFile(expandHome(ref.trim(), env))) {
+    // Nothing to look up: no settings to read, no store to open.
     const resolution = await planReference(ref, new ModelStore(lmrunPaths(env).models), env);
     if (resolution.kind === "local") return resolution.resolved;
   }
   const store = await openStore(env, options.settings);
-  const resolution = await planReference(ref, store, env, options.signal);
+  const resolution = await planReference(ref, store, env, options.signal, { pull: options.pull !== false });
   if (resolution.kind === "local") return resolution.resolved;
   const { plan } = resolution;
   const entrypoint = store.absolute(plan.targets[0]!.file);
@@ -222,11 +239,51 @@ export async function resolveModel(ref: string, options: ResolveOptions = {}): P
     await store.addRef(plan.targets[0]!.file, plan.ref).catch(() => {});
     return { path: entrypoint, displayName: plan.displayName, source: "store" };
   }
-  if (options.pull === false) {
-    throw new LmrunError(`${plan.displayName} is not downloaded (--no-pull)`, { hint: `Run \`lmrun pull ${plan.ref}\` first, or drop --no-pull` });
-  }
+  if (options.pull === false) throw notDownloaded(plan.displayName, plan.ref);
   await pullPlan(store, plan, { ...options, env });
   return { path: entrypoint, displayName: plan.displayName, source: "store", pulled: true };
+}
+
+function notDownloaded(name: string, ref = name): LmrunError {
+  return new LmrunError(`${name} is not downloaded (--no-pull)`, { hint: `Run \`lmrun pull ${ref}\` first, or drop --no-pull` });
+}
+
+/**
+ * Store entries a name answers to: a reference recorded for the file, its store path, its file name
+ * (what `lmrun ls` shows for a file found on disk) or its absolute path. The one matcher behind
+ * run/show/chat/bench/perplexity (through planReference) and rm/verify.
+ */
+export function matchStoreEntries(store: ModelStore, entries: readonly ManifestEntry[], ref: string): ManifestEntry[] {
+  const trimmed = ref.trim();
+  const wanted = new Set([trimmed]);
+  try {
+    wanted.add(formatReference(parseReference(trimmed)));
+  } catch {
+    // not a reference form: still matched by file name below
+  }
+  const absolute = path.resolve(trimmed);
+  return entries.filter((e) => e.refs.some((r) => wanted.has(r)) || e.file === trimmed || path.posix.basename(e.file) === trimmed || store.absolute(e.file) === absolute);
+}
+
+/** The store's file for a name that is not a file here; undefined when the store has none. Two files of that name: say which to give. */
+async function findStoredModel(store: ModelStore, ref: string): Promise<ResolvedModel | undefined> {
+  if (!fs.existsSync(store.dir)) return undefined;
+  const { manifest } = await store.load();
+  const matches = matchStoreEntries(store, manifest.files, ref).filter((e) => isFile(store.absolute(e.file)));
+  if (matches.length === 0) return undefined;
+  if (matches.length > 1) {
+    throw new LmrunError(`"${ref}" names ${matches.length} models in the store`, { exitCode: 2, hint: `Give one of: ${matches.map((e) => e.refs[0] ?? e.file).join(", ")}` });
+  }
+  const entry = matches[0]!;
+  return { path: store.absolute(entry.file), displayName: ref.trim(), source: "store" };
+}
+
+function isFile(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Kept for the first version's callers: bundled names and paths only. */

@@ -30,6 +30,14 @@ export interface ManifestEntry {
   lastUsed?: string;
   /** Found on disk without a record (a rebuilt manifest, or a crash between rename and record). */
   adopted?: boolean;
+  /** The structural check of the file as it was (size and mtime): `problem` is what failed, absent when it passed. */
+  checked?: FileCheck;
+}
+
+export interface FileCheck {
+  size: number;
+  mtimeMs: number;
+  problem?: string;
 }
 
 export interface Manifest {
@@ -140,6 +148,17 @@ export class ModelStore {
       if (entry) {
         entry.refs = mergeRefs(entry.refs, [ref]);
         entry.lastUsed = new Date().toISOString();
+      }
+    });
+  }
+
+  /** Records structural checks (file → check); a file changed since gets checked again. */
+  async recordChecks(checks: Map<string, FileCheck>): Promise<void> {
+    if (checks.size === 0) return;
+    await this.update((manifest) => {
+      for (const entry of manifest.files) {
+        const check = checks.get(entry.file);
+        if (check !== undefined) entry.checked = check;
       }
     });
   }

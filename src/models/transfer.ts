@@ -1,5 +1,6 @@
 import fs from "node:fs/promises";
-import { failOrRetry, HttpStatusError, PartialWriteError, requestFollowingRedirects, streamBody, throwIfRefused, waitOutRateLimit, writeFailure, type DownloadResponse } from "./download.js";
+import { LmrunError } from "../errors.js";
+import { failOrRetry, HttpStatusError, isUnreachable, PartialWriteError, requestFollowingRedirects, streamBody, throwIfRefused, waitOutRateLimit, writeFailure, type DownloadResponse } from "./download.js";
 import { createHasher, type Hasher } from "./hasher.js";
 import { header } from "./http.js";
 import { downloadSegments, type SegmentOutcome } from "./parallel.js";
@@ -68,6 +69,8 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
   let total: number | undefined = options.expectedSize;
   // One try at several connections per call: after a fallback or restart, one connection it is.
   let segmentsAllowed = true;
+  /** The server answered a resume with the whole file. */
+  let rangeIgnored = false;
 
   const reset = async (reason: string) => {
     options.onEvent?.({ type: "restart", reason });
@@ -122,7 +125,12 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
       response = await requestFollowingRedirects(options, offset > 0 ? `bytes=${offset}-` : undefined);
     } catch (error) {
       if (options.signal?.aborted) throw error;
-      failures = await failOrRetry(options, failures, maxAttempts, `cannot reach ${new URL(options.url).host}: ${(error as Error).message}`);
+      const reason = `cannot reach ${new URL(options.url).host}: ${(error as Error).message}`;
+      // Offline or a wrong host before a byte came: retrying for seconds, silently in a pipe, helped no one.
+      if (!started && transferred === 0 && isUnreachable(error)) {
+        throw new LmrunError(reason, { hint: "Check the network connection (or HF_ENDPOINT and the URL), then pull again", cause: error });
+      }
+      failures = await failOrRetry(options, failures, maxAttempts, reason, rangeIgnored ? 0 : offset);
       continue;
     }
     const { status } = response;
@@ -144,7 +152,7 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
     }
     if (status >= 500 || (status !== 200 && status !== 206)) {
       response.body.resume();
-      failures = await failOrRetry(options, failures, maxAttempts, `HTTP ${status} from ${new URL(response.url).host}`);
+      failures = await failOrRetry(options, failures, maxAttempts, `HTTP ${status} from ${new URL(response.url).host}`, offset);
       continue;
     }
     if (offset > 0 && resumable.etag !== undefined && response.etag !== undefined && resumable.etag !== response.etag) {
@@ -169,6 +177,7 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
       if (offset > 0) {
         // The server ignored Range: start over, never append the whole file to the partial.
         options.onEvent?.({ type: "restart", reason: "the server does not support resuming (it ignored Range)" });
+        rangeIgnored = true;
         hash.dispose();
         hash = createHasher(total, options.partialPath);
         offset = 0;
@@ -205,7 +214,11 @@ export async function transferToPartial(options: TransferOptions): Promise<Trans
       }
       if (options.signal?.aborted) throw error;
       if (error instanceof PartialWriteError) throw writeFailure(error, options.partialPath, total);
-      failures = await failOrRetry(options, failures, maxAttempts, (error as Error).message);
+      // Node calls a connection the server cut "aborted": say what happened, and why retrying cannot get further.
+      const cut = (error as NodeJS.ErrnoException).code === "ECONNRESET" || (error as Error).message === "aborted";
+      let reason = cut ? `the server closed the connection after ${offset}${total !== undefined ? ` of ${total}` : ""} bytes` : (error as Error).message;
+      if (rangeIgnored) reason += ", and it does not support resuming (it ignores Range), so every attempt starts again from byte 0";
+      failures = await failOrRetry(options, failures, maxAttempts, reason, rangeIgnored ? 0 : offset);
       continue;
     }
     if (total === undefined || offset === total) break;

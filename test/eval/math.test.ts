@@ -152,6 +152,19 @@ describe("formats and chunk plans", () => {
     expect(() => planChunks(1000, 512)).toThrow(/tokenises to 1000 tokens.*needs at least 1024/);
   });
 
+  it("suggests a smaller -c only when -c can be that small (at least 16): a short text is told to grow", () => {
+    const hint = (tokens: number, ctx: number) => {
+      try {
+        planChunks(tokens, ctx);
+      } catch (error) {
+        return (error as { hint?: string }).hint;
+      }
+      return undefined;
+    };
+    expect(hint(1000, 512)).toBe("Give a longer text or a smaller -c (at most 500)");
+    expect(hint(8, 512)).toBe("Give a longer text: at least 32 tokens, for the smallest -c (16)");
+  });
+
   it("decodes UTF-8, drops one trailing newline, refuses empty and invalid input", () => {
     expect(decodeCorpus(Buffer.from("héllo\n\n"), "x")).toBe("héllo\n");
     expect(() => decodeCorpus(Buffer.alloc(0), "f.txt")).toThrow(/f.txt is empty/);

@@ -3,6 +3,8 @@ import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { afterAll, beforeAll, beforeEach } from "vitest";
+import { tempHome } from "./cli.js";
 
 /**
  * A real HTTP server on 127.0.0.1 that answers like Hugging Face:
@@ -24,6 +26,8 @@ export interface Faults {
   ignoreRange?: boolean;
   /** Answer 200 with the whole file to closed ranges (`bytes=A-B`) only; open ones (`bytes=N-`) are honoured. */
   ignoreClosedRange?: boolean;
+  /** Answer /api/ requests with this instead of the listing (a captive portal, a wrong HF_ENDPOINT). */
+  apiAnswer?: { status: number; body: string; contentType: string };
   /** Write in chunks of this size with this pause between them. */
   throttle?: { chunkBytes: number; delayMs: number };
 }
@@ -107,6 +111,11 @@ export async function startFakeHf(repos: Record<string, Record<string, string>>)
 
     // /api/models/USER/REPO/tree/BRANCH
     if (parts[0] === "api" && parts[1] === "models" && parts[4] === "tree") {
+      const answer = state.faults.apiAnswer;
+      if (answer) {
+        res.writeHead(answer.status, { "content-type": answer.contentType });
+        return res.end(answer.body);
+      }
       const prefix = `${parts[2]}/${parts[3]}/`;
       const listing = [...files.entries()]
         .filter(([key]) => key.startsWith(prefix))
@@ -247,6 +256,25 @@ export function sharedModelsRepo(sharedModelsDir: string): Record<string, Record
     "lmrun-test/stories": pick(["stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf", "stories260K-f32.gguf", "llama-2-tiny-random.gguf", "invalid-gguf-v1.gguf"]),
     "lmrun-test/stories-GGUF": pick(["stories260K-Q8_0.gguf", "stories260K-Q4_0.gguf", "stories260K-f32.gguf"]),
   };
+}
+
+/**
+ * The shared test models served for one describe block: the server starts before its tests, is
+ * reset before each (with a fresh LMRUN_HOME in `home`), and closes after them.
+ */
+export function serveSharedModelsPerTest(sharedModelsDir: string): { readonly hf: FakeHf; readonly home: string } {
+  const state = {} as { hf: FakeHf; home: string };
+  beforeAll(async () => {
+    state.hf = await startFakeHf(sharedModelsRepo(sharedModelsDir));
+  });
+  afterAll(async () => {
+    await state.hf.close();
+  });
+  beforeEach(() => {
+    state.hf.reset();
+    state.home = tempHome();
+  });
+  return state;
 }
 
 /** Spread into a CLI's env so that a proxy set on the machine does not intercept 127.0.0.1. */

@@ -73,7 +73,8 @@ describe.skipIf(!hasShared)(`lmrun pull against a fake Hugging Face (${hasShared
     ] as const) {
       const result = await runCli(["pull", ref, "--json"], { home });
       expect(result.code).toBe(1);
-      expect(result.stdout).toBe("");
+      // --json: the model's one result line says it failed, and why.
+      expect(JSON.parse(result.stdout)).toMatchObject({ event: "error", model: ref, error: expect.stringMatching(message) });
       expect(result.stderr.trim().split("\n")).toHaveLength(1);
       expect(result.stderr).toMatch(message);
     }

@@ -27,6 +27,11 @@ describe("parseReference", () => {
     expect(() => parseReference(input)).toThrow();
   });
 
+  it("a catalogue name with a path for a tag is a bad catalogue tag, not a file path (qwen2.5:../../x)", () => {
+    expect(() => parseReference("qwen2.5:../../x")).toThrow(/"qwen2\.5:\.\.\/\.\.\/x" is not a valid catalogue reference: the tag "\.\.\/\.\.\/x"/);
+    expect(parseReference("C:/models/x.gguf")).toEqual({ kind: "path", path: "C:/models/x.gguf" });
+  });
+
   it("names the unsupported scheme of a URL that is not https (it used to become a local path, ftp:/x/y.gguf)", () => {
     expect(() => parseReference("ftp://x/y.gguf")).toThrow(/ftp:\/\/ is not supported/);
     expect(() => parseReference("s3://bucket/m.gguf")).toThrow(/s3:\/\/ is not supported/);

@@ -12,16 +12,7 @@ describe.skipIf(skipReason !== "")(`lmrun chat in a real terminal${skipReason ? 
   const home = tempHome("lmrun-chat-tmux-");
   // A failed step can leave a chat running in the pane; the next test must start from the shell,
   // not type into it.
-  afterEach(() => {
-    const pid = pane.childPid();
-    if (pid !== undefined) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  });
+  afterEach(() => pane.killChild());
   afterAll(() => {
     pane.kill();
     fs.rmSync(home, { recursive: true, force: true });
@@ -147,5 +138,39 @@ describe.skipIf(skipReason !== "")(`lmrun chat in a real terminal${skipReason ? 
     pane.keys("Enter");
     // Echo is back on: the shell shows what was typed, so the terminal left raw mode.
     await pane.waitFor((s) => s.includes("$ echo typed-back\ntyped-back"), "a working shell");
+  });
+});
+
+describe.skipIf(!hasTmux)(`chat --resume names the model as it was given${hasTmux ? " (tmux)" : " (needs tmux)"}`, () => {
+  const pane = new TmuxPane("resume-name");
+  const home = tempHome("lmrun-chat-resume-");
+  afterAll(() => {
+    pane.killChild();
+    pane.kill();
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  it("a session started with `tiny` resumes labelled `tiny`, not with the file's name", async () => {
+    pane.start({ LMRUN_HOME: home, NO_COLOR: "1" });
+    await pane.waitFor((s) => s.includes("SHELL-READY$"), "the shell");
+    pane.type(`node ${cliPath} chat tiny --temp 0 -n 4`);
+    pane.keys("Enter");
+    const first = await pane.waitFor((s) => s.includes("type a message, or /help"), "the chat screen");
+    expect(first).toContain("tiny");
+    pane.type("Once upon a time");
+    pane.keys("Enter");
+    await pane.waitFor((s) => /\d+ tokens · [\d.]+ tok\/s · first token/.test(s), "the reply");
+    pane.type("/exit");
+    pane.keys("Enter");
+    await pane.waitFor((s) => /session \d{8}-\d{6}-[0-9a-f]{4} saved/.test(s), "the shell prompt");
+
+    pane.type(`clear; node ${cliPath} chat --resume -n 4`);
+    pane.keys("Enter");
+    const resumed = await pane.waitFor((s) => s.includes("type a message, or /help"), "the resumed chat");
+    expect(resumed).toContain("› Once upon a time");
+    expect(resumed).toMatch(/\btiny\b/);
+    expect(resumed).not.toContain("stories260K-Q8_0.gguf");
+    pane.keys("C-d");
+    await pane.waitFor((s) => /SHELL-READY\$\s*$/.test(s.trimEnd()) && !s.includes("type a message"), "the shell prompt");
   });
 });

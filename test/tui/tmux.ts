@@ -60,6 +60,17 @@ export class TmuxPane {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   }
 
+  /** Kills what runs in the pane's shell (a chat a failed step left behind), so the next step starts from the shell. */
+  killChild(): void {
+    const pid = this.childPid();
+    if (pid === undefined) return;
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
   kill(): void {
     spawnSync("tmux", ["-L", this.socket, "kill-server"]);
   }

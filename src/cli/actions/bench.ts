@@ -61,13 +61,15 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
 
   const { resolveModel } = await import("../../models/resolve.js");
   const { sha256File } = await import("../../models/hash.js");
-  const { checkModelFile } = await import("../../engine/modelFile.js");
+  const { checkCacheTypes, checkModelFile } = await import("../../engine/modelFile.js");
   const models = new Map<string, BenchModelSource>();
   for (const ref of params.models) {
     if (models.has(ref)) continue;
     const resolved = await resolveModel(ref, { env: ctx.env, signal: ctx.signal });
-    // A missing, non-GGUF or unusable file gets its one-line explanation before anything is hashed or loaded.
-    await checkModelFile(resolved.path);
+    // A missing, non-GGUF or unusable file, or a cache type it cannot hold, gets its one-line
+    // explanation before anything is hashed or loaded (and before the table's header).
+    const { fileInfo } = await checkModelFile(resolved.path);
+    checkCacheTypes(fileInfo.metadata, path.basename(resolved.path), { k: params.typeK, v: params.typeV });
     const sha256 = (await sha256File(resolved.path, { signal: ctx.signal })).hex;
     // llama-bench records -m as typed; a catalogue name is recorded as the file it resolved to.
     models.set(ref, { displayName: /[\\/]|\.gguf$/i.test(ref) ? ref : resolved.path, path: resolved.path, sha256 });
@@ -169,7 +171,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     tuned[fileName] = { threads: best.threads, batchSize: best.batchSize, measuredAt: new Date().toISOString() };
     store.set("tuned", tuned);
     ctx.out.diag(
-      `tuned ${fileName}: threads ${best.threads} (tg ${best.genTs.toFixed(2)} t/s), batch size ${best.batchSize} (pp ${best.promptTs.toFixed(2)} t/s); saved as the default for run and chat`,
+      `tuned ${fileName}: threads ${best.threads} (tg ${best.genTs.toFixed(2)} t/s), batch size ${best.batchSize} (pp ${best.promptTs.toFixed(2)} t/s); saved as the default for run and chat (\`lmrun config get tuned\` shows it, \`lmrun config unset tuned.${fileName}\` removes it)`,
     );
   }
 }

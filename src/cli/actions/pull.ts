@@ -1,22 +1,49 @@
 import type { CommandContext } from "../context.js";
-import { CancelledError } from "../../errors.js";
+import { CancelledError, ExitCode, exitCodeOf, formatError, LmrunError } from "../../errors.js";
 import { formatBytes } from "../../io/format.js";
 import { createPullReporter } from "../../io/pullProgress.js";
 import { openStore, planReference, pullPlan } from "../../models/resolve.js";
+import type { ModelStore } from "../../models/store.js";
 
-/** `lmrun pull REF...`: each reference in turn; the first failure stops the rest. */
+/**
+ * `lmrun pull REF...`: every reference is tried, each reported (with --json, one result line per
+ * model, a failed one with its error); the exit code is non-zero when any failed. Ctrl-C stops all.
+ */
 export async function pullReferences(ctx: CommandContext, refs: string[], json: boolean): Promise<void> {
   const store = await openStore(ctx.env);
+  const failed: { ref: string; error: unknown }[] = [];
   for (const ref of refs) {
+    try {
+      await pullOne(ctx, store, ref, json);
+    } catch (error) {
+      if (error instanceof CancelledError || ctx.signal.aborted) throw error;
+      if (json) ctx.out.jsonLine({ event: "error", model: ref, error: formatError(error), exitCode: exitCodeOf(error) });
+      // One model: its own error is the command's (main prints it once).
+      if (refs.length === 1) throw error;
+      failed.push({ ref, error });
+      ctx.out.error(`${ref}: ${formatError(error)}`);
+    }
+  }
+  if (failed.length > 0) {
+    const usage = failed.every((f) => exitCodeOf(f.error) === ExitCode.usage);
+    throw new LmrunError(`${failed.length} of ${refs.length} pulls failed: ${failed.map((f) => f.ref).join(", ")}`, {
+      exitCode: usage ? ExitCode.usage : ExitCode.failure,
+      hint: "The others were pulled; see the errors above",
+    });
+  }
+}
+
+async function pullOne(ctx: CommandContext, store: ModelStore, ref: string, json: boolean): Promise<void> {
+  {
     const resolution = await planReference(ref, store, ctx.env, ctx.signal);
     if (resolution.kind === "local") {
       const { resolved } = resolution;
-      // Nothing to pull, but say so only for a real model file (a missing path is an error, not "done").
-      const { checkModelFileHeader } = await import("../../engine/modelFile.js");
-      await checkModelFileHeader(resolved.path);
+      // Nothing to pull, but say so only for a real, whole model file (a missing path or a truncated file is an error, not "done").
+      const { checkModelFile } = await import("../../engine/modelFile.js");
+      await checkModelFile(resolved.path);
       if (json) ctx.out.jsonLine({ event: "done", model: resolved.displayName, path: resolved.path, source: resolved.source, alreadyPresent: true });
-      else ctx.out.text(`${resolved.displayName} is ${resolved.source === "bundled" ? "bundled with lmrun" : "a local file"}: ${resolved.path}\n`);
-      continue;
+      else ctx.out.text(`${resolved.displayName} is ${resolved.source === "bundled" ? "bundled with lmrun" : resolved.source === "store" ? "in the store" : "a local file"}: ${resolved.path}\n`);
+      return;
     }
     const { plan } = resolution;
     const reporter = await createPullReporter(plan.displayName, { out: ctx.out, stderr: ctx.stderr, env: ctx.env, quiet: ctx.quiet, json, verbose: ctx.verbose });
@@ -47,11 +74,11 @@ export async function pullReferences(ctx: CommandContext, refs: string[], json: 
         alreadyPresent: results.every((r) => r.alreadyPresent),
         seconds: Math.round(seconds * 1000) / 1000,
       });
-      continue;
+      return;
     }
     if (results.every((r) => r.alreadyPresent)) {
       ctx.out.text(`${plan.displayName} is already pulled: ${entry.path}\n`);
-      continue;
+      return;
     }
     const against = [...new Set(results.map((r) => r.verifiedAgainst))].join(", ");
     const how = against === "none" ? "sha256 recorded (no published hash to check against)" : `sha256 verified against ${against === "etag" ? "the server's LFS hash" : against === "api" ? "the Hugging Face API" : "the catalogue"}`;

@@ -1,17 +1,9 @@
 import type { Command } from "commander";
 import type { BenchFlags } from "../actions/bench.js";
 import type { CommandContext } from "../context.js";
+import { acceptLlamaCppSpellings, LLAMA_BENCH_SPELLINGS } from "../llamaCppFlags.js";
 import { collect, parseGpu } from "../parse.js";
 
-/** llama-bench spells some flags with several letters after one dash; commander cannot, so they are rewritten. */
-const LLAMA_BENCH_SPELLINGS: Record<string, string> = {
-  "-pg": "--pg",
-  "-ub": "--ubatch-size",
-  "-ngl": "--n-gpu-layers",
-  "-fa": "--flash-attn",
-  "-ctk": "--cache-type-k",
-  "-ctv": "--cache-type-v",
-};
 
 export function registerBench(program: Command, ctx: CommandContext): void {
   const command = program
@@ -37,8 +29,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     .option("--compare <old.json>", "print deltas against an earlier -o json/jsonl run, marked where beyond the noise")
     .option("--tune", "find the fastest threads and batch size for this model (among -t and -b if given) and save them as its default for run and chat")
     .option("--plot <file>", "also draw the results into FILE.svg or .png: a sweep as lines (t/s against the swept value), --compare as grouped bars with error bars");
-  const parseOptions = command.parseOptions.bind(command);
-  command.parseOptions = (args: string[]) => parseOptions(args.map((arg) => LLAMA_BENCH_SPELLINGS[arg] ?? arg));
+  acceptLlamaCppSpellings(command, LLAMA_BENCH_SPELLINGS);
   command.action(async (models: string[], flags: BenchFlags & { nGpuLayers?: string[]; ubatchSize?: string[]; repetitions?: string }) => {
     const { runBenchCommand } = await import("../actions/bench.js");
     await runBenchCommand(ctx, models, flags);

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import { lmrunPaths } from "../../config/paths.js";
@@ -5,8 +6,20 @@ import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, warnIfThreadsAboveCores, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
-import { resolveAndLoad } from "../prepareModel.js";
+import { acceptLlamaCppSpellings, LOAD_SPELLINGS, SAMPLING_SPELLINGS } from "../llamaCppFlags.js";
+import {
+  addLoadOptions,
+  addSamplingOptions,
+  describeAppliedTuning,
+  givenSeed,
+  modelFacts,
+  resolveLoadOptionsAndTuning,
+  resolveSampling,
+  type LoadFlags,
+  type SamplingFlags,
+  warnIfThreadsAboveCores,
+} from "../modelOptions.js";
+import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";
 
 interface ChatFlags extends LoadFlags, SamplingFlags {
@@ -28,6 +41,7 @@ export function registerChat(program: Command, ctx: CommandContext): void {
     .option("--sessions", "list saved sessions and exit")
     .option("--json", "with --sessions: print JSON");
   addSamplingOptions(addLoadOptions(command));
+  acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string | undefined, flags: ChatFlags) => {
     await chatCommand(ctx, model, flags);
   });
@@ -55,7 +69,9 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   const settings = await readSettings(ctx.env);
   // `npx lmrun chat` with nothing configured opens the bundled model: it works offline, and the
   // notice says how to get a real assistant.
-  const modelRef = modelArg ?? resumed?.model.path ?? settings.defaultModel ?? "tiny";
+  // A resumed session loads the file it used (its path) under the name it was given (`tiny`, not the file's name).
+  const resumedModel = modelArg === undefined && resumed !== undefined ? resumed.model : undefined;
+  const modelRef = modelArg ?? (resumedModel?.path !== undefined && fs.existsSync(resumedModel.path) ? resumedModel.path : resumedModel?.name) ?? settings.defaultModel ?? "tiny";
   const notice =
     modelArg === undefined && resumed === undefined && settings.defaultModel === undefined
       ? "Demo model `tiny` (a tiny story generator). For an assistant: lmrun chat qwen2.5:0.5b"
@@ -69,20 +85,30 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
     topP: flags.topP !== undefined,
     minP: flags.minP !== undefined,
     repeatPenalty: flags.repeatPenalty !== undefined,
-    seed: flags.seed !== undefined,
+    seed: givenSeed(flags) !== undefined,
     maxTokens: flags.maxTokens !== undefined,
   };
-  const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: flags.seed }, given, resumed?.sampling);
+  const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: givenSeed(flags) }, given, resumed?.sampling);
 
   warnIfThreadsAboveCores(ctx, flags);
-  const loadFor = async (ref: string, quietProgress: boolean) => {
-    const prepared = await resolveAndLoad(ctx, ref, (r) => resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(r.path)), {
-      quietProgress,
-    });
+  const loadFor = async (ref: string, quietProgress: boolean, name?: string) => {
+    const prepared = await resolveAndLoad(
+      ctx,
+      ref,
+      (r) => {
+        const facts = modelFacts(r.path);
+        const chosen = resolveLoadOptionsAndTuning(flags, ctx.env, settings, ctx.verbose, facts);
+        if (chosen.tuned !== undefined && !quietProgress && !ctx.quiet) ctx.out.diag(`note: ${describeAppliedTuning(facts.fileName, chosen.tuned)}`);
+        return chosen.options;
+      },
+      { quietProgress },
+    );
+    const raised = contextRaisedNote(prepared.loaded.summary);
+    if (raised !== undefined && !quietProgress) ctx.out.warn(raised);
     const { LlamaChatEngine } = await import("../../engine/chatSession.js");
-    return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: prepared.resolved.displayName, systemPrompt: system }), path: prepared.resolved.path };
+    return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: name ?? prepared.resolved.displayName, systemPrompt: system }), path: prepared.resolved.path };
   };
-  const first = await loadFor(modelRef, false);
+  const first = await loadFor(modelRef, false, resumedModel?.name);
   const { startChat } = await importTuiOutsideCi();
   const outcome = await startChat({
     engine: first.engine,

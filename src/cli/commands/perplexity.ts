@@ -6,6 +6,7 @@ import type { ChunkEvent, PerplexityResult } from "../../eval/types.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { CancelledError, isTerminated, UsageError } from "../../errors.js";
+import { acceptLlamaCppSpellings, LOAD_SPELLINGS } from "../llamaCppFlags.js";
 import { addLoadOptions, resolveLoadOptions, warnIfThreadsAboveCores, type LoadFlags } from "../modelOptions.js";
 import { parseInteger } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
@@ -43,6 +44,7 @@ export function registerPerplexity(program: Command, ctx: CommandContext): void 
   describeOption(command, "--ctx", `tokens per chunk (default ${DEFAULT_PERPLEXITY_CTX}, as llama-perplexity)`);
   describeOption(command, "--threads", "CPU threads for evaluation (default: all cores, as llama-perplexity)");
   describeOption(command, "--batch-size", `tokens per batch (default ${DEFAULT_PERPLEXITY_BATCH}); b/c chunks are scored side by side`);
+  acceptLlamaCppSpellings(command, LOAD_SPELLINGS);
   command.action(async (models: string[], flags: PerplexityFlags) => {
     await perplexityCommand(ctx, models, flags);
   });

@@ -2,12 +2,24 @@ import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import type { GenerateRequest } from "../../engine/types.js";
 import { formatRunStats } from "../../io/stats.js";
-import { readPipedStdin } from "../../io/tty.js";
+import { readPipedStdin, stdinKind } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { LmrunError, UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, warnIfThreadsAboveCores, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { acceptLlamaCppSpellings, LOAD_SPELLINGS, SAMPLING_SPELLINGS } from "../llamaCppFlags.js";
+import {
+  addLoadOptions,
+  addSamplingOptions,
+  describeAppliedTuning,
+  modelFacts,
+  resolveLoadOptionsAndTuning,
+  resolveSampling,
+  type AppliedTuning,
+  type LoadFlags,
+  type SamplingFlags,
+  warnIfThreadsAboveCores,
+} from "../modelOptions.js";
 import { collect } from "../parse.js";
-import { resolveAndLoad } from "../prepareModel.js";
+import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
 import { assemblePrompt, readJsonSchemaFile, readTextFile } from "../prompt.js";
 
 interface RunFlags extends LoadFlags, SamplingFlags {
@@ -20,6 +32,7 @@ interface RunFlags extends LoadFlags, SamplingFlags {
   truncate?: boolean;
   stats?: boolean;
   json?: boolean;
+  stdin?: boolean;
 }
 
 export function registerRun(program: Command, ctx: CommandContext): void {
@@ -35,9 +48,11 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option("--format <format>", "constrain the output: json")
     .option("--json-schema <file>", "constrain the output to this JSON schema")
     .option("--truncate", "keep the end of a prompt that is longer than the context instead of failing")
+    .option("--no-stdin", "never read stdin, even piped (as ssh -n): for `while read` loops, whose input the first run would take")
     .option("--stats", "print timing statistics to stderr when done")
     .option("--json", "print one JSON object with the text, token counts and timings");
   addSamplingOptions(addLoadOptions(command));
+  acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string, promptArgs: string[], flags: RunFlags) => {
     await runCommand(ctx, model, promptArgs, flags);
   });
@@ -49,15 +64,28 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   if (flags.format !== undefined && flags.jsonSchema !== undefined) throw new UsageError("give --format json or --json-schema, not both", "--json-schema already constrains the output to JSON");
   const jsonSchema = flags.jsonSchema !== undefined ? await readJsonSchemaFile(flags.jsonSchema) : flags.format === "json" ? ("json" as const) : undefined;
   const systemPrompt = flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : flags.system;
-  const prompt = assemblePrompt(promptArgs, await readPipedStdin(ctx.stdin));
+  // With the instruction in the arguments, the model loads while a slow pipe is still being read
+  // (`sleep 6 | lmrun run M hi` waited 6 s before loading); without it, stdin is the prompt and comes first.
+  const promptReady = promptMaterial(ctx, promptArgs, flags.stdin !== false).then((piped) =>
+    assemblePrompt(promptArgs, piped, { terminal: stdinKind(ctx.stdin) === "terminal" }),
+  );
+  promptReady.catch(() => {}); // awaited below; a failed load must not leave it unhandled
+  if (promptArgs.join("").trim() === "") await promptReady;
 
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
   warnIfThreadsAboveCores(ctx, flags);
-  const prepared = await resolveAndLoad(ctx, modelRef, (resolved) =>
-    resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path)),
-  );
+  let tuned: AppliedTuning | undefined;
+  const prepared = await resolveAndLoad(ctx, modelRef, (resolved) => {
+    const facts = modelFacts(resolved.path);
+    const chosen = resolveLoadOptionsAndTuning(flags, ctx.env, settings, ctx.verbose, facts);
+    tuned = chosen.tuned;
+    // A saved --tune result changes the threads: never silently.
+    if (tuned !== undefined && !ctx.quiet) ctx.out.diag(`note: ${describeAppliedTuning(facts.fileName, tuned)}`);
+    return chosen.options;
+  });
   try {
+    const prompt = await promptReady;
     const { loaded } = prepared;
     const useChat = flags.raw !== true && loaded.summary.hasChatTemplate;
     if (flags.raw !== true && !loaded.summary.hasChatTemplate && ctx.verbose) {
@@ -106,6 +134,9 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           : `cpu threads: started per decode (threadpool shim ${pool.problem || "unused"})`,
       );
     }
+    // After generating: a prompt too long for the context gets an error that already says this.
+    const raised = contextRaisedNote(loaded.summary);
+    if (raised !== undefined) ctx.out.warn(raised);
     if (result.truncatedPromptTokens > 0) {
       ctx.out.warn(`the prompt was cut to fit the context: its first ${result.truncatedPromptTokens} tokens were dropped`);
     }
@@ -138,11 +169,13 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
         },
         load: {
           contextSize: loaded.summary.contextSize,
+          requestedContextSize: loaded.summary.requestedContextSize ?? null,
           threads: loaded.summary.threads,
           batchThreads: loaded.summary.batchThreads,
           gpu: loaded.summary.gpu,
           gpuLayers: loaded.summary.gpuLayers,
           threadpool,
+          tuned: tuned ?? null,
           // Generated tokens by the threads they ran with, when lmrun's own thread count followed the machine's load.
           ...(pool.adaptive ? { generationThreads: pool.tokensByThreads } : {}),
         },
@@ -171,6 +204,19 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   } finally {
     await prepared.loaded.dispose();
   }
+}
+
+/**
+ * Piped stdin is the prompt's material (README: `cat report.txt | lmrun run M "Summarise"`), so a
+ * pipe is read to its end. --no-stdin (as ssh -n) leaves stdin alone, for `while read` loops whose
+ * input the first call would otherwise swallow. A terminal is never read, nor, when the prompt is
+ * in the arguments, a device that may never end.
+ */
+async function promptMaterial(ctx: CommandContext, promptArgs: string[], readStdin: boolean): Promise<string | undefined> {
+  if (!readStdin) return undefined;
+  const kind = stdinKind(ctx.stdin);
+  if (kind === "terminal" || (kind === "device" && promptArgs.join("").trim() !== "")) return undefined;
+  return readPipedStdin(ctx.stdin);
 }
 
 function isJson(text: string): boolean {
