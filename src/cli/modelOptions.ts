@@ -124,8 +124,8 @@ export function resolveLoadOptionsAndTuning(
     gpuLayers: flags.gpuLayers ?? "auto",
     contextSize: flags.ctx ?? envSetting<number>(env, "LMRUN_CTX") ?? settings.ctx,
     threads: chosenThreads ?? applied.threads ?? defaultThreads(undefined, model?.sizeBytes, threadpoolShimAvailable(env)),
-    // A count the user (or bench --tune) gave is used as given; lmrun's own may drop while other work keeps the cores busy.
-    adaptiveThreads: chosenThreads === undefined && applied.threads === undefined,
+    // A count the user gave is used as given; lmrun's own (or a tuned one) may drop while other work keeps the cores busy.
+    adaptiveThreads: chosenThreads === undefined,
     batchThreads: chosenBatchThreads ?? applied.batchThreads,
     batchSize: flags.batchSize ?? applied.batchSize,
     maxRamBytes: flags.maxRam,
