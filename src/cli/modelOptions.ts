@@ -4,7 +4,9 @@ import type { Command } from "commander";
 import { envSetting, type Settings } from "../config/config.js";
 import { DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
 import { threadpoolShimAvailable } from "../engine/threadpool.js";
-import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
+import { parseRpcEndpoints, parseTensorSplit } from "../engine/rpc/endpoints.js";
+import type { GpuChoice, GpuLayers, LoadOptions, RpcLoadOptions, SamplingOptions } from "../engine/types.js";
+import { UsageError } from "../errors.js";
 import { parseBytes, parseGpu, parseGpuLayers, parseInteger, parseNumber } from "./parse.js";
 
 let pullAllowedByFlag = true;
@@ -26,7 +28,9 @@ export function addLoadOptions(command: Command): Command {
     .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", parseGpu)
     .option("--gpu-layers <n>", "layers to offload to the GPU: a number, max or auto", parseGpuLayers)
     .option("-b, --batch-size <n>", "tokens evaluated per batch", parseInteger(1, 1_000_000))
-    .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes);
+    .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes)
+    .option("--rpc <workers>", "offload to llama.cpp RPC workers HOST:PORT[,HOST:PORT...] (default: LMRUN_RPC; needs `lmrun engine build --rpc`)")
+    .option("--tensor-split <proportions>", "with --rpc: each device's share of the layers, e.g. 3,1 (llama.cpp's -ts; default: by free memory)");
 }
 
 /** Sampling flags shared by run and chat. */
@@ -49,6 +53,8 @@ export interface LoadFlags {
   gpuLayers?: GpuLayers;
   batchSize?: number;
   maxRam?: number;
+  rpc?: string;
+  tensorSplit?: string;
 }
 
 export interface SamplingFlags {
@@ -97,7 +103,20 @@ export function resolveLoadOptions(
     batchSize: flags.batchSize ?? tuned?.batchSize,
     maxRamBytes: flags.maxRam,
     verbose,
+    rpc: resolveRpc(flags, env),
   };
+}
+
+/** --rpc, else LMRUN_RPC (an empty --rpc "" turns LMRUN_RPC off), with --tensor-split. */
+export function resolveRpc(flags: Pick<LoadFlags, "rpc" | "tensorSplit">, env: NodeJS.ProcessEnv): RpcLoadOptions | undefined {
+  const fromFlag = flags.rpc !== undefined;
+  const raw = fromFlag ? flags.rpc : env.LMRUN_RPC;
+  if (raw === undefined || raw.trim() === "") {
+    if (flags.tensorSplit !== undefined) throw new UsageError("--tensor-split needs --rpc", "lmrun splits layers only across RPC workers");
+    return undefined;
+  }
+  const endpoints = parseRpcEndpoints(raw, fromFlag ? "--rpc" : "LMRUN_RPC");
+  return { endpoints, ...(flags.tensorSplit !== undefined ? { tensorSplit: parseTensorSplit(flags.tensorSplit) } : {}) };
 }
 
 export function resolveSampling(flags: SamplingFlags, settings: Settings): SamplingOptions & { maxTokens: number } {

@@ -9,6 +9,8 @@ import { registerPerplexity } from "./commands/perplexity.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRm } from "./commands/rm.js";
 import { registerRun } from "./commands/run.js";
+import { registerEngine } from "./commands/engine.js";
+import { registerRpcServer } from "./commands/rpcServer.js";
 import { registerShow } from "./commands/show.js";
 import { registerVerify } from "./commands/verify.js";
 import { packageVersion } from "./version.js";
@@ -40,5 +42,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerBench(program, ctx);
   registerInfo(program, ctx);
   registerPerplexity(program, ctx);
+  registerEngine(program, ctx);
+  registerRpcServer(program, ctx);
   return program;
 }

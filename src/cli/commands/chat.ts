@@ -5,7 +5,8 @@ import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { addLoadOptions, addSamplingOptions, modelFacts, resolveLoadOptions, resolveRpc, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
+import { delegateToRpcChild } from "../rpcChild.js";
 import { resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";
 
@@ -34,6 +35,7 @@ export function registerChat(program: Command, ctx: CommandContext): void {
 }
 
 async function chatCommand(ctx: CommandContext, modelArg: string | undefined, flags: ChatFlags): Promise<void> {
+  if (!flags.sessions && (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env)))) return;
   const { SessionStore, newSessionId } = await import("../../chat/sessionStore.js");
   const paths = lmrunPaths(ctx.env);
   const store = new SessionStore(paths.sessions);

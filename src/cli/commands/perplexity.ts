@@ -5,7 +5,8 @@ import type { ModelLoader } from "../../eval/run.js";
 import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { CancelledError, UsageError } from "../../errors.js";
-import { addLoadOptions, resolveLoadOptions, type LoadFlags } from "../modelOptions.js";
+import { addLoadOptions, resolveLoadOptions, resolveRpc, type LoadFlags } from "../modelOptions.js";
+import { delegateToRpcChild } from "../rpcChild.js";
 import { parseInteger } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
 
@@ -51,6 +52,7 @@ function describeOption(command: Command, long: string, description: string): vo
 }
 
 async function perplexityCommand(ctx: CommandContext, models: string[], flags: PerplexityFlags): Promise<void> {
+  if (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env))) return;
   const mode = flags.base !== undefined ? "compare" : flags.klDivergence ? "kld" : "ppl";
   if (models.length > 1 && mode !== "compare") throw new UsageError("several models need --base MODEL to compare them with", "Or run one model at a time");
   if (mode === "compare" && (flags.klDivergence || flags.klDivergenceBase !== undefined)) {
