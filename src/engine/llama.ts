@@ -70,7 +70,8 @@ export function checkGpuChoiceForPlatform(gpu: GpuChoice, platform: NodeJS.Platf
  */
 export async function getSharedLlama(gpu: GpuChoice, engine?: EngineBuildChoice): Promise<Llama> {
   if (llamaPromise !== undefined) {
-    if (llamaGpu !== gpu || llamaEngine !== engine?.id) {
+    // Code that knows nothing of engine builds (reports, VRAM probes) gets the one this process chose.
+    if (llamaGpu !== gpu || (engine !== undefined && llamaEngine !== engine.id)) {
       const what = (g: GpuChoice | undefined, e: string | undefined) => (e ? `the engine build ${e}` : `${g}`);
       throw new Error(`llama.cpp was already initialised for ${what(llamaGpu, llamaEngine)}; cannot switch to ${what(gpu, engine?.id)} in one process`);
     }

@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { modelFacts } from "../modelOptions.js";
+import { modelFacts, resolveRpc } from "../modelOptions.js";
+import { delegateToRpcChild } from "../rpcChild.js";
 import { parseGpu } from "../parse.js";
 import { envSetting, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
@@ -23,6 +24,7 @@ import type { BenchParams, BenchSystemInfo, OutputFormat } from "../../bench/typ
 export interface BenchFlags extends RawBenchFlags {
   output?: string;
   gpu?: string;
+  rpc?: string;
   promptFile?: string;
   compare?: string;
   tune?: boolean;
@@ -54,6 +56,8 @@ function phaseText(phase: BenchPhase, repetition: number, repetitions: number): 
 }
 
 export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], flags: BenchFlags): Promise<void> {
+  const rpc = resolveRpc(flags, ctx.env);
+  if (await delegateToRpcChild(ctx, rpc)) return;
   const format = (flags.output ?? "md") as OutputFormat;
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
   const settings = await readSettings(ctx.env);
@@ -89,19 +93,22 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   if (flags.promptFile !== undefined) {
     const prompt = await readOrExplain(flags.promptFile);
     if (prompt.trim() === "") throw new UsageError(`--prompt-file ${flags.promptFile} is empty`, "Give a file with the text to time");
-    await runPromptFileBench(ctx, { params, models, gpu, prompt, format });
+    await runPromptFileBench(ctx, { params, models, gpu, prompt, format, rpc });
     return;
   }
 
   const engine = await import("../../engine/bench.js");
   const system = await import("../../engine/system.js");
+  // With workers: the RPC engine build and the registered workers first, so that the report describes them.
+  const rpcDevices = rpc ? (await import("../../engine/model.js").then((m) => m.connectRpcWorkers(gpu, rpc, ctx.signal))).devices : [];
   const report = await system.systemReport({ gpu, probeBackends: false });
   const systemInfo: BenchSystemInfo = {
     buildCommit: report.versions.llamaCppCommit,
     buildNumber: report.versions.llamaCppBuildNumber,
     cpuInfo: report.cpu.model,
-    gpuInfo: report.gpus.map((g) => g.name).join(", "),
-    backends: report.activeBackend,
+    // As llama-bench: GPU-type devices' descriptions (an RPC device's is its endpoint), and "RPC" after the local backends.
+    gpuInfo: [...report.gpus.map((g) => g.name).filter((name) => !rpcDevices.some((d) => d.description === name)), ...rpcDevices.map((d) => d.description)].join(", "),
+    backends: rpcDevices.length === 0 ? report.activeBackend : report.activeBackend === "CPU" ? "RPC" : `${report.activeBackend},RPC`,
     cpuCores: report.cpu.logicalCores,
     ramBytes: report.ram.totalBytes,
     nodeLlamaCppVersion: report.versions.nodeLlamaCpp,
@@ -117,7 +124,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     params,
     models,
     {
-      openModel: (modelPath, options) => engine.openBenchModel(modelPath, { gpu, gpuLayers: options.gpuLayers, signal: options.signal }),
+      openModel: (modelPath, options) => engine.openBenchModel(modelPath, { gpu, gpuLayers: options.gpuLayers, signal: options.signal, rpc: rpc !== undefined }),
       usedVram: () => engine.usedVramBytes(gpu),
       memory: createPeakMemoryProbe(),
       system: systemInfo,

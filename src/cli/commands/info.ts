@@ -16,11 +16,17 @@ export function registerInfo(program: Command, ctx: CommandContext): void {
       const { formatSystemReport } = await import("../../bench/info.js");
       const report = await systemReport({ gpu: flags.gpu ?? "auto", probeBackends: true });
       const workers = rpc ? await import("../../engine/rpc/preflight.js").then(({ probeRpcWorkers }) => probeRpcWorkers(rpc.endpoints, { signal: ctx.signal })) : undefined;
+      const { listEngines } = await import("../../engine/engines.js");
+      const engines = (await listEngines(ctx.env)).map(({ id, gpu, rpc: hasRpc, current }) => ({ id, gpu, rpc: hasRpc, current }));
       if (flags.json) {
-        ctx.out.json(workers ? { ...report, rpcWorkers: workers.map((worker) => ({ endpoint: worker.endpoint.address, protocol: worker.version, devices: worker.devices })) } : report);
+        const rpcWorkers = workers?.map((worker) => ({ endpoint: worker.endpoint.address, protocol: worker.version, devices: worker.devices }));
+        ctx.out.json({ ...report, engineBuilds: engines, ...(rpcWorkers ? { rpcWorkers } : {}) });
         return;
       }
       ctx.out.text(formatSystemReport(report));
+      ctx.out.text(
+        `\nengine builds (lmrun engine ls): ${engines.length === 0 ? "none; --rpc needs one: lmrun engine build --rpc" : engines.map((e) => `${e.id}${e.current ? "" : " (stale)"}`).join(", ")}\n`,
+      );
       if (workers) {
         const { formatRpcWorkers } = await import("../../bench/info.js");
         ctx.out.text(formatRpcWorkers(workers));
