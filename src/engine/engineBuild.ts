@@ -68,7 +68,6 @@ export async function buildEngine(options: EngineBuildOptions): Promise<EngineRe
 
   const id = engineId({ gpu: options.gpu, rpc: options.rpc });
   const root = enginesDir(env);
-  const dir = path.join(root, id);
   await fs.mkdir(root, { recursive: true });
   // node-llama-cpp builds in one shared source tree: one build at a time on this machine.
   const lock = await acquireLock(path.join(root, ".build.lock"), {
@@ -80,42 +79,63 @@ export async function buildEngine(options: EngineBuildOptions): Promise<EngineRe
     await fs.rm(staging, { recursive: true, force: true });
     await fs.mkdir(staging, { recursive: true });
     const logFile = path.join(staging, "build.log");
-    options.onEvent?.({ type: "start", id, logFile: path.join(dir, "build.log") });
+    // The log is in the staging folder while the build runs (tail -f it), and moves with the build.
+    options.onEvent?.({ type: "start", id, logFile });
     const cmakeOptions = engineCmakeOptions({ rpc: options.rpc });
     const startedAt = performance.now();
     await runNodeLlamaCppBuild({ packageDir, gpu: options.gpu, cmakeOptions, logFile, env, signal: options.signal, onEvent: options.onEvent });
     const buildSeconds = (performance.now() - startedAt) / 1000;
 
-    const lastBuild = JSON.parse(await fs.readFile(path.join(packageDir, "llama", "lastBuild.json"), "utf8")) as { folderName?: string };
-    if (!lastBuild.folderName) throw new LmrunError(`node-llama-cpp finished but did not record its build (see ${logFile})`);
-    const built = localBuildPath(lastBuild.folderName);
-    options.onEvent?.({ type: "phase", message: `keeping the build under ${dir}` });
-    // Only what loading needs: the binaries and node-llama-cpp's "done" marker (not cmake's object files).
-    await moveDir(path.join(built, "Release"), path.join(staging, "build", "Release"));
-    await fs.writeFile(path.join(staging, "build", "buildDone.status"), "");
-    await fs.rm(built, { recursive: true, force: true });
-    const build = llamaCppBuild();
-    const record: EngineRecord = {
-      id,
-      gpu: options.gpu,
-      rpc: options.rpc,
-      cmakeOptions,
-      folderName: lastBuild.folderName,
-      nodeLlamaCppVersion: nodeLlamaCppVersion(),
-      llamaCppRelease: build.release,
-      llamaCppCommit: build.commit,
-      builtAt: new Date().toISOString(),
-      buildSeconds: Math.round(buildSeconds),
-      sizeBytes: await directorySize(path.join(staging, "build")),
-    };
-    await saveEngineRecord(staging, record);
-    await fs.rm(dir, { recursive: true, force: true });
-    await fs.rename(staging, dir);
-    await linkEngine({ ...record, dir, current: true });
-    return { ...record, dir, logFile: path.join(dir, "build.log") };
+    return await storeBuild({ root, id, staging, gpu: options.gpu, rpc: options.rpc, cmakeOptions, buildSeconds, packageDir, onEvent: options.onEvent });
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Moves node-llama-cpp's last build (llama/lastBuild.json) from its localBuilds folder into the store,
+ * with its record, and links it back. `staging` already holds build.log.
+ */
+export async function storeBuild(options: {
+  root: string;
+  id: string;
+  staging: string;
+  gpu: EngineGpu;
+  rpc: boolean;
+  cmakeOptions: Record<string, string>;
+  buildSeconds: number;
+  packageDir: string;
+  onEvent?: ((event: EngineBuildEvent) => void) | undefined;
+}): Promise<EngineRecord & { dir: string; logFile: string }> {
+  const { root, id, staging } = options;
+  const dir = path.join(root, id);
+  const lastBuild = JSON.parse(await fs.readFile(path.join(options.packageDir, "llama", "lastBuild.json"), "utf8")) as { folderName?: string };
+  if (!lastBuild.folderName) throw new LmrunError(`node-llama-cpp finished but did not record its build (see ${path.join(staging, "build.log")})`);
+  const built = localBuildPath(lastBuild.folderName);
+  options.onEvent?.({ type: "phase", message: `keeping the build under ${dir}` });
+  // Only what loading needs: the binaries and node-llama-cpp's "done" marker (not cmake's object files).
+  await moveDir(path.join(built, "Release"), path.join(staging, "build", "Release"));
+  await fs.writeFile(path.join(staging, "build", "buildDone.status"), "");
+  await fs.rm(built, { recursive: true, force: true });
+  const build = llamaCppBuild();
+  const record: EngineRecord = {
+    id,
+    gpu: options.gpu,
+    rpc: options.rpc,
+    cmakeOptions: options.cmakeOptions,
+    folderName: lastBuild.folderName,
+    nodeLlamaCppVersion: nodeLlamaCppVersion(),
+    llamaCppRelease: build.release,
+    llamaCppCommit: build.commit,
+    builtAt: new Date().toISOString(),
+    buildSeconds: Math.round(options.buildSeconds),
+    sizeBytes: await directorySize(path.join(staging, "build")),
+  };
+  await saveEngineRecord(staging, record);
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.rename(staging, dir);
+  await linkEngine({ ...record, dir, current: true });
+  return { ...record, dir, logFile: path.join(dir, "build.log") };
 }
 
 async function moveDir(from: string, to: string): Promise<void> {

@@ -6,7 +6,9 @@ import path from "node:path";
  * Reference values for the RPC tests, made once with llama.cpp's own tools built from the same source
  * (`npm run llama-tools`: llama-completion, llama-perplexity, GGML_RPC=ON) against two workers on
  * 127.0.0.1, so that the comparison also runs where those tools are not built. How they were made:
- * `node scripts/rpc-golden.mjs` (prints this object).
+ * `node scripts/rpc-golden.mjs` (prints this object), on 2026-12-06 with llama.cpp de3ff81 (v0.5.0).
+ * For the record: the same perplexity with lmrun --rpc was 445.1222, and with lmrun --gpu cpu 445.2493
+ * (the local CPU backend repacks Q8_0 weights; a worker keeps them plain, as llama-perplexity --rpc does).
  */
 const STORY_WORDS = ["the", "little", "dog", "ran", "to", "a", "big", "tree", "and", "saw", "bird", "who", "was", "happy", "sun", "day", "girl", "named", "Lily", "played", "with", "her", "friend", "in", "park"];
 
@@ -29,9 +31,9 @@ let textFile: string | undefined;
 
 export const GOLDEN = {
   /** `llama-completion -m stories260K-Q8_0.gguf -p "Once upon a time" -n 48 --temp 0 --rpc A,B -ngl 99` (the continuation). */
-  runText: "",
+  runText: ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it,\n\n",
   /** `llama-perplexity -m stories260K-Q8_0.gguf -f <perplexityText> -c 128 --rpc A,B -ngl 99`: the Final estimate. */
-  perplexity: Number.NaN,
+  perplexity: 445.1224,
   perplexityText(): string {
     if (textFile === undefined) {
       textFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-rpc-ppl-")), "story.txt");

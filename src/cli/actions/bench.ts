@@ -68,6 +68,9 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   let params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
   const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
   const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : (envSetting<GpuChoice>(ctx.env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto");
+  // With workers: the RPC engine build and the registered workers first, before anything reads a model
+  // header (node-llama-cpp would load its prebuilt binding for that: a second llama.cpp in this process).
+  const rpcDevices = rpc ? (await import("../../engine/model.js").then((m) => m.connectRpcWorkers(gpu, rpc, ctx.signal))).devices : [];
 
   const { resolveModel } = await import("../../models/resolve.js");
   const { sha256File } = await import("../../models/hash.js");
@@ -99,8 +102,6 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
 
   const engine = await import("../../engine/bench.js");
   const system = await import("../../engine/system.js");
-  // With workers: the RPC engine build and the registered workers first, so that the report describes them.
-  const rpcDevices = rpc ? (await import("../../engine/model.js").then((m) => m.connectRpcWorkers(gpu, rpc, ctx.signal))).devices : [];
   const report = await system.systemReport({ gpu, probeBackends: false });
   const systemInfo: BenchSystemInfo = {
     buildCommit: report.versions.llamaCppCommit,
@@ -116,7 +117,8 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     lmrunVersion: await lmrunVersion(),
     platform: report.platform,
   };
-  const cpuBackend = report.activeBackend === "CPU";
+  // llama-bench shows the ngl column for any backend but the CPU alone (RPC included).
+  const cpuBackend = systemInfo.backends === "CPU";
   const printer = createPrinter(format, { sweptColumns: sweptColumns(params, { threads: threadsDefault }, cpuBackend), buildCommit: systemInfo.buildCommit, buildNumber: systemInfo.buildNumber });
   const progress = progressLine(ctx);
   ctx.out.text(printer.header());

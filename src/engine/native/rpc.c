@@ -104,9 +104,11 @@ static int find_libllama(struct dl_phdr_info * info, size_t size, void * data) {
     if (!info->dlpi_name || !strstr(info->dlpi_name, "libllama")) return 0;
     void * handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
     if (!handle) return 0;
-    void * symbol = dlsym(handle, "ggml_backend_reg_by_name");
+    /* node-llama-cpp may also have loaded its prebuilt binding (it reads GGUF headers with one): the
+     * engine build's libllama is the one whose ggml has the RPC backend. */
+    reg_by_name_fn by_name = (reg_by_name_fn)dlsym(handle, "ggml_backend_reg_by_name");
     Dl_info self;
-    if (symbol && dladdr((void *)&own_marker, &self) && strcmp(self.dli_fname, info->dlpi_name) != 0) {
+    if (by_name && by_name("RPC") && dladdr((void *)&own_marker, &self) && strcmp(self.dli_fname, info->dlpi_name) != 0) {
         *found = handle;
         return 1;
     }
@@ -119,7 +121,7 @@ static bool resolve(void) {
     void * lib = NULL;
     dl_iterate_phdr(find_libllama, &lib);
     if (!lib) {
-        snprintf(g.problem, sizeof g.problem, "libllama is not loaded");
+        snprintf(g.problem, sizeof g.problem, "no loaded llama.cpp has an RPC backend (it was not built with GGML_RPC=ON)");
         return false;
     }
     g.reg_by_name = (reg_by_name_fn)dlsym(lib, "ggml_backend_reg_by_name");
@@ -138,10 +140,6 @@ static bool resolve(void) {
     if (!g.reg_by_name || !g.get_proc || !g.reg_register || !g.dev_count || !g.dev_get || !g.dev_by_name || !g.dev_name ||
         !g.dev_description || !g.dev_memory || !g.dev_type || !g.dev_reg || !g.reg_name || !g.model_load) {
         snprintf(g.problem, sizeof g.problem, "this llama.cpp lacks ggml's backend registry functions");
-        return false;
-    }
-    if (!g.reg_by_name("RPC")) {
-        snprintf(g.problem, sizeof g.problem, "this llama.cpp build has no RPC backend (it was not built with GGML_RPC=ON)");
         return false;
     }
     g.ok = true;
