@@ -7,7 +7,7 @@
 //  2. Network distance: a proxy in front of each worker adds 0, 1, 5 and 20 ms of round trip; generation
 //     speed (tg) and prompt speed (pp) through it, to see how a LAN or a WAN between machines would cost.
 //
-//   npm run build && npm run bench:rpc -- [--rounds 3] [--reps 3] [--model path.gguf] [--rtts 0,1,5,20]
+//   npm run build && npm run bench:rpc -- [--rounds 3] [--reps 3] [--model path.gguf] [--rtts 0,1,5,20] [--no-compare]
 //
 // Needs an RPC engine build (`lmrun engine build --rpc`; LMRUN_ENGINES or LMRUN_HOME say where) and, for
 // part 1, llama.cpp's tools (`npm run llama-tools`; part 1 is skipped without them).
@@ -64,7 +64,7 @@ try {
   console.log(`load average before: ${loadAverage()} (other helpers share this 2-core machine: figures are noisy)`);
 
   let tools;
-  try {
+  if (!process.argv.includes("--no-compare")) try {
     const { ensureLlamaTools } = await import("./llama-tools.mjs");
     tools = await ensureLlamaTools();
   } catch (error) {
@@ -105,9 +105,13 @@ try {
     const ppRates = [];
     const tgRates = [];
     for (let round = 1; round <= rounds; round++) {
-      const ours = await lmrunBench(fronted);
-      ppRates.push(rate(ours, "pp"));
-      tgRates.push(rate(ours, "tg"));
+      try {
+        const ours = await lmrunBench(fronted);
+        ppRates.push(rate(ours, "pp"));
+        tgRates.push(rate(ours, "tg"));
+      } catch (error) {
+        process.stderr.write(`rtt ${rtt} ms, round ${round}: ${String(error.stderr ?? error.message).trim()}\n`);
+      }
     }
     for (const proxy of proxies.splice(0)) await proxy.close();
     const tgMedian = median(tgRates);

@@ -99,16 +99,28 @@ async function waitForPort(port, timeoutMs) {
 export async function startLatencyProxy({ upstreamPort, rttMs }) {
   const oneWay = rttMs / 2;
   const sockets = new Set();
+  // One FIFO per direction with one timer: separate timers per chunk can fire out of order (Node groups
+  // timers by duration), and a reordered stream is a corrupt one.
   const delayed = (from, to) => {
-    let last = 0;
-    from.on("data", (chunk) => {
-      if (oneWay <= 0) return void to.write(chunk);
-      // In order: never before the previous chunk, never before its own arrival + one way.
-      const at = Math.max(performance.now() + oneWay, last);
-      last = at;
-      setTimeout(() => to.writable && to.write(chunk), Math.max(0, at - performance.now()));
-    });
-    from.on("close", () => setTimeout(() => to.destroy(), oneWay + 1));
+    const queue = [];
+    let timer;
+    const pump = () => {
+      timer = undefined;
+      const now = performance.now();
+      while (queue.length > 0 && queue[0].at <= now) {
+        const { chunk } = queue.shift();
+        if (chunk === null) return void to.destroy();
+        if (to.writable) to.write(chunk);
+      }
+      if (queue.length > 0) timer = setTimeout(pump, Math.max(0, queue[0].at - now));
+    };
+    const push = (chunk) => {
+      if (oneWay <= 0 && queue.length === 0) return chunk === null ? to.destroy() : void to.write(chunk);
+      queue.push({ at: performance.now() + oneWay, chunk });
+      if (timer === undefined) timer = setTimeout(pump, Math.max(0, queue[0].at - performance.now()));
+    };
+    from.on("data", (chunk) => push(chunk));
+    from.on("close", () => push(null));
     from.on("error", () => to.destroy());
   };
   const server = net.createServer((client) => {

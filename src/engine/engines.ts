@@ -146,10 +146,16 @@ export async function linkEngine(engine: EngineListing): Promise<void> {
   const link = localBuildPath(engine.folderName);
   const current = await fs.readlink(link).catch(() => undefined);
   if (current === target) return;
+  // node-llama-cpp holds `<folder>.lock` while it compiles there (proper-lockfile): never pull that from under it.
+  if (await fs.stat(`${link}.lock`).then(() => true, () => false)) {
+    throw new LmrunError(`a build of ${engine.id} is running (${link}.lock); wait until it is done`);
+  }
   const existing = await fs.lstat(link).catch(() => undefined);
   if (existing && !existing.isSymbolicLink()) {
-    // A build node-llama-cpp made itself (`npx node-llama-cpp source build` with the same options): leave it.
-    return;
+    // A complete build node-llama-cpp made itself (`npx node-llama-cpp source build` with the same options): leave it.
+    if (await fs.stat(path.join(link, "buildDone.status")).then(() => true, () => false)) return;
+    // What an interrupted build left: not loadable, and in the way.
+    await fs.rm(link, { recursive: true, force: true });
   }
   await fs.mkdir(path.dirname(link), { recursive: true });
   await fs.rm(link, { force: true });

@@ -257,6 +257,32 @@ describe.skipIf(!rpcEngine)(`two RPC workers on 127.0.0.1${engineSkip}`, () => {
   });
 });
 
+describe.skipIf(!rpcEngine)(`a worker killed mid-perplexity${engineSkip}`, () => {
+  it("perplexity: one clear error naming the worker, exit 1", async () => {
+    const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as { endpoint: string; log(): string; kill(): Promise<void>; stop(): Promise<void> };
+    const text = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-rpc-kill-")), "long.txt");
+    fs.writeFileSync(text, fs.readFileSync(GOLDEN.perplexityText(), "utf8").repeat(20));
+    try {
+      const child = spawnCli(["perplexity", bundledTinyModel, "-f", text, "-c", "128", "--rpc", worker.endpoint], { env: engineEnv });
+      let stderr = "";
+      child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+      child.stdout!.resume();
+      const closed = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+      // The pre-flight is the first client; the model's connection the second. Then let it score a while.
+      while ((worker.log().match(/Accepted client connection/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await worker.kill();
+      expect(await closed).toBe(1);
+      const lines = stderr.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^error: RPC worker ${worker.endpoint.replace(/\./g, "\\.")} \\(it is not reachable: connection refused \\(nothing listens there\\)\\) went away during the run; llama\\.cpp: `));
+    } finally {
+      await worker.stop();
+      fs.rmSync(path.dirname(text), { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
 describe.skipIf(!rpcEngine || !hasShared)(`a worker killed mid-run${engineSkip || (hasShared ? "" : ` [skipped: ${sharedSkipReason}]`)}`, () => {
   it("run: one clear error naming the worker, exit 1, and the CLI's own process survives to say it", async () => {
     const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as { endpoint: string; kill(): Promise<void>; stop(): Promise<void> };
