@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lmrunHome } from "../../src/config/paths.js";
 // @ts-expect-error: a plain ES module shared with the benchmark script
 import { freePort, startRpcWorker } from "../../scripts/rpc-workers.mjs";
-import { runCli, spawnCli } from "../helpers/cli.js";
+import { runCli as runCliWithDefaults, spawnCli, type CliOptions } from "../helpers/cli.js";
 import { bundledTinyModel, hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { GOLDEN } from "./golden.js";
 
@@ -20,6 +20,9 @@ const enginesDir = process.env.LMRUN_ENGINES ?? path.join(lmrunHome(process.env)
 const rpcEngine = findRpcEngine(enginesDir);
 const engineSkip = rpcEngine ? "" : ` [skipped: needs an RPC engine build: run \`lmrun engine build --rpc\` once (about 25 min on 2 busy cores), or set LMRUN_ENGINES to a directory with one (looked in ${enginesDir})]`;
 const engineEnv = { LMRUN_ENGINES: enginesDir };
+/** Three processes on two cores (two workers and the client), on a machine that may be busy: generous limits. */
+const SLOW = 180_000;
+const runCli = (args: string[], options: CliOptions = {}) => runCliWithDefaults(args, { timeoutMs: SLOW - 10_000, ...options });
 
 function findRpcEngine(dir: string): string | undefined {
   try {
@@ -112,7 +115,7 @@ describe("engine builds", () => {
   });
 });
 
-describe.skipIf(!rpcEngine)(`two RPC workers on 127.0.0.1${engineSkip}`, () => {
+describe.skipIf(!rpcEngine)(`two RPC workers on 127.0.0.1${engineSkip}`, { timeout: SLOW }, () => {
   type Worker = Awaited<ReturnType<typeof startRpcWorker>> & { endpoint: string; port: number; kill(): Promise<void>; stop(): Promise<void>; log(): string };
   let a: Worker;
   let b: Worker;
@@ -120,7 +123,7 @@ describe.skipIf(!rpcEngine)(`two RPC workers on 127.0.0.1${engineSkip}`, () => {
 
   beforeAll(async () => {
     [a, b] = (await Promise.all([startRpcWorker({ threads: 1, env: engineEnv }), startRpcWorker({ threads: 1, env: engineEnv })])) as [Worker, Worker];
-  }, 120_000);
+  }, SLOW);
   afterAll(async () => {
     await Promise.all([a?.stop(), b?.stop()]);
   });
@@ -257,7 +260,7 @@ describe.skipIf(!rpcEngine)(`two RPC workers on 127.0.0.1${engineSkip}`, () => {
   });
 });
 
-describe.skipIf(!rpcEngine)(`a worker killed mid-perplexity${engineSkip}`, () => {
+describe.skipIf(!rpcEngine)(`a worker killed mid-perplexity${engineSkip}`, { timeout: SLOW }, () => {
   it("perplexity: one clear error naming the worker, exit 1", async () => {
     const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as { endpoint: string; log(): string; kill(): Promise<void>; stop(): Promise<void> };
     const text = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-rpc-kill-")), "long.txt");
@@ -280,10 +283,10 @@ describe.skipIf(!rpcEngine)(`a worker killed mid-perplexity${engineSkip}`, () =>
       await worker.stop();
       fs.rmSync(path.dirname(text), { recursive: true, force: true });
     }
-  }, 120_000);
+  }, SLOW);
 });
 
-describe.skipIf(!rpcEngine || !hasShared)(`a worker killed mid-run${engineSkip || (hasShared ? "" : ` [skipped: ${sharedSkipReason}]`)}`, () => {
+describe.skipIf(!rpcEngine || !hasShared)(`a worker killed mid-run${engineSkip || (hasShared ? "" : ` [skipped: ${sharedSkipReason}]`)}`, { timeout: SLOW }, () => {
   it("run: one clear error naming the worker, exit 1, and the CLI's own process survives to say it", async () => {
     const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as { endpoint: string; kill(): Promise<void>; stop(): Promise<void> };
     try {
@@ -309,5 +312,5 @@ describe.skipIf(!rpcEngine || !hasShared)(`a worker killed mid-run${engineSkip |
     } finally {
       await worker.stop();
     }
-  }, 120_000);
+  }, SLOW);
 });
