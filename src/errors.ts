@@ -89,3 +89,10 @@ export function exitCodeOf(error: unknown): number {
   if (error instanceof LmrunError) return error.exitCode;
   return ExitCode.failure;
 }
+
+/** Ends the command with this exit code and no message: what went wrong was already said (a child process's own output). */
+export class SilentExit extends LmrunError {
+  constructor(exitCode: number) {
+    super("", { exitCode });
+  }
+}

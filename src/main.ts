@@ -1,5 +1,5 @@
 import type { CommandContext } from "./cli/context.js";
-import { ExitCode, exitCodeOf, formatError, isTerminated } from "./errors.js";
+import { ExitCode, exitCodeOf, formatError, isTerminated, SilentExit } from "./errors.js";
 import { createOutput } from "./io/output.js";
 
 export interface MainIo {
@@ -75,6 +75,7 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
       if (error.code === "commander.help") return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
       return ExitCode.usage;
     }
+    if (error instanceof SilentExit) return error.exitCode;
     if (io.stdoutClosed()) return ExitCode.ok;
     if (io.signal.aborted) return abortCode(io.signal);
     out.error(formatError(error));

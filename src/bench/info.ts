@@ -1,4 +1,5 @@
 import type { SystemReport } from "../engine/system.js";
+import type { RpcWorkerInfo } from "../engine/rpc/preflight.js";
 import { formatBytes } from "../io/format.js";
 
 /** `lmrun info` as text: one "key: value" line each, then the backends. Pure. */
@@ -25,4 +26,18 @@ export function formatSystemReport(report: SystemReport): string {
     text += `  ${backend.name.padEnd(8)}${state}${backend.error ? ` (${backend.error})` : ""}\n`;
   }
   return text;
+}
+
+/** `lmrun info --rpc`: each worker's devices as the client will name them (RPC0, RPC1, … in --rpc order). Pure. */
+export function formatRpcWorkers(workers: RpcWorkerInfo[]): string {
+  let text = "\nRPC workers:\n";
+  let next = 0;
+  for (const worker of workers) {
+    text += `  ${worker.endpoint.address}  protocol ${worker.version}\n`;
+    for (const device of worker.devices) {
+      text += `    RPC${next++}  device ${device.index}: ${formatBytes(device.totalBytes)} (${formatBytes(device.freeBytes)} free)\n`;
+    }
+  }
+  const free = workers.reduce((sum, worker) => sum + worker.devices.reduce((s, d) => s + d.freeBytes, 0), 0);
+  return `${text}  total free on the workers: ${formatBytes(free)}\n`;
 }

@@ -31,6 +31,11 @@ export const COMMAND_EXAMPLES: Record<string, string[]> = {
   "eval winogrande": ["lmrun eval winogrande model.gguf -f winogrande-debiased-eval.csv", "lmrun eval winogrande model.gguf -f winogrande-debiased-eval.csv --tasks 500 --json"],
   "eval mc": ["lmrun eval mc model.gguf -f mmlu-validation.bin --tasks 500", "lmrun eval mc model-Q4_0.gguf --base model-F16.gguf -f arc-challenge-validation.bin"],
   "eval gen": ["lmrun eval gen model.gguf -f tasks.jsonl --answers answers.jsonl", "lmrun eval gen --score-only answers.jsonl --metrics bleu,chrf"],
+  engine: ["lmrun engine build --rpc", "lmrun engine ls", "lmrun engine rm cpu-rpc-llama.cpp-v0.5.0-nlc-3.22.1"],
+  "engine build": ["lmrun engine build --rpc", "lmrun engine build --gpu cuda"],
+  "engine ls": ["lmrun engine ls", "lmrun engine ls --json"],
+  "engine rm": ["lmrun engine rm cpu-rpc-llama.cpp-v0.5.0-nlc-3.22.1", "lmrun engine rm cpu-rpc-llama.cpp-v0.5.0-nlc-3.22.1 --json"],
+  "rpc-server": ["lmrun rpc-server                      # 127.0.0.1:50052", "lmrun rpc-server --port 50053 --threads 2 --cache"],
   completion: ["source <(lmrun completion bash)     # in ~/.bashrc", "source <(lmrun completion zsh)      # in ~/.zshrc", "lmrun completion fish > ~/.config/fish/completions/lmrun.fish"],
 };
 

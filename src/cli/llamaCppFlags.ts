@@ -12,6 +12,7 @@ export const LOAD_SPELLINGS: Record<string, string> = {
   "-ctk": "--cache-type-k",
   "-ctv": "--cache-type-v",
   "--ctx-size": "--ctx",
+  "-ts": "--tensor-split",
 };
 
 export const SAMPLING_SPELLINGS: Record<string, string> = {
@@ -26,6 +27,8 @@ export const LLAMA_BENCH_SPELLINGS: Record<string, string> = {
   "-fa": "--flash-attn",
   "-ctk": "--cache-type-k",
   "-ctv": "--cache-type-v",
+  "-rpc": "--rpc",
+  "-ts": "--tensor-split",
 };
 
 /** The arguments with llama.cpp's spellings (also `-ngl=99`) replaced; nothing after `--` is touched. */

@@ -6,7 +6,9 @@ import { envSetting, type Settings } from "../config/config.js";
 import { MIN_CONTEXT } from "../config/rules.js";
 import { availableCores, DEFAULT_MAX_TOKENS, DEFAULT_SAMPLING, defaultThreads } from "../config/defaults.js";
 import { threadpoolShimAvailable } from "../engine/threadpool.js";
-import type { GpuChoice, GpuLayers, LoadOptions, SamplingOptions } from "../engine/types.js";
+import { parseRpcEndpoints, parseTensorSplit } from "../engine/rpc/endpoints.js";
+import type { GpuChoice, GpuLayers, LoadOptions, RpcLoadOptions, SamplingOptions } from "../engine/types.js";
+import { UsageError } from "../errors.js";
 import { parseBytes, parseCacheType, parseGpu, parseGpuLayers, parseInteger, parseMaxTokens, parseNumber, parseSeed } from "./parse.js";
 
 let pullAllowedByFlag = true;
@@ -30,7 +32,9 @@ export function addLoadOptions(command: Command): Command {
     .option("-b, --batch-size <n>", "tokens evaluated per batch", parseInteger(1, 1_000_000))
     .option("--cache-type-k <type>", "K cache type: f16, q8_0, q4_0, … (llama.cpp: -ctk; default f16)", parseCacheType)
     .option("--cache-type-v <type>", "V cache type (llama.cpp: -ctv; default f16)", parseCacheType)
-    .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes);
+    .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes)
+    .option("--rpc <workers>", "offload to llama.cpp RPC workers HOST:PORT[,HOST:PORT...] (default: LMRUN_RPC; needs `lmrun engine build --rpc`)")
+    .option("--tensor-split <proportions>", "with --rpc: each device's share of the layers, e.g. 3,1 (llama.cpp's -ts; default: by free memory)");
 }
 
 /** Sampling flags shared by run and chat. */
@@ -55,6 +59,8 @@ export interface LoadFlags {
   maxRam?: number;
   cacheTypeK?: string;
   cacheTypeV?: string;
+  rpc?: string;
+  tensorSplit?: string;
 }
 
 export interface SamplingFlags {
@@ -132,6 +138,7 @@ export function resolveLoadOptionsAndTuning(
     cacheTypeK: flags.cacheTypeK,
     cacheTypeV: flags.cacheTypeV,
     verbose,
+    rpc: resolveRpc(flags, env),
   };
   return { options, tuned: Object.keys(applied).length > 0 ? applied : undefined };
 }
@@ -170,6 +177,18 @@ export function warnIfThreadsAboveCores(ctx: Pick<CommandContext, "out">, flags:
     ["--threads-batch", flags.threadsBatch],
   ]);
   if (warning !== undefined) ctx.out.warn(warning);
+}
+
+/** --rpc, else LMRUN_RPC (an empty --rpc "" turns LMRUN_RPC off), with --tensor-split. */
+export function resolveRpc(flags: Pick<LoadFlags, "rpc" | "tensorSplit">, env: NodeJS.ProcessEnv): RpcLoadOptions | undefined {
+  const fromFlag = flags.rpc !== undefined;
+  const raw = fromFlag ? flags.rpc : env.LMRUN_RPC;
+  if (raw === undefined || raw.trim() === "") {
+    if (flags.tensorSplit !== undefined) throw new UsageError("--tensor-split needs --rpc", "lmrun splits layers only across RPC workers");
+    return undefined;
+  }
+  const endpoints = parseRpcEndpoints(raw, fromFlag ? "--rpc" : "LMRUN_RPC");
+  return { endpoints, ...(flags.tensorSplit !== undefined ? { tensorSplit: parseTensorSplit(flags.tensorSplit) } : {}) };
 }
 
 export function resolveSampling(flags: SamplingFlags, settings: Settings): SamplingOptions & { maxTokens: number } {

@@ -10,6 +10,8 @@ import { registerPerplexity } from "./commands/perplexity.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRm } from "./commands/rm.js";
 import { registerRun } from "./commands/run.js";
+import { registerEngine } from "./commands/engine.js";
+import { registerRpcServer } from "./commands/rpcServer.js";
 import { registerShow } from "./commands/show.js";
 import { registerVerify } from "./commands/verify.js";
 import { registerCompletion } from "./commands/completion.js";
@@ -44,6 +46,8 @@ export function buildProgram(ctx: CommandContext): Command {
   registerInfo(program, ctx);
   registerPerplexity(program, ctx);
   registerEval(program, ctx);
+  registerEngine(program, ctx);
+  registerRpcServer(program, ctx);
   registerCompletion(program, ctx);
   // After every register call: each command's help ends with its examples (src/cli/examples.ts).
   addExamples(program);

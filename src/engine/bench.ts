@@ -267,19 +267,22 @@ function vocabularySize(model: LlamaModel): number {
 
 export async function openBenchModel(
   modelPath: string,
-  options: { gpu: GpuChoice; gpuLayers: number; signal?: AbortSignal },
+  /** rpc: the workers were registered already (connectRpcWorkers), with the RPC engine build as the shared binding. */
+  options: { gpu: GpuChoice; gpuLayers: number; signal?: AbortSignal; rpc?: boolean },
 ): Promise<BenchModelHandle> {
   await checkModelFileHeader(modelPath);
   const llama = await getSharedLlama(options.gpu).catch((error: unknown) => {
     throw backendUnavailable(options.gpu, error);
   });
+  const offload = options.rpc === true || llama.gpu !== false;
   const openMpBuild = /OPENMP = 1/.test(llama.systemInfo);
   let model: LlamaModel;
   try {
     model = await llama.loadModel({
       modelPath,
       // llama-bench's -ngl -1 means every layer.
-      gpuLayers: llama.gpu === false ? 0 : options.gpuLayers < 0 ? "max" : options.gpuLayers,
+      gpuLayers: !offload ? 0 : options.gpuLayers < 0 ? "max" : options.gpuLayers,
+      ...(options.rpc === true ? { ignoreMemorySafetyChecks: true } : {}),
       ...(options.signal ? { loadSignal: options.signal } : {}),
     });
   } catch (error) {

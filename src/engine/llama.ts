@@ -24,6 +24,14 @@ const RECENT_LOG_LIMIT = 40;
 let sink: LlamaLogSink = { verbose: false, write: () => {} };
 let llamaPromise: Promise<Llama> | undefined;
 let llamaGpu: GpuChoice | undefined;
+let llamaEngine: string | undefined;
+
+/** An engine build to load instead of the prebuilt binaries (engines.ts): its backend and cmake options. */
+export interface EngineBuildChoice {
+  id: string;
+  gpu: "cpu" | "cuda" | "vulkan";
+  cmakeOptions: Record<string, string>;
+}
 
 export function setLlamaLogSink(next: LlamaLogSink): void {
   sink = next;
@@ -56,21 +64,31 @@ export function checkGpuChoiceForPlatform(gpu: GpuChoice, platform: NodeJS.Platf
   throw new UsageError(`--gpu ${gpu}: ${problem}`, "Use --gpu auto, metal or cpu");
 }
 
-export async function getSharedLlama(gpu: GpuChoice): Promise<Llama> {
+/**
+ * The binding: node-llama-cpp's prebuilt binaries, or the engine build given (loaded with the option
+ * that refuses to fall back to a prebuilt binary without it: a prebuilt has no RPC backend).
+ */
+export async function getSharedLlama(gpu: GpuChoice, engine?: EngineBuildChoice): Promise<Llama> {
   if (llamaPromise !== undefined) {
-    if (llamaGpu !== gpu) {
-      throw new Error(`llama.cpp was already initialised for ${llamaGpu}; cannot switch to ${gpu} in one process`);
+    // Code that knows nothing of engine builds (reports, VRAM probes) gets the one this process chose.
+    if (llamaGpu !== gpu || (engine !== undefined && llamaEngine !== engine.id)) {
+      const what = (g: GpuChoice | undefined, e: string | undefined) => (e ? `the engine build ${e}` : `${g}`);
+      throw new Error(`llama.cpp was already initialised for ${what(llamaGpu, llamaEngine)}; cannot switch to ${what(gpu, engine?.id)} in one process`);
     }
     return llamaPromise;
   }
   checkGpuChoiceForPlatform(gpu);
   llamaGpu = gpu;
-  llamaPromise = chooseBackend(gpu, { create: createLlama, check: checkGpuBackend, notice: emitEngineNotice });
+  llamaEngine = engine?.id;
+  llamaPromise = engine
+    ? chooseBackend(engine.gpu, { create: () => createLlama(engine.gpu, [], engine), check: checkGpuBackend, notice: emitEngineNotice })
+    : chooseBackend(gpu, { create: createLlama, check: checkGpuBackend, notice: emitEngineNotice });
   try {
     return await llamaPromise;
   } catch (error) {
     llamaPromise = undefined;
     llamaGpu = undefined;
+    llamaEngine = undefined;
     throw error;
   }
 }
@@ -119,10 +137,18 @@ export async function chooseBackend<T extends BackendHandle>(choice: GpuChoice, 
   }
 }
 
-async function createLlama(gpu: GpuChoice, exclude: GpuType[] = []): Promise<Llama> {
+async function createLlama(gpu: GpuChoice, exclude: GpuType[] = [], engine?: EngineBuildChoice): Promise<Llama> {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
   const llama = await getLlama({
     gpu: gpu === "cpu" ? false : gpu === "auto" && exclude.length > 0 ? { type: "auto", exclude } : gpu,
+    ...(engine
+      ? {
+          // Only this build: node-llama-cpp finds it by these options; no prebuilt binary may stand in for it.
+          cmakeOptions: engine.cmakeOptions,
+          existingPrebuiltBinaryMustMatchBuildOptions: true,
+          usePrebuiltBinaries: false,
+        }
+      : {}),
     // The logger decides what is shown; llama.cpp must hand everything over.
     logLevel: sink.verbose ? LlamaLogLevel.debug : LlamaLogLevel.warn,
     logger: onLog,
@@ -140,9 +166,9 @@ async function createLlama(gpu: GpuChoice, exclude: GpuType[] = []): Promise<Lla
 /** What fixes a GPU backend whose prebuilt binary does not run here: a newer driver, or a local build (which node-llama-cpp then prefers). */
 export function gpuFixHint(gpu: GpuType | false | string): string {
   if (gpu === "cuda") {
-    return "Update the NVIDIA driver, or build llama.cpp for this machine with `npx --no node-llama-cpp source build --gpu cuda` (needs the CUDA toolkit and cmake; lmrun then uses that build)";
+    return "Update the NVIDIA driver, or build llama.cpp for this machine with `lmrun engine build --gpu cuda` (needs the CUDA toolkit and cmake; lmrun then uses that build)";
   }
-  if (gpu === "vulkan") return "Update the GPU driver, or build llama.cpp for this machine with `npx --no node-llama-cpp source build --gpu vulkan`";
+  if (gpu === "vulkan") return "Update the GPU driver, or build llama.cpp for this machine with `lmrun engine build --gpu vulkan`";
   return "Update the GPU driver";
 }
 
@@ -203,10 +229,10 @@ export function backendUnavailable(gpu: GpuChoice, error: unknown): LmrunError {
   const why = noBinary ? `none of node-llama-cpp's ${GPU_LABELS[gpu]} builds of llama.cpp loads here (is the ${GPU_LABELS[gpu]} driver installed?)` : message;
   return new LmrunError(`cannot use ${GPU_LABELS[gpu]} on this machine: ${why}`, {
     hint: noBinary && gpu !== "auto" && gpu !== "cpu"
-      ? `Use --gpu auto or --gpu cpu; with the driver installed, a build for this machine is made by: npx --no node-llama-cpp source build --gpu ${gpu}`
+      ? `Use --gpu auto or --gpu cpu; with the driver installed, a build for this machine is made by: lmrun engine build --gpu ${gpu}`
       : noBinary
         ? // Not even the CPU build loads (an old glibc, an unusual CPU): node-llama-cpp's install script would have built one, but npm 11 runs it only when allowed.
-          "No prebuilt llama.cpp runs on this machine. Build one (needs cmake and a C++ compiler): reinstall with `npm install -g lmrun --allow-scripts=node-llama-cpp`, or run `npx --no node-llama-cpp source build` in lmrun's directory"
+          "No prebuilt llama.cpp runs on this machine. Build one (needs cmake and a C++ compiler): reinstall with `npm install -g lmrun --allow-scripts=node-llama-cpp`, or run `lmrun engine build`"
         : "Use --gpu auto or --gpu cpu (lmrun info lists the backends that load here)",
     cause: error,
   });

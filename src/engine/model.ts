@@ -6,7 +6,7 @@ import { formatBytes } from "../io/format.js";
 import { backendUnavailable, clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
 import { checkCacheTypes, checkModelFileHeader, KV_TYPE_NAMES, readModelHeader } from "./modelFile.js";
 import { setAdaptiveThreads } from "./threadpool.js";
-import type { LoadOptions, ModelSummary } from "./types.js";
+import type { LoadOptions, ModelSummary, RpcLoadOptions } from "./types.js";
 
 /** Default context when the user gives none: the training context, capped, as ollama does. */
 export const DEFAULT_CONTEXT_CAP = 4096;
@@ -29,10 +29,16 @@ export class LoadedModel {
 export async function loadModel(modelPath: string, options: LoadOptions): Promise<LoadedModel> {
   const { sizeBytes } = await checkModelFileHeader(modelPath);
   let llama: Llama;
-  try {
-    llama = await getSharedLlama(options.gpu);
-  } catch (error) {
-    throw backendUnavailable(options.gpu, error);
+  let rpc: Awaited<ReturnType<typeof connectRpcWorkers>> | undefined;
+  if (options.rpc) {
+    rpc = await connectRpcWorkers(options.gpu, options.rpc, options.signal);
+    llama = rpc.llama;
+  } else {
+    try {
+      llama = await getSharedLlama(options.gpu);
+    } catch (error) {
+      throw backendUnavailable(options.gpu, error);
+    }
   }
   const { fileInfo, insights } = await readModelHeader(modelPath, sizeBytes, llama);
   if (!insights.isSupportedByLlamaCpp) {
@@ -44,8 +50,10 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
   checkCacheTypes(fileInfo.metadata, path.basename(modelPath), { k: options.cacheTypeK !== undefined ? [options.cacheTypeK] : [], v: options.cacheTypeV !== undefined ? [options.cacheTypeV] : [] });
   const trainContextSize = insights.trainContextSize ?? 2048;
   const contextSize = options.contextSize ?? Math.min(trainContextSize, DEFAULT_CONTEXT_CAP);
-  const cpuOnly = options.gpu === "cpu" || llama.gpu === false;
-  const estimateLayers = cpuOnly ? 0 : options.gpuLayers === "max" ? insights.totalLayers : typeof options.gpuLayers === "number" ? options.gpuLayers : 0;
+  // With RPC workers the layers go to them (llama.cpp's -ngl 99), even on a build without a local GPU.
+  const cpuOnly = rpc === undefined && (options.gpu === "cpu" || llama.gpu === false);
+  const gpuLayers = rpc !== undefined && options.gpuLayers === "auto" ? "max" : options.gpuLayers;
+  const estimateLayers = cpuOnly ? 0 : gpuLayers === "max" ? insights.totalLayers : typeof gpuLayers === "number" ? Math.min(gpuLayers, insights.totalLayers) : 0;
   const modelNeeds = insights.estimateModelResourceRequirements({ gpuLayers: estimateLayers, useMmap: false });
   const contextNeeds = insights.estimateContextResourceRequirements({
     contextSize,
@@ -60,13 +68,26 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
       { hint: "Use a smaller quantisation or model, or a smaller --ctx" },
     );
   }
+  if (rpc !== undefined && llama.gpu === false) {
+    // The offloaded layers and their part of the context live on the workers: count their memory.
+    const workerNeeds = modelNeeds.gpuVram + contextNeeds.gpuVram;
+    const workerFree = rpc.devices.reduce((sum, device) => sum + device.freeBytes, 0);
+    if (workerNeeds > workerFree) {
+      throw new LmrunError(
+        `${path.basename(modelPath)} needs about ${formatBytes(workerNeeds)} on the RPC workers for ${estimateLayers} layers with a ${contextSize}-token context, but they have ${formatBytes(workerFree)} free`,
+        { hint: "Add workers, keep some layers here with --gpu-layers N, or use a smaller --ctx" },
+      );
+    }
+  }
 
   clearRecentLlamaLogs();
   let model: LlamaModel;
   try {
     model = await llama.loadModel({
       modelPath,
-      gpuLayers: cpuOnly ? 0 : options.gpuLayers,
+      gpuLayers: cpuOnly ? 0 : gpuLayers,
+      // node-llama-cpp's VRAM estimate knows nothing of RPC workers; lmrun checked their memory above.
+      ...(rpc !== undefined ? { ignoreMemorySafetyChecks: true } : {}),
       ...(options.signal ? { loadSignal: options.signal } : {}),
     });
   } catch (error) {
@@ -109,8 +130,32 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     gpuLayers: model.gpuLayers,
     threads: options.threads,
     batchThreads,
+    ...(rpc !== undefined
+      ? { rpcDevices: rpc.devices.map((device) => ({ name: device.name, endpoint: device.description, freeBytes: device.freeBytes, totalBytes: device.totalBytes })) }
+      : {}),
   };
   return new LoadedModel(llama, model, context, summary);
+}
+
+/**
+ * --rpc: the engine build with llama.cpp's RPC backend, then the workers registered as its devices
+ * (checked from JavaScript first). Serve and other long-lived callers use the same two steps.
+ */
+export async function connectRpcWorkers(gpu: LoadOptions["gpu"], rpc: RpcLoadOptions, signal?: AbortSignal) {
+  const [{ findRpcEngine, linkEngine }, { registerRpcWorkers }] = await Promise.all([import("./engines.js"), import("./rpc/register.js")]);
+  const engine = await findRpcEngine(gpu);
+  await linkEngine(engine);
+  let llama: Llama;
+  try {
+    llama = await getSharedLlama(gpu, engine);
+  } catch (error) {
+    throw new LmrunError(`cannot load the engine build ${engine.id}: ${(error as Error).message.split("\n")[0]}`, {
+      hint: `Rebuild it: lmrun engine build --rpc${engine.gpu === "cpu" ? "" : ` --gpu ${engine.gpu}`}`,
+      cause: error,
+    });
+  }
+  const { workers, devices } = await registerRpcWorkers(llama.llamaCppRelease.release, rpc.endpoints, { tensorSplit: rpc.tensorSplit, signal });
+  return { llama, engine, workers, devices };
 }
 
 function explainNativeError(error: unknown): string {

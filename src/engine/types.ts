@@ -27,6 +27,15 @@ export interface LoadOptions {
   cacheTypeV?: string | undefined;
   verbose: boolean;
   signal?: AbortSignal | undefined;
+  /** llama.cpp RPC workers to offload to (--rpc): needs an engine build with RPC. */
+  rpc?: RpcLoadOptions | undefined;
+}
+
+export interface RpcLoadOptions {
+  /** "host:port" each, already parsed and checked (rpc/endpoints.ts). */
+  endpoints: { host: string; port: number; address: string }[];
+  /** --tensor-split proportions, in llama.cpp's device order (the workers first). */
+  tensorSplit?: number[] | undefined;
 }
 
 export interface SamplingOptions {
@@ -91,4 +100,6 @@ export interface ModelSummary {
   gpuLayers: number;
   threads: number;
   batchThreads: number;
+  /** The RPC workers' devices the model was offloaded to (--rpc), with their memory at load. */
+  rpcDevices?: { name: string; endpoint: string; freeBytes: number; totalBytes: number }[] | undefined;
 }

@@ -164,7 +164,7 @@ describe("choosing a backend from the test runs", () => {
     const error = await chooseBackend("cuda", m.deps).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LmrunError);
     expect((error as LmrunError).message).toBe("the CUDA backend fails on this machine: cuda broke");
-    expect((error as LmrunError).hint).toMatch(/npx --no node-llama-cpp source build --gpu cuda.*or use --gpu cpu$/);
+    expect((error as LmrunError).hint).toMatch(/lmrun engine build --gpu cuda.*or use --gpu cpu$/);
     expect(m.created).toEqual(["cuda"]);
     expect(m.disposed).toEqual(["cuda"]);
   });

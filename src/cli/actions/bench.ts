@@ -3,7 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
-import { modelFacts, threadsAboveCoresWarning } from "../modelOptions.js";
+import { modelFacts, resolveRpc, threadsAboveCoresWarning } from "../modelOptions.js";
+import { delegateToRpcChild } from "../rpcChild.js";
 import { parseGpu } from "../parse.js";
 import { envSetting, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
@@ -24,6 +25,7 @@ import type { BenchParams, BenchSystemInfo, OutputFormat } from "../../bench/typ
 export interface BenchFlags extends RawBenchFlags {
   output?: string;
   gpu?: string;
+  rpc?: string;
   promptFile?: string;
   compare?: string;
   tune?: boolean;
@@ -42,6 +44,8 @@ function phaseText(phase: BenchPhase, repetition: number, repetitions: number): 
 }
 
 export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], flags: BenchFlags): Promise<void> {
+  const rpc = resolveRpc(flags, ctx.env);
+  if (await delegateToRpcChild(ctx, rpc)) return;
   const format = (flags.output ?? "md") as OutputFormat;
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
   const settings = await readSettings(ctx.env);
@@ -58,6 +62,9 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   if (threadsWarning !== undefined) ctx.out.warn(threadsWarning);
   const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
   const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : (envSetting<GpuChoice>(ctx.env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto");
+  // With workers: the RPC engine build and the registered workers first, before anything reads a model
+  // header (node-llama-cpp would load its prebuilt binding for that: a second llama.cpp in this process).
+  const rpcDevices = rpc ? (await import("../../engine/model.js").then((m) => m.connectRpcWorkers(gpu, rpc, ctx.signal))).devices : [];
 
   const { resolveModel } = await import("../../models/resolve.js");
   const { sha256File } = await import("../../models/hash.js");
@@ -85,7 +92,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   if (flags.promptFile !== undefined) {
     const prompt = await readOrExplain(flags.promptFile);
     if (prompt.trim() === "") throw new UsageError(`--prompt-file ${flags.promptFile} is empty`, "Give a file with the text to time");
-    await runPromptFileBench(ctx, { params, models, gpu, prompt, format });
+    await runPromptFileBench(ctx, { params, models, gpu, prompt, format, rpc });
     return;
   }
 
@@ -96,8 +103,9 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     buildCommit: report.versions.llamaCppCommit,
     buildNumber: report.versions.llamaCppBuildNumber,
     cpuInfo: report.cpu.model,
-    gpuInfo: report.gpus.map((g) => g.name).join(", "),
-    backends: report.activeBackend,
+    // As llama-bench: GPU-type devices' descriptions (an RPC device's is its endpoint), and "RPC" after the local backends.
+    gpuInfo: [...report.gpus.map((g) => g.name).filter((name) => !rpcDevices.some((d) => d.description === name)), ...rpcDevices.map((d) => d.description)].join(", "),
+    backends: rpcDevices.length === 0 ? report.activeBackend : report.activeBackend === "CPU" ? "RPC" : `${report.activeBackend},RPC`,
     cpuCores: report.cpu.logicalCores,
     ramBytes: report.ram.totalBytes,
     nodeLlamaCppVersion: report.versions.nodeLlamaCpp,
@@ -105,7 +113,8 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     lmrunVersion: await lmrunVersion(),
     platform: report.platform,
   };
-  const cpuBackend = report.activeBackend === "CPU";
+  // llama-bench shows the ngl column for any backend but the CPU alone (RPC included).
+  const cpuBackend = systemInfo.backends === "CPU";
   const printer = createPrinter(format, { sweptColumns: sweptColumns(params, { threads: threadsDefault }, cpuBackend), buildCommit: systemInfo.buildCommit, buildNumber: systemInfo.buildNumber });
   const progress = progressLine(ctx);
   ctx.out.text(printer.header());
@@ -113,7 +122,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     params,
     models,
     {
-      openModel: (modelPath, options) => engine.openBenchModel(modelPath, { gpu, gpuLayers: options.gpuLayers, signal: options.signal }),
+      openModel: (modelPath, options) => engine.openBenchModel(modelPath, { gpu, gpuLayers: options.gpuLayers, signal: options.signal, rpc: rpc !== undefined }),
       usedVram: () => engine.usedVramBytes(gpu),
       memory: createPeakMemoryProbe(),
       system: systemInfo,

@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { DEFAULT_SAMPLING } from "../../config/defaults.js";
-import type { GpuChoice } from "../../engine/types.js";
+import type { GpuChoice, RpcLoadOptions } from "../../engine/types.js";
 import { promptFileTable, summarisePromptFile } from "../../bench/format.js";
 import { isAbort, type BenchModelSource } from "../../bench/runBench.js";
 import type { BenchParams, OutputFormat, PromptFileRecord } from "../../bench/types.js";
@@ -13,7 +13,7 @@ import type { BenchParams, OutputFormat, PromptFileRecord } from "../../bench/ty
  */
 export async function runPromptFileBench(
   ctx: CommandContext,
-  job: { params: BenchParams; models: ReadonlyMap<string, BenchModelSource>; gpu: GpuChoice; prompt: string; format: OutputFormat },
+  job: { params: BenchParams; models: ReadonlyMap<string, BenchModelSource>; gpu: GpuChoice; prompt: string; format: OutputFormat; rpc?: RpcLoadOptions | undefined },
 ): Promise<void> {
   const { loadModel } = await import("../../engine/model.js");
   const { generate } = await import("../../engine/generate.js");
@@ -26,7 +26,7 @@ export async function runPromptFileBench(
       const source = job.models.get(ref)!;
       for (const threads of job.params.nThreads) {
         if (ctx.signal.aborted) break;
-        const loaded = await loadModel(source.path, { gpu: job.gpu, gpuLayers: "auto", threads, verbose: ctx.verbose, signal: ctx.signal });
+        const loaded = await loadModel(source.path, { gpu: job.gpu, gpuLayers: "auto", threads, verbose: ctx.verbose, signal: ctx.signal, rpc: job.rpc });
         try {
           const request = {
             prompt: job.prompt,

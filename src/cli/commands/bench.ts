@@ -25,6 +25,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     .option("--no-warmup", "skip the warm-up run")
     .option("-o, --output <format>", "md, csv, json or jsonl (default md)")
     .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", (v: string) => parseGpu(v))
+    .option("--rpc <workers>", "offload to llama.cpp RPC workers HOST:PORT[,...] (llama-bench: -rpc; default: LMRUN_RPC; needs `lmrun engine build --rpc`)")
     .option("--prompt-file <file>", "instead of random tokens: this text through the same path as `run` (TTFT, prompt and generation t/s)")
     .option("--compare <old.json>", "print deltas against an earlier -o json/jsonl run, marked where beyond the noise")
     .option("--tune", "find the fastest threads and batch size for this model (among -t and -b if given) and save them as its default for run and chat")

@@ -14,11 +14,13 @@ import {
   givenSeed,
   modelFacts,
   resolveLoadOptionsAndTuning,
+  resolveRpc,
   resolveSampling,
   type LoadFlags,
   type SamplingFlags,
   warnIfThreadsAboveCores,
 } from "../modelOptions.js";
+import { delegateToRpcChild } from "../rpcChild.js";
 import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";
 
@@ -48,6 +50,7 @@ export function registerChat(program: Command, ctx: CommandContext): void {
 }
 
 async function chatCommand(ctx: CommandContext, modelArg: string | undefined, flags: ChatFlags): Promise<void> {
+  if (!flags.sessions && (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env)))) return;
   const { SessionStore, newSessionId } = await import("../../chat/sessionStore.js");
   const paths = lmrunPaths(ctx.env);
   const store = new SessionStore(paths.sessions);

@@ -1,0 +1,66 @@
+import { spawn } from "node:child_process";
+import path from "node:path";
+import readline from "node:readline";
+import type { RpcLoadOptions } from "../engine/types.js";
+import { LmrunError, SilentExit } from "../errors.js";
+import type { CommandContext } from "./context.js";
+
+/** Set in the child that runs the model: it must not delegate again. */
+export const RPC_CHILD_ENV = "LMRUN_RPC_CHILD";
+
+/**
+ * With RPC workers, llama.cpp aborts the whole process when a worker dies or stops answering
+ * mid-run (GGML_ABORT in its RPC client). So the command runs again in a child process with the
+ * same arguments; this process relays its output, and when the child dies of such an abort it
+ * names the worker that went away, in one line, and exits 1. Returns false when the command should
+ * simply run here (no --rpc, already the child, or lmrun not started from its own bin script).
+ */
+export async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOptions | undefined): Promise<boolean> {
+  if (rpc === undefined || ctx.env[RPC_CHILD_ENV] === "1") return false;
+  const script = process.argv[1];
+  if (!script || path.basename(script) !== "lmrun.js") return false;
+  const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
+    env: { ...ctx.env, [RPC_CHILD_ENV]: "1", GGML_NO_BACKTRACE: "1" },
+    stdio: ["inherit", "inherit", "pipe"],
+  });
+  const forward = (): void => {
+    if (child.exitCode === null) child.kill("SIGTERM");
+  };
+  ctx.signal.addEventListener("abort", forward, { once: true });
+  let abortLine: string | undefined;
+  const lines = readline.createInterface({ input: child.stderr! });
+  lines.on("line", (line) => {
+    // llama.cpp's abort, and what follows it: kept out of the output, summarised below.
+    if (abortLine !== undefined) return;
+    if (/GGML_ABORT|ggml-rpc\.cpp:\d+:|Remote RPC server crashed|Failed to connect to|RPC handshake failed/.test(line)) {
+      abortLine = line.replace(/^.*?ggml-rpc\.cpp:\d+:\s*/, "").trim();
+      return;
+    }
+    ctx.stderr.write(`${line}\n`);
+  });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on("close", (c, s) => resolve([c, s])));
+  ctx.signal.removeEventListener("abort", forward);
+  if (code !== null && abortLine === undefined) throw new SilentExit(code);
+  if (ctx.signal.aborted) throw new SilentExit(130);
+  throw await explainChildDeath(rpc, signal, abortLine);
+}
+
+/** Which worker went away: the ones that no longer answer a hello are named. */
+async function explainChildDeath(rpc: RpcLoadOptions, signal: NodeJS.Signals | null, abortLine: string | undefined): Promise<LmrunError> {
+  const { probeRpcWorker } = await import("../engine/rpc/preflight.js");
+  const gone: string[] = [];
+  await Promise.all(
+    rpc.endpoints.map(async (endpoint) => {
+      try {
+        await probeRpcWorker(endpoint, { connectTimeoutMs: 2000, replyTimeoutMs: 2000 });
+      } catch (error) {
+        gone.push(`${endpoint.address} (it ${(error as Error).message.replace(/^worker \S+ /, "")})`);
+      }
+    }),
+  );
+  const what = abortLine ? `llama.cpp: ${abortLine}` : `the model process died of ${signal ?? "an unknown cause"}`;
+  if (gone.length > 0) {
+    return new LmrunError(`RPC worker ${gone.join("; ")} went away during the run; ${what}`, { hint: "Restart the worker and run again" });
+  }
+  return new LmrunError(`the run failed on an RPC worker; ${what}`, { hint: "Check the workers' logs, then run again" });
+}
