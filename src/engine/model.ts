@@ -94,7 +94,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     throw new LmrunError(`failed to load ${path.basename(modelPath)}: ${explainNativeError(error)}`, { cause: error });
   }
   const batchThreads = options.batchThreads ?? Math.max(1, llama.cpuMathCores);
-  setAdaptiveThreads(options.adaptiveThreads === true);
+  setAdaptiveThreads(options.adaptiveThreads === true, options.adaptiveThreads === true && options.batchThreads === undefined);
   let context: LlamaContext;
   try {
     context = await model.createContext({

@@ -30,7 +30,7 @@ interface ShimModule {
   status(): Omit<ThreadpoolStatus, "loaded"> & { resolved: boolean };
   claimLastContext(): boolean;
   decodeToken(token: number): number;
-  setAdaptiveThreads?(on: boolean): boolean;
+  setAdaptiveThreads?(generation: boolean, batches: boolean): boolean;
   watchTermination?(graceMs: number): boolean;
 }
 
@@ -106,12 +106,12 @@ export function syncDecoder(): SyncDecoder | undefined {
 }
 
 /**
- * Lets single-token decodes use fewer threads than the context's count while other processes keep
- * the cores busy (see native/threadpool.c). For thread counts lmrun chose; a count the user gave,
- * and the bench, run exactly as asked. No-op without the shim.
+ * Lets single-token decodes (generation) and prompt batches use fewer threads than the context's
+ * counts while other processes keep the cores busy (see native/threadpool.c). For thread counts
+ * lmrun chose; a count the user gave, and the bench, run exactly as asked. No-op without the shim.
  */
-export function setAdaptiveThreads(on: boolean): void {
-  shim?.setAdaptiveThreads?.(on);
+export function setAdaptiveThreads(generation: boolean, batches: boolean): void {
+  shim?.setAdaptiveThreads?.(generation, batches);
 }
 
 export function threadpoolStatus(): ThreadpoolStatus {

@@ -11,8 +11,9 @@ export interface LoadOptions {
   /** Threads for single-token generation (llama.cpp's -t). */
   threads: number;
   /**
-   * `threads` is lmrun's own choice (not the user's): generation may then use fewer while other
-   * processes keep the cores busy (engine/native/threadpool.c).
+   * `threads` is lmrun's own choice (not the user's): generation, and prompt batches when
+   * batchThreads is not given either, may then use fewer while other processes keep the cores busy
+   * (engine/native/threadpool.c).
    */
   adaptiveThreads?: boolean | undefined;
   /** Threads for prompt batches (llama.cpp's -tb); undefined = all math cores. */

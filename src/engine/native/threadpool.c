@@ -247,6 +247,8 @@ static bool attach_pools(context_pools * entry, int n_threads, int n_threads_bat
 
 /* ---- adaptive generation threads (see adaptive_state) ---- */
 static int adaptive_enabled = 0;
+/* Prompt batches too (lmrun also chose --threads-batch): a short prompt's graph collapses the same way. */
+static int adaptive_batch_enabled = 0;
 /* LMRUN_THREADPOOL_DEBUG=1: each decision on stderr (to check the policy on a given machine). */
 static int adaptive_debug = -1;
 #define ADAPT_LOG(...) do { \
@@ -426,11 +428,11 @@ int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
     ensure_resolved();
     if (!real.decode) return -1;
     __atomic_store_n(&last_decoded_ctx, ctx, __ATOMIC_RELEASE);
-    int requested = 0, threads = 0, threads_batch = 0;
+    int requested = 0, threads = 0, threads_batch = 0, requested_batch = 0;
     adaptive_state * adapt = NULL;
     if (real.pools_enabled) {
         requested = threads = real.n_threads(ctx);
-        threads_batch = real.n_threads_batch(ctx);
+        threads_batch = requested_batch = real.n_threads_batch(ctx);
         pthread_mutex_lock(&pools_lock);
         context_pools * entry = entry_for(ctx, true);
         if (entry) {
@@ -440,18 +442,23 @@ int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
                 if (batch.n_tokens == 1) threads = adaptive_choose(adapt, requested);
                 else if (adapt->requested == requested) threads = adapt->current;
             }
+            if (batch.n_tokens != 1 && threads_batch > 1 && __atomic_load_n(&adaptive_batch_enabled, __ATOMIC_RELAXED)) {
+                /* One look per batch: cheap next to a batch, and a batch is one graph, so no timing to learn from. */
+                int free = free_cores();
+                while (threads_batch > 1 && threads_batch > free) threads_batch = fewer_threads(threads_batch);
+            }
             if (attach_pools(entry, threads, threads_batch)) decodes_with_pool++;
-            else threads = requested, adapt = NULL;
+            else threads = requested, threads_batch = requested_batch, adapt = NULL;
         }
         pthread_mutex_unlock(&pools_lock);
         if (batch.n_tokens != 1) adapt = NULL;
         /* llama.cpp reads the count at compute time; it goes back to what the binding set right after. */
-        if (threads != requested) real.set_n_threads(ctx, threads, threads_batch);
+        if (threads != requested || threads_batch != requested_batch) real.set_n_threads(ctx, threads, threads_batch);
     }
     uint64_t started = now_nanos();
     int32_t result = real.decode(ctx, batch);
     uint64_t elapsed = now_nanos() - started;
-    if (threads != requested) real.set_n_threads(ctx, requested, threads_batch);
+    if (threads != requested || threads_batch != requested_batch) real.set_n_threads(ctx, requested, requested_batch);
     if (adapt) {
         pthread_mutex_lock(&pools_lock);
         adaptive_record(adapt, threads, (double)elapsed / 1e6);
@@ -550,13 +557,15 @@ static napi_value status(napi_env env, napi_callback_info info) {
     return result;
 }
 
-/* setAdaptiveThreads(on): single-token decodes may use fewer threads than asked when cores are busy. */
+/* setAdaptiveThreads(generation, batches): decodes may use fewer threads than asked when cores are busy. */
 static napi_value set_adaptive_threads(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1];
-    bool on = false;
-    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1) napi_get_value_bool(env, argv[0], &on);
+    size_t argc = 2;
+    napi_value argv[2];
+    bool on = false, batch = false;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc >= 1) napi_get_value_bool(env, argv[0], &on);
+    if (argc >= 2) napi_get_value_bool(env, argv[1], &batch);
     __atomic_store_n(&adaptive_enabled, on ? 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&adaptive_batch_enabled, batch ? 1 : 0, __ATOMIC_RELAXED);
     napi_value result;
     napi_get_boolean(env, on, &result);
     return result;
