@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
+import type { RunOutcome, RunSpec } from "../../client/run.js";
 import type { GenerateRequest } from "../../engine/types.js";
 import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin } from "../../io/tty.js";
@@ -20,6 +21,8 @@ interface RunFlags extends LoadFlags, SamplingFlags {
   truncate?: boolean;
   stats?: boolean;
   json?: boolean;
+  local?: boolean;
+  server?: string;
 }
 
 export function registerRun(program: Command, ctx: CommandContext): void {
@@ -36,7 +39,9 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option("--json-schema <file>", "constrain the output to this JSON schema")
     .option("--truncate", "keep the end of a prompt that is longer than the context instead of failing")
     .option("--stats", "print timing statistics to stderr when done")
-    .option("--json", "print one JSON object with the text, token counts and timings");
+    .option("--json", "print one JSON object with the text, token counts and timings")
+    .option("--local", "run in-process even when an lmrun server is running")
+    .option("--server <url>", "send the prompt to the lmrun server at this URL (default: the running one, LMRUN_HOST)");
   addSamplingOptions(addLoadOptions(command));
   command.action(async (model: string, promptArgs: string[], flags: RunFlags) => {
     await runCommand(ctx, model, promptArgs, flags);
@@ -53,6 +58,31 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
 
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
+  const spec: RunSpec = { prompt, systemPrompt, raw: flags.raw === true, stop: flags.stop ?? [], jsonSchema, truncate: flags.truncate === true, sampling };
+  const printer = new RunPrinter(ctx, flags.json !== true);
+
+  // A running server answers without loading anything (see client/route.ts for what goes there).
+  const { routeModel, mayFallBack } = await import("../../client/route.js");
+  const route = await routeModel(flags, modelRef, ctx.env, { signal: ctx.signal, ...(ctx.verbose ? { diag: (m: string) => ctx.out.diag(m) } : {}) });
+  if (route !== undefined) {
+    const { runThroughServer } = await import("../../client/run.js");
+    try {
+      const outcome = await runThroughServer(route.client, route.model, spec, { onText: printer.onText, signal: ctx.signal });
+      if (!outcome.chatTemplate && systemPrompt !== undefined && !spec.raw) warnUnusedSystem(ctx, spec, outcome.model.fileName);
+      reportRun(ctx, flags, spec, outcome, printer);
+      return;
+    } catch (error) {
+      if (ctx.signal.aborted) return;
+      if (!printer.wroteAny && mayFallBack(route, error)) {
+        if (ctx.verbose) ctx.out.diag(`${(error as Error).message}: running in-process`);
+      } else {
+        throw error;
+      }
+    } finally {
+      route.client.close();
+    }
+  }
+
   const prepared = await resolveAndLoad(ctx, modelRef, (resolved) =>
     resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path)),
   );
@@ -62,37 +92,19 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     if (flags.raw !== true && !loaded.summary.hasChatTemplate && ctx.verbose) {
       ctx.out.diag(`${loaded.summary.fileName} has no chat template: using plain completion`);
     }
-    if (!useChat && systemPrompt !== undefined) {
-      // Plain completion has no place for a system prompt: say so rather than drop it silently.
-      ctx.out.warn(
-        `the system prompt is not used: ${flags.raw === true ? "--raw is plain completion" : `${loaded.summary.fileName} has no chat template`}, which has no system prompt`,
-      );
-    }
+    if (!useChat && systemPrompt !== undefined) warnUnusedSystem(ctx, spec, loaded.summary.fileName);
     const request: GenerateRequest = {
       prompt,
       chat: useChat,
       systemPrompt,
       maxTokens: sampling.maxTokens,
-      stop: flags.stop ?? [],
+      stop: spec.stop,
       sampling,
       jsonSchema,
-      truncate: flags.truncate === true,
+      truncate: spec.truncate,
     };
     const { generate } = await import("../../engine/generate.js");
-    const streaming = flags.json !== true;
-    let endedWithNewline = true;
-    const result = await generate(loaded, request, {
-      signal: ctx.signal,
-      ...(streaming
-        ? {
-            onText: (text: string) => {
-              if (ctx.stdoutClosed()) return;
-              ctx.out.text(text);
-              if (text.length > 0) endedWithNewline = text.endsWith("\n");
-            },
-          }
-        : {}),
-    });
+    const result = await generate(loaded, request, { signal: ctx.signal, ...(printer.streaming ? { onText: printer.onText } : {}) });
     const { threadpoolStatus } = await import("../../engine/threadpool.js");
     const pool = threadpoolStatus();
     const threadpool = pool.decodesWithPool > 0 ? "persistent" : "per-decode";
@@ -103,61 +115,110 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
           : `cpu threads: started per decode (threadpool shim ${pool.problem || "unused"})`,
       );
     }
-    if (result.truncatedPromptTokens > 0) {
-      ctx.out.warn(`the prompt was cut to fit the context: its first ${result.truncatedPromptTokens} tokens were dropped`);
-    }
-    const timings = {
-      loadMs: prepared.loadMs,
-      ttftMs: result.timings.ttftMs,
-      promptTokensPerSecond: result.timings.promptTokensPerSecond,
-      generationTokensPerSecond: result.timings.generationTokensPerSecond,
-      totalMs: prepared.loadMs + result.timings.totalMs,
-    };
-    if (flags.json) {
-      ctx.out.json({
+    const { summary } = loaded;
+    reportRun(
+      ctx,
+      flags,
+      spec,
+      {
         text: result.text,
-        model: { path: loaded.summary.path, fileName: loaded.summary.fileName, name: prepared.resolved.displayName },
+        model: { path: summary.path, fileName: summary.fileName, name: prepared.resolved.displayName },
         promptTokens: result.promptTokens,
         generatedTokens: result.generatedTokens,
         stopReason: result.stopReason,
         truncatedPromptTokens: result.truncatedPromptTokens,
         chatTemplate: useChat,
-        timings,
-        sampling: {
-          temperature: sampling.temperature,
-          topK: sampling.topK,
-          topP: sampling.topP,
-          minP: sampling.minP,
-          repeatPenalty: sampling.repeatPenalty,
-          seed: sampling.seed,
-          maxTokens: sampling.maxTokens,
-          stop: request.stop,
-        },
-        load: { contextSize: loaded.summary.contextSize, threads: loaded.summary.threads, batchThreads: loaded.summary.batchThreads, gpu: loaded.summary.gpu, gpuLayers: loaded.summary.gpuLayers, threadpool },
-      });
-    } else if (!endedWithNewline && ctx.out.stdoutIsTTY && !ctx.stdoutClosed()) {
-      // Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated.
-      ctx.out.text("\n");
-    }
-    if (flags.stats) {
-      ctx.out.diag(
-        formatRunStats({
-          ...timings,
-          totalMs: timings.totalMs,
-          promptTokens: result.promptTokens,
-          promptMs: result.timings.promptMs,
-          generatedTokens: result.generatedTokens,
-          generationMs: result.timings.generationMs,
-        }),
-      );
-    }
-    if (jsonSchema !== undefined && result.stopReason === "maxTokens" && !isJson(result.text)) {
-      // The grammar holds only while generating: cut by -n, the JSON is unfinished. A script must not
-      // take it for an answer, so this fails (exit 1) after what was generated has been written.
-      throw new LmrunError(`the output reached --max-tokens ${sampling.maxTokens} before the JSON was complete`, { hint: "Raise -n/--max-tokens" });
-    }
+        loadMs: prepared.loadMs,
+        timings: result.timings,
+        load: { contextSize: summary.contextSize, threads: summary.threads, batchThreads: summary.batchThreads, gpu: summary.gpu, gpuLayers: summary.gpuLayers, threadpool },
+      },
+      printer,
+    );
   } finally {
     await prepared.loaded.dispose();
+  }
+}
+
+function warnUnusedSystem(ctx: CommandContext, spec: RunSpec, fileName: string): void {
+  // Plain completion has no place for a system prompt: say so rather than drop it silently.
+  ctx.out.warn(`the system prompt is not used: ${spec.raw ? "--raw is plain completion" : `${fileName} has no chat template`}, which has no system prompt`);
+}
+
+/** Streams the answer to stdout as it comes (unless --json) and remembers how it ended. */
+class RunPrinter {
+  wroteAny = false;
+  private endedWithNewline = true;
+  constructor(
+    private readonly ctx: CommandContext,
+    readonly streaming: boolean,
+  ) {}
+  readonly onText = (text: string): void => {
+    if (!this.streaming || this.ctx.stdoutClosed()) return;
+    this.ctx.out.text(text);
+    if (text.length > 0) {
+      this.wroteAny = true;
+      this.endedWithNewline = text.endsWith("\n");
+    }
+  };
+  /** Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated. */
+  finishLine(): void {
+    if (this.streaming && !this.endedWithNewline && this.ctx.out.stdoutIsTTY && !this.ctx.stdoutClosed()) this.ctx.out.text("\n");
+  }
+}
+
+/** What run prints after the text, the same whether a server or this process generated it. */
+function reportRun(ctx: CommandContext, flags: RunFlags, spec: RunSpec, outcome: RunOutcome, printer: RunPrinter): void {
+  const { sampling } = spec;
+  if (outcome.truncatedPromptTokens > 0) {
+    ctx.out.warn(`the prompt was cut to fit the context: its first ${outcome.truncatedPromptTokens} tokens were dropped`);
+  }
+  const timings = {
+    loadMs: outcome.loadMs,
+    ttftMs: outcome.timings.ttftMs,
+    promptTokensPerSecond: outcome.timings.promptTokensPerSecond,
+    generationTokensPerSecond: outcome.timings.generationTokensPerSecond,
+    totalMs: outcome.loadMs + outcome.timings.totalMs,
+  };
+  if (flags.json) {
+    ctx.out.json({
+      text: outcome.text,
+      model: outcome.model,
+      promptTokens: outcome.promptTokens,
+      generatedTokens: outcome.generatedTokens,
+      stopReason: outcome.stopReason,
+      truncatedPromptTokens: outcome.truncatedPromptTokens,
+      chatTemplate: outcome.chatTemplate,
+      timings,
+      sampling: {
+        temperature: sampling.temperature,
+        topK: sampling.topK,
+        topP: sampling.topP,
+        minP: sampling.minP,
+        repeatPenalty: sampling.repeatPenalty,
+        seed: sampling.seed,
+        maxTokens: sampling.maxTokens,
+        stop: spec.stop,
+      },
+      load: outcome.load,
+    });
+  } else {
+    printer.finishLine();
+  }
+  if (flags.stats) {
+    ctx.out.diag(
+      formatRunStats({
+        ...timings,
+        promptTokens: outcome.promptTokens,
+        promptMs: outcome.timings.promptMs,
+        generatedTokens: outcome.generatedTokens,
+        generationMs: outcome.timings.generationMs,
+      }),
+    );
+  }
+  if (spec.jsonSchema !== undefined && outcome.stopReason === "maxTokens" && !isJson(outcome.text)) {
+    // The grammar holds only while generating: cut by -n, the JSON is unfinished. A script must not
+    // take it for an answer, so this fails (exit 1) after what was generated has been written.
+    throw new LmrunError(`the output reached --max-tokens ${sampling.maxTokens} before the JSON was complete`, { hint: "Raise -n/--max-tokens" });
   }
 }
 
