@@ -6,10 +6,12 @@ import { registerConfig } from "./commands/config.js";
 import { registerInfo } from "./commands/info.js";
 import { registerList } from "./commands/list.js";
 import { registerPerplexity } from "./commands/perplexity.js";
+import { registerPs } from "./commands/ps.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRm } from "./commands/rm.js";
 import { registerRun } from "./commands/run.js";
 import { registerShow } from "./commands/show.js";
+import { registerStop } from "./commands/stop.js";
 import { registerVerify } from "./commands/verify.js";
 import { packageVersion } from "./version.js";
 
@@ -40,5 +42,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerBench(program, ctx);
   registerInfo(program, ctx);
   registerPerplexity(program, ctx);
+  registerPs(program, ctx);
+  registerStop(program, ctx);
   return program;
 }

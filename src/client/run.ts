@@ -1,6 +1,6 @@
 import type { GenerationTimings, SamplingOptions, StopReason } from "../engine/types.js";
 import type { ServerClient } from "./http.js";
-import type { GenerateBody, StreamChunk, WireLoad, WireOptions } from "./wire.js";
+import type { GenerateBody, LmrunExtension, StreamChunk, WireLoad, WireOptions } from "./wire.js";
 
 /**
  * `lmrun run` through a running server: one POST /api/generate, streamed. The answer is reported in
@@ -93,9 +93,25 @@ export function outcomeOf(final: StreamChunk, text: string, url: string): RunOut
     truncatedPromptTokens: ext?.truncatedPromptTokens ?? 0,
     chatTemplate: ext?.chatTemplate ?? true,
     loadMs: ext?.loadMs ?? nsToMs(final.load_duration) ?? 0,
-    timings: ext?.timings ?? timingsFromOllama(final, promptTokens, generatedTokens),
-    load: ext?.load ?? { contextSize: 0, threads: 0, batchThreads: 0, gpu: false, gpuLayers: 0, threadpool: `served by ${url}` },
+    timings: ext !== undefined ? timingsOf(ext) : timingsFromOllama(final, promptTokens, generatedTokens),
+    // The fields in-process run prints, no more (the server's slot count is `lmrun ps`'s business).
+    load: ext !== undefined ? pickLoad(ext.load) : { contextSize: final.context_length ?? 0, threads: 0, batchThreads: 0, gpu: false, gpuLayers: 0, threadpool: `served by ${url}` },
   };
+}
+
+function timingsOf(ext: LmrunExtension): GenerationTimings {
+  return {
+    ttftMs: ext.ttftMs,
+    promptMs: ext.promptMs,
+    generationMs: ext.generationMs,
+    totalMs: ext.totalMs,
+    promptTokensPerSecond: ext.promptTokensPerSecond,
+    generationTokensPerSecond: ext.generationTokensPerSecond,
+  };
+}
+
+function pickLoad(load: LmrunExtension["load"]): WireLoad {
+  return { contextSize: load.contextSize, threads: load.threads, batchThreads: load.batchThreads, gpu: load.gpu, gpuLayers: load.gpuLayers, threadpool: load.threadpool };
 }
 
 function stopReasonOf(doneReason: string | undefined): StopReason {
@@ -113,7 +129,7 @@ function timingsFromOllama(final: StreamChunk, promptTokens: number, generatedTo
   const promptMs = nsToMs(final.prompt_eval_duration) ?? null;
   const generationMs = nsToMs(final.eval_duration) ?? null;
   return {
-    ttftMs: final.lmrun?.ttftMs ?? promptMs,
+    ttftMs: promptMs,
     promptMs,
     generationMs,
     totalMs: nsToMs(final.total_duration) ?? 0,

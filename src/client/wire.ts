@@ -3,7 +3,7 @@
  * `lmrun` extension that `lmrun serve` puts on a stream's final object. Types only: this module is on
  * the client path, which must import neither node-llama-cpp nor Ink.
  */
-import type { StopReason } from "../engine/types.js";
+import type { LmrunFinalExtension } from "../server/wire.js";
 
 export interface WireOptions {
   temperature?: number;
@@ -53,30 +53,8 @@ export interface WireLoad {
   threadpool?: string;
 }
 
-export interface WireTimings {
-  ttftMs: number | null;
-  promptMs: number | null;
-  generationMs: number | null;
-  totalMs: number;
-  promptTokensPerSecond: number | null;
-  generationTokensPerSecond: number | null;
-}
-
-/** lmrun's extension on a stream's final object; other clients ignore it. */
-export interface LmrunExtension {
-  stopReason: StopReason;
-  promptTokens: number;
-  generatedTokens: number;
-  truncatedPromptTokens: number;
-  chatTemplate: boolean;
-  seed?: number;
-  sampling?: Record<string, unknown>;
-  load: WireLoad;
-  model: { path: string; fileName: string; name: string };
-  ttftMs: number | null;
-  loadMs: number;
-  timings?: WireTimings;
-}
+/** lmrun's extension on a stream's final object (serve-core's src/server/wire.ts); other clients ignore it. */
+export type LmrunExtension = LmrunFinalExtension;
 
 /** One NDJSON object of /api/generate (`response`) or /api/chat (`message`). */
 export interface StreamChunk {
@@ -91,6 +69,7 @@ export interface StreamChunk {
   prompt_eval_duration?: number;
   eval_count?: number;
   eval_duration?: number;
+  context_length?: number;
   error?: string;
   lmrun?: LmrunExtension;
 }

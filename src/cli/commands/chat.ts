@@ -15,6 +15,8 @@ interface ChatFlags extends LoadFlags, SamplingFlags {
   resume?: string | true;
   sessions?: boolean;
   json?: boolean;
+  local?: boolean;
+  server?: string;
 }
 
 export function registerChat(program: Command, ctx: CommandContext): void {
@@ -26,7 +28,9 @@ export function registerChat(program: Command, ctx: CommandContext): void {
     .option("--system-file <file>", "read the system prompt from a file")
     .option("--resume [id]", "continue a saved session (default: the most recent)")
     .option("--sessions", "list saved sessions and exit")
-    .option("--json", "with --sessions: print JSON");
+    .option("--json", "with --sessions: print JSON")
+    .option("--local", "run the model in-process even when an lmrun server is running")
+    .option("--server <url>", "chat with a model of the lmrun server at this URL (default: the running one, LMRUN_HOST)");
   addSamplingOptions(addLoadOptions(command));
   command.action(async (model: string | undefined, flags: ChatFlags) => {
     await chatCommand(ctx, model, flags);
@@ -75,6 +79,19 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: flags.seed }, given, resumed?.sampling);
 
   const loadFor = async (ref: string, quietProgress: boolean) => {
+    // A running server that serves the model chats without loading it here (see client/route.ts).
+    const { routeModel, mayFallBack } = await import("../../client/route.js");
+    const route = await routeModel(flags, ref, ctx.env, { signal: ctx.signal, ...(ctx.verbose && !quietProgress ? { diag: (m: string) => ctx.out.diag(m) } : {}) });
+    if (route !== undefined) {
+      const { RemoteChatEngine } = await import("../../client/chat.js");
+      try {
+        const engine = await RemoteChatEngine.create(route.client, route.model, { systemPrompt: system, signal: ctx.signal });
+        return { engine, path: engine.modelPath };
+      } catch (error) {
+        route.client.close();
+        if (!mayFallBack(route, error)) throw error;
+      }
+    }
     const prepared = await resolveAndLoad(ctx, ref, (r) => resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(r.path)), {
       quietProgress,
     });
