@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import type { CommandContext } from "./context.js";
+import { registerBatch } from "./commands/batch.js";
 import { registerBench } from "./commands/bench.js";
 import { registerChat } from "./commands/chat.js";
 import { registerConfig } from "./commands/config.js";
@@ -44,5 +45,6 @@ export function buildProgram(ctx: CommandContext): Command {
   registerPerplexity(program, ctx);
   registerPs(program, ctx);
   registerStop(program, ctx);
+  registerBatch(program, ctx);
   return program;
 }
