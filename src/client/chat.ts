@@ -2,6 +2,7 @@ import type { ChatEngine, ChatTurn, ContextUsage, ReplyResult, SendOptions } fro
 import type { ServerClient } from "./http.js";
 import { wireOptions } from "./run.js";
 import type { ChatBody, PsEntry, StreamChunk } from "./wire.js";
+import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
 
 /**
  * The chat TUI's engine when a server holds the model: the same ChatEngine the in-process
@@ -53,12 +54,11 @@ export class RemoteChatEngine implements ChatEngine {
   }
 
   reset(): void {
-    this.setHistory(this.turns.filter((t) => t.role === "system"));
+    this.setHistory(systemTurnsOf(this.turns));
   }
 
   setSystem(text: string | undefined): void {
-    const rest = this.turns.filter((t) => t.role !== "system");
-    this.setHistory(text ? [{ role: "system", text }, ...rest] : rest);
+    this.setHistory(withSystemTurn(this.turns, text));
   }
 
   async send(userText: string, options: SendOptions): Promise<ReplyResult> {
