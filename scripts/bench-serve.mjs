@@ -7,6 +7,8 @@
 //     server's own request time, vs a bare `node -e 0`                          (target ≤ 2x)
 //  4. server RSS with 4 slots vs the model file + KV cache + 150 MB
 //  5. a conversation re-sent with one more turn: second-turn TTFT vs the first (prefix cache)
+//  6. `lmrun batch` of 16 prompts (in-process --parallel 4, and through the warm server) vs the same
+//     prompts through `lmrun run` one by one (in-process, each call loading the model, as without a server)
 // Usage: npm run bench:serve [-- MODEL_FILE_NAME ...]   (ROUNDS=5, LOOP=50, TOKENS=64 by default)
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -151,6 +153,52 @@ async function benchModel(name, modelPath, lmrun, llama) {
 
   // 3. The shell loop against the warm server: `lmrun run` as a client.
   await shellLoop(name, lmrun);
+  // 6. batch against run one by one.
+  await batchVsRun(name, modelPath, lmrun);
+}
+
+async function batchVsRun(name, modelPath, lmrun) {
+  const count = 16;
+  const n = 32;
+  const batchRounds = Number(process.env.BATCH_ROUNDS ?? 2);
+  const items = Array.from({ length: count }, (_, i) => `${prompts[i % prompts.length]} (${i})`);
+  const file = path.join(home, "batch.jsonl");
+  fs.writeFileSync(file, items.map((prompt, id) => JSON.stringify({ id, prompt })).join("\n") + "\n");
+  const times = { runLocal: [], runServed: [], batchLocal: [], batchServed: [] };
+  const texts = {};
+  for (let r = 0; r < batchRounds; r++) {
+    let started = performance.now();
+    const local = [];
+    for (const prompt of items) {
+      const x = await timeCommand(node, [lmrunBin, "run", modelPath, prompt, "-n", String(n), "--temp", "0", "--local", "-t", String(threads)], { env: lmrunEnv });
+      if (x.code !== 0) throw new Error(`lmrun run failed: ${x.stderr}`);
+      local.push(x.stdout);
+    }
+    times.runLocal.push(performance.now() - started);
+    started = performance.now();
+    for (const prompt of items) await timeCommand(node, [lmrunBin, "run", lmrun.modelName, prompt, "-n", String(n), "--temp", "0"], { env: lmrunEnv });
+    times.runServed.push(performance.now() - started);
+    for (const [key, extra] of [["batchLocal", ["--local", "--parallel", String(slots), "-t", String(threads), "--ctx", String(ctxPerSlot)]], ["batchServed", []]]) {
+      const x = await timeCommand(node, [lmrunBin, "batch", key === "batchLocal" ? modelPath : lmrun.modelName, file, "-n", String(n), "--temp", "0", ...extra], { env: lmrunEnv });
+      if (x.code !== 0) throw new Error(`lmrun batch failed: ${x.stderr}`);
+      times[key].push(x.ms);
+      const answers = new Map(x.stdout.trimEnd().split("\n").map((l) => JSON.parse(l)).map((a) => [a.id, a.text]));
+      texts[key] = items.filter((_, i) => answers.get(i) === local[i]).length;
+    }
+  }
+  const base = median(times.runLocal);
+  console.log(`### ${count} prompts x ${n} tokens: \`lmrun batch\` vs \`lmrun run\` one by one (wall s, median of ${batchRounds})\n`);
+  printTable(
+    ["how", "s", "speed-up"],
+    [
+      ["lmrun run one by one, in-process (loads each time)", (base / 1000).toFixed(1), "1.00x"],
+      ["lmrun run one by one, through the warm server", (median(times.runServed) / 1000).toFixed(1), ratio(base, median(times.runServed))],
+      [`lmrun batch --local --parallel ${slots}`, (median(times.batchLocal) / 1000).toFixed(1), ratio(base, median(times.batchLocal))],
+      [`lmrun batch through the server (${slots} slots)`, (median(times.batchServed) / 1000).toFixed(1), ratio(base, median(times.batchServed))],
+    ],
+  );
+  console.log(`\nanswers identical to run's at temp 0: batch --local ${texts.batchLocal}/${count}, batch via server ${texts.batchServed}/${count}\n`);
+  summary.push([name, "batch (server) speed-up vs run one by one", fmt(median(times.batchServed) / 1000) + " s", "", ratio(base, median(times.batchServed)), ""]);
 }
 
 async function shellLoop(name, lmrun) {
