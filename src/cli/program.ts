@@ -11,6 +11,7 @@ import { registerPs } from "./commands/ps.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRm } from "./commands/rm.js";
 import { registerRun } from "./commands/run.js";
+import { registerServe } from "./commands/serve.js";
 import { registerShow } from "./commands/show.js";
 import { registerStop } from "./commands/stop.js";
 import { registerVerify } from "./commands/verify.js";
@@ -43,6 +44,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerBench(program, ctx);
   registerInfo(program, ctx);
   registerPerplexity(program, ctx);
+  registerServe(program, ctx);
   registerPs(program, ctx);
   registerStop(program, ctx);
   registerBatch(program, ctx);

@@ -140,7 +140,6 @@ export async function generateOnSequence(
 
   // Prompt batches use the batch threads; the first sampled token switches to generation threads.
   threads.prompt();
-  const meterBefore = sequence.tokenMeter.getState();
   const startedAt = performance.now();
   let firstTokenAt: number | undefined;
   let lastTokenAt: number | undefined;
@@ -224,10 +223,6 @@ export async function generateOnSequence(
   const endedAt = performance.now();
   // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
   const promptTokens = promptTokenCount;
-  const meterAfter = sequence.tokenMeter.getState();
-  // The meter counts the prompt's last token and every generated token but the last as outputs (see chatSession.ts).
-  const evaluatedPrompt =
-    meterAfter.usedInputTokens - meterBefore.usedInputTokens + Math.max(0, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens - Math.max(0, generatedTokens - 1));
   const promptMs = firstTokenAt !== undefined ? firstTokenAt - startedAt : null;
   const generationMs = firstTokenAt !== undefined && lastTokenAt !== undefined ? lastTokenAt - firstTokenAt : null;
   return {
@@ -236,7 +231,6 @@ export async function generateOnSequence(
     generatedTokens,
     stopReason: mapStopReason(nativeStop),
     truncatedPromptTokens,
-    cachedPromptTokens: Math.max(0, Math.min(promptTokens, promptTokens - evaluatedPrompt)),
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
     timings: {
       ttftMs: promptMs,

@@ -92,8 +92,6 @@ export interface GenerationResult {
   stopReason: StopReason;
   truncatedPromptTokens: number;
   timings: GenerationTimings;
-  /** Prompt tokens the sequence already held from an earlier request (not evaluated again). */
-  cachedPromptTokens?: number | undefined;
   /** The function calls the model made (then the text is what came before them). */
   toolCalls?: ToolCall[] | undefined;
 }

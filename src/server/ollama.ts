@@ -283,7 +283,7 @@ async function respond(
     const outcome = await ctx.service.run({
       ...job,
       signal: client.signal,
-      onText: (text) => send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
+      onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
     });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
     send({ model: outcome.model.name, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
@@ -306,6 +306,8 @@ export async function tags(ctx: AdapterContext, res: ServerResponse): Promise<vo
     size: m.sizeBytes,
     digest: m.digest,
     details: { parent_model: "", format: "gguf", family: "", families: null, parameter_size: "", quantization_level: m.quant ?? "" },
+    // lmrun's client maps a file path the user gave to the name the server knows it by.
+    lmrun: { path: m.path },
   }));
   sendJson(res, 200, { models });
 }

@@ -254,6 +254,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
       ...job,
       signal: client.signal,
       onText: (text) => {
+        if (text.length === 0) return;
         if (!sentFirst && shape.first) send(event(job.model, shape.first()));
         sentFirst = true;
         send(event(job.model, shape.piece(text)));

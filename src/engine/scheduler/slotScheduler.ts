@@ -127,6 +127,8 @@ export class SlotScheduler {
     }
     const slot = await this.acquire(tokens, hooks.signal);
     const queueMs = performance.now() - queuedAt;
+    // What generation will keep of the slot's cache (its last prompt token is always evaluated again, for the logits).
+    const cachedPromptTokens = slot.sequence.nextTokenIndex > 0 ? Math.max(0, Math.min(slot.sequence.compareContextTokens(tokens as Token[]).firstDifferentIndex, tokens.length - 1)) : 0;
     hooks.onStart?.(slot.id);
     let inPrompt = false;
     const startedAt = performance.now();
@@ -149,7 +151,7 @@ export class SlotScheduler {
       });
       this.recentRequestMs.push(performance.now() - startedAt);
       if (this.recentRequestMs.length > 20) this.recentRequestMs.shift();
-      return { ...result, slot: slot.id, queueMs, cachedPromptTokens: result.cachedPromptTokens ?? 0 };
+      return { ...result, slot: slot.id, queueMs, cachedPromptTokens };
     } finally {
       if (inPrompt) this.promptPhases--;
       this.applyThreads();
