@@ -56,13 +56,14 @@ export class ModelNames {
   /** The model a request's name means, or undefined (answer 404). */
   resolve(raw: string): ServableModel | undefined {
     const name = raw.trim();
-    if (isUnsafeModelName(name)) return undefined;
     // ollama clients add ":latest" to a bare name.
     const bare = name.endsWith(":latest") ? name.slice(0, -":latest".length) : name;
+    // The operator's own names first, exactly as listed (a file name like x.gguf is one).
     for (const candidate of [name, bare]) {
       const fromCommandLine = this.byName.get(candidate);
       if (fromCommandLine) return fromCommandLine;
     }
+    if (isUnsafeModelName(name)) return undefined;
     let parsed;
     try {
       parsed = parseReference(bare);
