@@ -16,7 +16,7 @@ export class Metrics {
 
   constructor(pool: ModelPool) {
     const registers = [this.registry];
-    client.collectDefaultMetrics({ register: this.registry, prefix: "lmrun_process_" });
+    client.collectDefaultMetrics({ register: this.registry, prefix: "lmrun_" });
     this.requests = new client.Counter({ name: "lmrun_requests_total", help: "HTTP requests answered, by endpoint and status", labelNames: ["endpoint", "status"], registers });
     this.promptTokens = new client.Counter({ name: "lmrun_prompt_tokens_total", help: "Prompt tokens of completed requests", labelNames: ["model"], registers });
     this.cachedTokens = new client.Counter({ name: "lmrun_prompt_tokens_cached_total", help: "Prompt tokens reused from a slot's cache", labelNames: ["model"], registers });
