@@ -117,7 +117,7 @@ export class ServerClient {
     });
   }
 
-  private send(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<RawResponse> {
+  private send(method: string, path: string, body: unknown, signal?: AbortSignal, retried = false): Promise<RawResponse> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(signal.reason ?? new Error("aborted"));
@@ -141,9 +141,11 @@ export class ServerClient {
         reject(new LmrunError(`${target.protocol} servers are not supported: ${this.url}`, { exitCode: ExitCode.usage, hint: "lmrun serve speaks plain http:// (put TLS in a proxy in front of it)" }));
         return;
       }
+      let answered = false;
       const request = http.request(target, { method, headers, agent: this.agent, ...(signal ? { signal } : {}) });
       request.setTimeout(this.idleTimeoutMs, () => request.destroy(new Error("timeout")));
       request.on("response", (response) => {
+        answered = true;
         // A stream that stalls this long means a server that hangs: fail rather than wait forever.
         response.setTimeout?.(this.idleTimeoutMs, () => response.destroy(new Error("timeout")));
         resolve({ status: response.statusCode ?? 0, headers: response.headers, body: response });
@@ -151,6 +153,12 @@ export class ServerClient {
       request.on("error", (error: NodeJS.ErrnoException) => {
         if (signal?.aborted) {
           reject(signal.reason ?? error);
+          return;
+        }
+        // A kept-alive socket the server closed while idle (its keep-alive timeout) fails the next
+        // request before any answer: that request never reached the server, so send it once more.
+        if (!answered && !retried && request.reusedSocket && error.code === "ECONNRESET") {
+          this.send(method, path, body, signal, true).then(resolve, reject);
           return;
         }
         reject(this.connectionError(error));
