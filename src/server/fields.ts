@@ -1,3 +1,4 @@
+import type { SamplingOptions } from "../engine/types.js";
 import { badRequest } from "./http.js";
 
 /**
@@ -93,4 +94,21 @@ export class Fields {
     if (typeof value !== "object" || value === null || Array.isArray(value)) throw badRequest(`"${at}" must be an object`, at);
     return new Fields(value as Record<string, unknown>, at);
   }
+}
+
+/**
+ * The sampling fields both APIs name alike (OpenAI's body, ollama's `options`); unset ones stay
+ * undefined and take the server's defaults. Only temperature's range differs (OpenAI: up to 2).
+ */
+export function readSampling(f: Fields, maxTemperature: number): Partial<SamplingOptions> {
+  return {
+    temperature: f.number("temperature", { min: 0, max: maxTemperature }),
+    topK: f.number("top_k", { integer: true, min: 0, max: 1_000_000 }),
+    topP: f.number("top_p", { min: 0, max: 1 }),
+    minP: f.number("min_p", { min: 0, max: 1 }),
+    repeatPenalty: f.number("repeat_penalty", { min: 0, max: 10 }),
+    seed: f.number("seed", { integer: true, min: 0, max: 2 ** 32 - 1 }),
+    presencePenalty: f.number("presence_penalty", { min: -2, max: 2 }),
+    frequencyPenalty: f.number("frequency_penalty", { min: -2, max: 2 }),
+  };
 }

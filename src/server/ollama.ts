@@ -3,7 +3,7 @@ import { threadpoolStatus } from "../engine/threadpool.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
-import { Fields } from "./fields.js";
+import { Fields, readSampling } from "./fields.js";
 import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
 import { embed, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
@@ -45,16 +45,7 @@ function optionsOf(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampl
     // -1 (no limit) and -2 (fill the context) are bounded by the slot's context.
     maxTokens: numPredict !== undefined && numPredict > 0 ? numPredict : undefined,
     maxTokensParam: "options.num_predict",
-    sampling: {
-      temperature: o.number("temperature", { min: 0, max: 100 }),
-      topK: o.number("top_k", { integer: true, min: 0, max: 1_000_000 }),
-      topP: o.number("top_p", { min: 0, max: 1 }),
-      minP: o.number("min_p", { min: 0, max: 1 }),
-      repeatPenalty: o.number("repeat_penalty", { min: 0, max: 10 }),
-      seed: o.number("seed", { integer: true, min: 0, max: 2 ** 32 - 1 }),
-      presencePenalty: o.number("presence_penalty", { min: -2, max: 2 }),
-      frequencyPenalty: o.number("frequency_penalty", { min: -2, max: 2 }),
-    },
+    sampling: readSampling(o, 100),
     stop: o.strings("stop", { maxItems: 16 }) ?? [],
     truncate: o.boolean("lmrun_truncate") === true,
     numCtx: o.number("num_ctx", { integer: true, min: 1 }),

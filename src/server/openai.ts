@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
-import { Fields } from "./fields.js";
+import { Fields, readSampling } from "./fields.js";
 import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
 import { toHttpError, type Job, type JobOutcome, type Service } from "./service.js";
 
@@ -41,16 +41,7 @@ function samplingJob(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sam
   return {
     maxTokens,
     maxTokensParam: maxCompletion !== undefined ? "max_completion_tokens" : "max_tokens",
-    sampling: {
-      temperature: f.number("temperature", { min: 0, max: 2 }),
-      topP: f.number("top_p", { min: 0, max: 1 }),
-      topK: f.number("top_k", { integer: true, min: 0, max: 1_000_000 }),
-      minP: f.number("min_p", { min: 0, max: 1 }),
-      repeatPenalty: f.number("repeat_penalty", { min: 0, max: 10 }),
-      seed: f.number("seed", { integer: true, min: 0, max: 2 ** 32 - 1 }),
-      presencePenalty: f.number("presence_penalty", { min: -2, max: 2 }),
-      frequencyPenalty: f.number("frequency_penalty", { min: -2, max: 2 }),
-    },
+    sampling: readSampling(f, 2),
     stop: f.strings("stop", { maxItems: 16 }) ?? [],
   };
 }
