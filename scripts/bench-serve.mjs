@@ -23,7 +23,7 @@ const loopCalls = Number(process.env.LOOP ?? 50);
 const tokens = Number(process.env.TOKENS ?? 64);
 const slots = 4;
 const ctxPerSlot = 512;
-const threads = Math.min(2, os.availableParallelism());
+const threads = Number(process.env.THREADS ?? Math.min(2, os.availableParallelism()));
 const models = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ["llama2vocab-135m-shape-random-Q4_K_M.gguf", "stories260K-Q8_0.gguf"];
 const node = process.execPath;
 const home = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-bench-serve-"));
@@ -135,7 +135,7 @@ async function benchModel(name, modelPath, lmrun, llama) {
   const rss = rssBytes(lmrun.child.pid);
   const llamaRss = rssBytes(llama.child.pid);
   const modelBytes = fs.statSync(modelPath).size;
-  const kvBytes = llama.kvBytes;
+  const kvBytes = lmrun.kvBytes;
   const bound = modelBytes + (kvBytes ?? 0) + 150e6;
   console.log("### memory (RSS after the runs above)\n");
   printTable(
@@ -144,7 +144,7 @@ async function benchModel(name, modelPath, lmrun, llama) {
       ["lmrun serve RSS", mb(rss)],
       ["llama-server RSS", mb(llamaRss)],
       ["model file", mb(modelBytes)],
-      [`KV cache (${slots} x ${ctxPerSlot}, from llama-server's log)`, kvBytes !== undefined ? mb(kvBytes) : "?"],
+      [`KV cache (${slots} x ${ctxPerSlot}, from llama.cpp's log in lmrun serve)`, kvBytes !== undefined ? mb(kvBytes) : "?"],
       ["bound: model + KV + 150 MB", mb(bound)],
     ],
   );
@@ -297,19 +297,22 @@ function checkSameText(what, runs) {
   const a = runs.lmrun.map((r) => r.text);
   const b = runs.llama.map((r) => r.text);
   const same = a.filter((t, i) => t === b[i]).length;
-  console.log(`${what}: ${same}/${a.length} answers identical between the two servers at temp 0\n`);
+  // llama-server keeps the space SentencePiece puts before the first word; lmrun (node-llama-cpp) does not.
+  const sameBarSpace = a.filter((t, i) => t.trimStart() === b[i].trimStart()).length;
+  console.log(`${what}: ${same}/${a.length} answers byte-identical between the two servers at temp 0, ${sameBarSpace}/${a.length} but for a leading space\n`);
 }
 
 async function startLmrunServe(modelPath) {
   const port = await freePort();
-  const args = [lmrunBin, "serve", modelPath, "--port", String(port), "--parallel", String(slots), "--ctx", String(ctxPerSlot), "-t", String(threads), "--threads-batch", String(threads), "--keep-alive", "-1"];
+  // --verbose: llama.cpp's own log names the KV cache it allocated (for the memory bound).
+  const args = [lmrunBin, "serve", modelPath, "--port", String(port), "--parallel", String(slots), "--ctx", String(ctxPerSlot), "-t", String(threads), "--threads-batch", String(threads), "--keep-alive", "-1", "--verbose"];
   const child = spawn(node, args, { env: lmrunEnv, stdio: ["ignore", "ignore", "pipe"] });
   return ready({ child, label: "lmrun serve", url: `http://127.0.0.1:${port}` }, modelPath, true);
 }
 
 async function startLlamaServer(modelPath) {
   const port = await freePort();
-  const args = ["-m", modelPath, "--host", "127.0.0.1", "--port", String(port), "-np", String(slots), "-c", String(slots * ctxPerSlot), "-t", String(threads), "-tb", String(threads), "--no-webui"];
+  const args = ["-m", modelPath, "--host", "127.0.0.1", "--port", String(port), "-np", String(slots), "-c", String(slots * ctxPerSlot), "-t", String(threads), "-tb", String(threads), "--no-kv-unified", "--no-webui"];
   const child = spawn(tools.llamaServer, args, { stdio: ["ignore", "ignore", "pipe"] });
   return ready({ child, label: "llama-server", url: `http://127.0.0.1:${port}` }, modelPath, false);
 }
@@ -334,6 +337,9 @@ async function ready(server, modelPath, isLmrun) {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   server.log = () => log;
+  // "llama_kv_cache:        CPU KV buffer size =     1.25 MiB": every slot's part of the cache.
+  const sizes = [...log.matchAll(/llama_kv_cache:\s+\S+ KV buffer size\s*=\s*([\d.]+)\s*MiB/g)].map((m) => Number(m[1]));
+  server.kvBytes = sizes.length > 0 ? sizes.reduce((a, b) => a + b, 0) * 1024 * 1024 : undefined;
   if (isLmrun) {
     const tags = await (await fetch(`${server.url}/api/tags`)).json();
     const real = fs.realpathSync(modelPath);
@@ -341,9 +347,6 @@ async function ready(server, modelPath, isLmrun) {
     server.modelName = entry?.name ?? path.basename(modelPath, ".gguf");
   } else {
     server.modelName = path.basename(modelPath);
-    // "llama_kv_cache: size =   24.00 MiB (  2048 cells, ...": the whole cache, every slot's part included.
-    const sizes = [...log.matchAll(/llama_kv_cache(?:_unified)?:\s+size\s*=\s*([\d.]+)\s*MiB/g)].map((m) => Number(m[1]));
-    server.kvBytes = sizes.length > 0 ? sizes.reduce((a, b) => a + b, 0) * 1024 * 1024 : undefined;
   }
   return server;
 }
@@ -383,7 +386,7 @@ function fmt(x) {
   return Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : 1) : "-";
 }
 function mb(bytes) {
-  return Number.isFinite(bytes) ? (bytes / 1e6).toFixed(0) : "-";
+  return Number.isFinite(bytes) ? (bytes / 1e6).toFixed(bytes < 10e6 ? 1 : 0) : "-";
 }
 function ratio(a, b) {
   return Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : "-";

@@ -13,7 +13,8 @@ import type { TagEntry } from "./wire.js";
  * with); it never opens a path, URL or hf: reference a request names, nor downloads. So:
  * - `tiny` and catalogue/store names go to the server as typed;
  * - a local .gguf path goes to the server only when the server serves that very file (its /api/tags
- *   entry names the path), under the server's name for it;
+ *   entry names the path), under the server's name for it; a .gguf name that is no file here goes
+ *   there when it is the server's name for one of its files (as `lmrun ps` shows it);
  * - anything else (another path, a URL, hf:) runs in-process exactly as without a server.
  * Load flags (-c, -t, --gpu ...) describe how to load a model, which a running server has already
  * decided: with them, a server found by itself is passed over, and --server is a usage error.
@@ -95,14 +96,18 @@ async function servedName(client: ServerClient, modelRef: string, signal?: Abort
   }
   if (kind === "bundled" || kind === "catalogue") return modelRef.trim();
   if (kind !== "path") return undefined;
-  let real: string;
+  let real: string | undefined;
   try {
     real = fs.realpathSync(path.resolve(modelRef));
   } catch {
-    return undefined;
+    real = undefined; // no such file here: it may still be a name the server gives a file (`lmrun ps` shows x.gguf)
   }
   const tags = await client.json<{ models?: TagEntry[] }>("GET", "/api/tags", undefined, signal);
-  const entry = (tags.models ?? []).find((m) => typeof m.lmrun?.path === "string" && samePath(m.lmrun.path, real));
+  const models = tags.models ?? [];
+  const entry =
+    real !== undefined
+      ? models.find((m) => typeof m.lmrun?.path === "string" && samePath(m.lmrun.path, real))
+      : models.find((m) => m.name === modelRef.trim());
   return entry?.name;
 }
 

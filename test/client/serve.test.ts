@@ -123,6 +123,11 @@ describe.skipIf(!hasShared)(`the CLI through a running lmrun serve (${hasShared 
       expect(served.stderr).toBe(local.stderr);
       expect(requests()).toBe(before + 1); // --local did not go to the server; the first call did
     }
+    // The server's name for a file it was started with (as `lmrun ps` shows it) is no file here, yet goes there.
+    const byName = await runCli(["run", path.basename(chatModelPath), "Tell me a story", "-s", "You tell stories.", "-n", "24", ...greedy], { env });
+    const byPath = await runCli(["run", chatModelPath, "Tell me a story", "-s", "You tell stories.", "-n", "24", ...greedy], { env });
+    expect(byName.code).toBe(0);
+    expect(byName.stdout).toBe(byPath.stdout);
     const args = ["run", chatModelPath, "Once upon a time", "-n", "12", "--json", "--seed", "7", ...greedy];
     const served = JSON.parse((await runCli(args, { env })).stdout);
     const local = JSON.parse((await runCli([...args, "--local"], { env })).stdout);
