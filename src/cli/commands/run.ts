@@ -68,7 +68,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     const { runThroughServer } = await import("../../client/run.js");
     try {
       const outcome = await runThroughServer(route.client, route.model, spec, { onText: printer.onText, signal: ctx.signal });
-      if (!outcome.chatTemplate && systemPrompt !== undefined && !spec.raw) warnUnusedSystem(ctx, spec, outcome.model.fileName);
+      if (!outcome.chatTemplate && systemPrompt !== undefined) warnUnusedSystem(ctx, spec, outcome.model.fileName);
       reportRun(ctx, flags, spec, outcome, printer);
       return;
     } catch (error) {
