@@ -29,7 +29,7 @@ const { loadModel } = await import(path.join(root, "dist/engine/model.js"));
 const { SlotScheduler } = await import(path.join(root, "dist/engine/scheduler/slotScheduler.js"));
 
 const sampling = { temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, seed: 1 };
-const load = (sequences) => loadModel(modelPath, { gpu: "cpu", gpuLayers: 0, threads, batchThreads: threads, contextSize: 512, sequences, verbose: false });
+const load = (sequences, contextSize = 512) => loadModel(modelPath, { gpu: "cpu", gpuLayers: 0, threads, batchThreads: threads, contextSize, sequences, verbose: false });
 
 async function throughput(parallel) {
   const loaded = await load(parallel);
@@ -50,7 +50,10 @@ async function throughput(parallel) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const figures = new Map(slotCounts.map((p) => [p, []]));
 for (let round = 0; round < rounds; round++) {
-  for (const p of slotCounts) figures.get(p).push(await throughput(p));
+  for (const p of slotCounts) {
+    figures.get(p).push(await throughput(p));
+    process.stderr.write(`round ${round + 1}, ${p} slots: ${figures.get(p).at(-1).toFixed(1)} t/s\n`);
+  }
 }
 console.log(`model ${path.basename(modelPath)}, ${tokens} tokens per client, ${threads} threads, ${rounds} interleaved rounds`);
 console.log("slots=clients  aggregate t/s (median / best)  vs 1 slot");
@@ -62,9 +65,9 @@ for (const p of slotCounts) {
 
 // Prefix cache: turn 2 re-sends turn 1 (system prompt, question, answer) plus a new question.
 {
-  const loaded = await load(4);
+  const loaded = await load(4, 1024);
   const scheduler = new SlotScheduler(loaded, { maxQueue: 0 });
-  const system = "You are a storyteller. ".repeat(40).trim();
+  const system = "You are a storyteller. ".repeat(25).trim();
   const ttft = { first: [], second: [] };
   for (let round = 0; round < rounds; round++) {
     const topic = `topic ${round}`;

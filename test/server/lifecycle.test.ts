@@ -2,11 +2,14 @@ import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { readLiveServerRecord, serverRecordPath, writeServerRecord } from "../../src/config/serverRecord.js";
 import { cliPath, tempHome } from "../helpers/cli.js";
 import { hasShared, repoRoot, sharedModel, sharedTitle } from "../helpers/shared.js";
 import { request, startServe } from "./helpers.js";
+
+// Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
 
 /** Models coming and going, address records, and stopping: each test runs its own short-lived server. */
 

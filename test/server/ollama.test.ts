@@ -1,7 +1,10 @@
 import { Ollama } from "ollama";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runCli } from "../helpers/cli.js";
 import { request, startServe, type ServeProcess } from "./helpers.js";
+
+// Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
 
 /** ollama's API of a real `lmrun serve`, through the real `ollama` npm client (ollama-js). */
 

@@ -1,14 +1,18 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { runCli } from "../helpers/cli.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { request, startServe, type ServeProcess } from "./helpers.js";
 
+// Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
+
 /**
  * The OpenAI API of a real `lmrun serve` (tiny, and a shared model with a chat template), through
  * the real `openai` npm client and raw curl. Greedy answers are compared with `lmrun run --local`.
+ * Contexts of 1024 (on both sides): node-llama-cpp's function-calling instructions alone take ~570 tokens.
  */
 
 const chatModel = sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf");
@@ -16,7 +20,7 @@ let server: ServeProcess;
 let client: OpenAI;
 
 beforeAll(async () => {
-  server = await startServe(["tiny", ...(hasShared ? [chatModel] : []), "--parallel", "2", "--keep-alive", "-1"]);
+  server = await startServe(["tiny", ...(hasShared ? [chatModel] : []), "--parallel", "2", "--keep-alive", "-1", "-c", "1024"]);
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
 }, 120_000);
 
@@ -36,7 +40,7 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
 
   it("completions at temp 0 equal `lmrun run --raw --local` byte for byte, with usage", async () => {
     const answer = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 40, temperature: 0, seed: 7 });
-    const local = await runCli(["run", "tiny", "Once upon a time", "--raw", "--local", "--temp", "0", "--seed", "7", "-n", "40"], { home: server.home });
+    const local = await runCli(["run", "tiny", "Once upon a time", "--raw", "--local", "--temp", "0", "--seed", "7", "-n", "40", "-c", "1024"], { home: server.home });
     expect(local.code).toBe(0);
     expect(answer.choices[0]!.text).toBe(local.stdout);
     expect(answer.choices[0]!.text.length).toBeGreaterThan(20);
@@ -69,6 +73,46 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     expect(streamed).toBe(text);
     expect(finish).toBe(whole.choices[0]!.finish_reason);
     expect(usage).toMatchObject({ completion_tokens: whole.usage!.completion_tokens, prompt_tokens: whole.usage!.prompt_tokens });
+
+    // The next turn re-sends the conversation: its slot's cache holds the start, which is not evaluated again.
+    const next = await client.chat.completions.create({
+      model,
+      messages: [...messages, { role: "assistant", content: text }, { role: "user", content: "And then?" }],
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(next.usage!.prompt_tokens).toBeGreaterThan(whole.usage!.prompt_tokens);
+    expect(next.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThanOrEqual(Math.floor(whole.usage!.prompt_tokens / 2));
+  });
+
+  it("tools: the answer is either text or tool calls naming a given function with JSON arguments; tool results are accepted", async () => {
+    const tools = [
+      { type: "function" as const, function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } },
+    ];
+    const answer = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "Weather in Paris?" }], tools, max_tokens: 24, temperature: 0 });
+    const choice = answer.choices[0]!;
+    expect(["stop", "length", "tool_calls"]).toContain(choice.finish_reason);
+    for (const call of choice.message.tool_calls ?? []) {
+      expect(call.type === "function" && call.function.name).toBe("get_weather");
+      expect(() => JSON.parse(call.type === "function" ? call.function.arguments : "")).not.toThrow();
+    }
+    const followUp = await client.chat.completions.create({
+      model: "tiny",
+      messages: [
+        { role: "user", content: "Weather in Paris?" },
+        { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
+        { role: "tool", tool_call_id: "call_1", content: "sunny" },
+      ],
+      tools,
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(followUp.choices[0]!.finish_reason).toMatch(/stop|length|tool_calls/);
+    const badArguments = await client.chat.completions
+      .create({ model: "tiny", messages: [{ role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{oops" } }] }] })
+      .catch((e) => e);
+    expect(badArguments).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(badArguments.param).toBe("messages[0].tool_calls[0].function.arguments");
   });
 
   it.skipIf(!hasShared)(`chat at temp 0 equals \`lmrun run --local\` with the model's chat template${hasShared ? "" : ` [skipped: ${sharedSkipReason}]`}`, async () => {
@@ -79,7 +123,7 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
       temperature: 0,
       seed: 3,
     });
-    const local = await runCli(["run", chatModel, "Lily had a red ball.", "--local", "--temp", "0", "--seed", "3", "-n", "30"], { home: server.home });
+    const local = await runCli(["run", chatModel, "Lily had a red ball.", "--local", "--temp", "0", "--seed", "3", "-n", "30", "-c", "1024"], { home: server.home });
     expect(local.code).toBe(0);
     expect(answer.choices[0]!.message.content).toBe(local.stdout);
   });

@@ -1,10 +1,13 @@
 import http from "node:http";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseKeepAlive } from "../../src/server/duration.js";
 import { isUnsafeModelName } from "../../src/server/modelNames.js";
 import { bearerMatches, hostAllowed } from "../../src/server/security.js";
 import { request, startServe, type ServeProcess } from "./helpers.js";
+
+// Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
 
 /**
  * Safe by default, checked against a real server with an API key: authentication, model names that
