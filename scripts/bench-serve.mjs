@@ -9,7 +9,8 @@
 //  5. a conversation re-sent with one more turn: second-turn TTFT vs the first (prefix cache)
 //  6. `lmrun batch` of 16 prompts (in-process --parallel 4, and through the warm server) vs the same
 //     prompts through `lmrun run` one by one (in-process, each call loading the model, as without a server)
-// Usage: npm run bench:serve [-- MODEL_FILE_NAME ...]   (ROUNDS=5, LOOP=50, TOKENS=64 by default)
+// Usage: npm run bench:serve [-- MODEL_FILE_NAME ...]   (ROUNDS=5, LOOP=50, TOKENS=64, THREADS=2 by default;
+//        SECTIONS=throughput,turns,memory,loop,batch picks parts: a loaded machine makes the whole run long)
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -21,6 +22,8 @@ import { ensureLlamaTools } from "./llama-tools.mjs";
 const rounds = Number(process.env.ROUNDS ?? 5);
 const loopCalls = Number(process.env.LOOP ?? 50);
 const tokens = Number(process.env.TOKENS ?? 64);
+const sections = (process.env.SECTIONS ?? "throughput,turns,memory,loop,batch").split(",");
+const want = (name) => sections.includes(name);
 const slots = 4;
 const ctxPerSlot = 512;
 const threads = Number(process.env.THREADS ?? Math.min(2, os.availableParallelism()));
@@ -76,6 +79,16 @@ async function benchModel(name, modelPath, lmrun, llama) {
   // Warm both (first requests pay one-off costs: graph reservation, page-in).
   for (const server of [lmrun, llama]) await completion(server, prompts[0], 8);
 
+  if (want("throughput")) await throughput(name, lmrun, llama);
+  if (want("turns")) await secondTurn(name, lmrun, llama);
+  if (want("memory")) memory(name, modelPath, lmrun, llama);
+  // 3. The shell loop against the warm server: `lmrun run` as a client.
+  if (want("loop")) await shellLoop(name, lmrun);
+  // 6. batch against run one by one.
+  if (want("batch")) await batchVsRun(name, modelPath, lmrun);
+}
+
+async function throughput(name, lmrun, llama) {
   // 1. One client.
   const one = { lmrun: [], llama: [] };
   for (let r = 0; r < rounds; r++) {
@@ -107,7 +120,9 @@ async function benchModel(name, modelPath, lmrun, llama) {
       `tokens per request: lmrun ${one.lmrun[0].tokens}, llama-server ${one.llama[0].tokens}\n`,
   );
   for (const row of rows) summary.push([name, ...row]);
+}
 
+async function secondTurn(name, lmrun, llama) {
   // 5. Second turn of a conversation (the whole conversation re-sent, as chat clients do).
   const turns = { lmrun: [], llama: [] };
   for (let r = 0; r < rounds; r++) {
@@ -130,7 +145,9 @@ async function benchModel(name, modelPath, lmrun, llama) {
   );
   console.log("");
   summary.push([name, "turn-2 TTFT / turn-1 TTFT", ratio(t2("lmrun"), t1("lmrun")), ratio(t2("llama"), t1("llama")), "", "well under 1"]);
+}
 
+function memory(name, modelPath, lmrun, llama) {
   // 4. Memory, after all that work.
   const rss = rssBytes(lmrun.child.pid);
   const llamaRss = rssBytes(llama.child.pid);
@@ -150,11 +167,6 @@ async function benchModel(name, modelPath, lmrun, llama) {
   );
   console.log(`\nlmrun serve RSS is ${rss <= bound ? "within" : "ABOVE"} the bound (${mb(rss)} of ${mb(bound)} MB)\n`);
   summary.push([name, "server RSS (MB)", mb(rss), mb(llamaRss), "", `≤ ${mb(bound)}`]);
-
-  // 3. The shell loop against the warm server: `lmrun run` as a client.
-  await shellLoop(name, lmrun);
-  // 6. batch against run one by one.
-  await batchVsRun(name, modelPath, lmrun);
 }
 
 async function batchVsRun(name, modelPath, lmrun) {
