@@ -5,7 +5,7 @@ import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
-import { embed, type AdapterContext } from "./openai.js";
+import { bodyWithModel, embed, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 import type { LmrunFinalExtension } from "./wire.js";
 
@@ -142,9 +142,7 @@ async function loadOrUnload(ctx: AdapterContext, res: ServerResponse, model: str
 
 export async function generate(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const receivedAt = performance.now();
-  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
-  const model = f.string("model", { required: true })!;
-  ctx.note({ model });
+  const { f, model } = await bodyWithModel(ctx, req);
   const prompt = f.string("prompt") ?? "";
   const keepAliveMs = keepAliveOf(f);
   noImages(f, "");
@@ -213,9 +211,7 @@ function toolsOf(f: Fields): ToolDefinition[] | undefined {
 
 export async function chat(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const receivedAt = performance.now();
-  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
-  const model = f.string("model", { required: true })!;
-  ctx.note({ model });
+  const { f, model } = await bodyWithModel(ctx, req);
   const messages = messagesOf(f);
   const keepAliveMs = keepAliveOf(f);
   const options = optionsOf(f);
@@ -354,9 +350,7 @@ export async function show(ctx: AdapterContext, req: IncomingMessage, res: Serve
 
 export async function embedEndpoint(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse, legacy: boolean): Promise<void> {
   const receivedAt = performance.now();
-  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
-  const model = f.string("model", { required: true })!;
-  ctx.note({ model });
+  const { f, model } = await bodyWithModel(ctx, req);
   const keepAliveMs = keepAliveOf(f);
   const field = legacy ? "prompt" : "input";
   const input = f.raw(field);

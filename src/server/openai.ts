@@ -20,6 +20,14 @@ export interface AdapterContext {
 
 const MAX_MESSAGES = 10_000;
 
+/** The body as Fields and its required `model`, noted for the access log. */
+export async function bodyWithModel(ctx: AdapterContext, req: IncomingMessage): Promise<{ f: Fields; model: string }> {
+  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
+  const model = f.string("model", { required: true })!;
+  ctx.note({ model });
+  return { f, model };
+}
+
 export function openAiError(res: ServerResponse, error: HttpError): void {
   const body = { error: { message: error.message, type: error.details.type ?? "invalid_request_error", param: error.details.param ?? null, code: error.details.code ?? null } };
   sendJson(res, error.status, body, error.details.headers ?? {});
@@ -148,9 +156,7 @@ function toolCallsOf(outcome: JobOutcome) {
 }
 
 export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
-  const model = f.string("model", { required: true })!;
-  ctx.note({ model });
+  const { f, model } = await bodyWithModel(ctx, req);
   const messages = messagesOf(f);
   const tools = toolsOf(f);
   const jsonSchema = jsonSchemaOf(f);
@@ -176,9 +182,7 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
 }
 
 export async function completions(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
-  const model = f.string("model", { required: true })!;
-  ctx.note({ model });
+  const { f, model } = await bodyWithModel(ctx, req);
   const raw = f.raw("prompt");
   let prompt: string;
   if (typeof raw === "string") prompt = raw;
@@ -271,9 +275,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
 }
 
 export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
-  const model = f.string("model", { required: true })!;
-  ctx.note({ model });
+  const { f, model } = await bodyWithModel(ctx, req);
   const input = f.raw("input");
   const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.length > 0 && input.every((s) => typeof s === "string") ? (input as string[]) : undefined;
   if (!texts) throw badRequest('"input" must be a string or a non-empty array of strings (token arrays are not supported)', "input");
