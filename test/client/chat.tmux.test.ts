@@ -1,48 +1,31 @@
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cliPath, spawnCli, tempHome } from "../helpers/cli.js";
+import { cliPath, tempHome } from "../helpers/cli.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { startServe, type ServeProcess } from "../server/helpers.js";
 import { hasTmux, TmuxPane } from "../tui/tmux.js";
 
 const skipReason = !hasTmux ? "needs tmux (apt-get install tmux)" : !hasShared ? sharedSkipReason : "";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 describe.skipIf(skipReason !== "")(`lmrun chat through a running server${skipReason ? ` (${skipReason})` : " (tmux, real lmrun serve)"}`, () => {
   const pane = new TmuxPane("remote-chat");
   const home = tempHome("lmrun-chat-remote-");
-  let server: ReturnType<typeof spawnCli> | undefined;
+  let server: ServeProcess | undefined;
   afterAll(async () => {
     pane.kill();
-    if (server && server.exitCode === null) {
-      const exited = new Promise((r) => server!.once("exit", r));
-      server.kill("SIGTERM");
-      await exited;
-    }
+    await server?.stop();
     fs.rmSync(home, { recursive: true, force: true });
   }, 60_000);
 
   it("the TUI chats with the server's model (no load here), stops a reply with Ctrl+C and saves the session with the model's file", async () => {
     const model = sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf");
-    const port = await freePort();
-    server = spawnCli(["serve", model, "--port", String(port), "--parallel", "1", "--ctx", "512", "-t", "1"], { home });
-    let log = "";
-    server.stderr!.setEncoding("utf8").on("data", (d: string) => (log += d));
-    const deadline = Date.now() + 120_000;
+    server = await startServe([model, "--parallel", "1", "--ctx", "512", "-t", "1"], { home });
+    const log = server.log;
+    const deadline = Date.now() + 30_000;
     while (!fs.existsSync(path.join(home, "server.json"))) {
-      if (server.exitCode !== null || Date.now() > deadline) throw new Error(`lmrun serve did not start:\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
+      if (Date.now() > deadline) throw new Error(`lmrun serve wrote no address record:\n${log()}`);
+      await new Promise((r) => setTimeout(r, 50));
     }
 
     pane.start({ LMRUN_HOME: home, NO_COLOR: "1" });
@@ -54,7 +37,7 @@ describe.skipIf(skipReason !== "")(`lmrun chat through a running server${skipRea
     pane.keys("Enter");
     const afterReply = await pane.waitFor((s) => /\d+ tokens · [\d.]+ tok\/s · first token/.test(s), "the first reply", 120_000);
     expect(afterReply).toMatch(/ctx \d+\/512/);
-    expect(log).toMatch(/POST \/api\/chat 200/);
+    expect(log()).toMatch(/POST \/api\/chat 200/);
 
     pane.type("/set max-tokens 500");
     pane.keys("Enter");
@@ -76,7 +59,7 @@ describe.skipIf(skipReason !== "")(`lmrun chat through a running server${skipRea
     // The stopped reply's connection closed, so the server stops it (at its next token) and frees the slot.
     let busy = -1;
     for (let tries = 0; tries < 200 && busy !== 0; tries++) {
-      const ps = (await (await fetch(`http://127.0.0.1:${port}/api/ps`)).json()) as { models: Array<{ lmrun: { busySlots: number } }> };
+      const ps = (await (await fetch(`${server.url}/api/ps`)).json()) as { models: Array<{ lmrun: { busySlots: number } }> };
       busy = ps.models[0]!.lmrun.busySlots;
       if (busy !== 0) await new Promise((r) => setTimeout(r, 50));
     }

@@ -1,6 +1,5 @@
-import { execFileSync, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +11,7 @@ import { loadModel } from "../../src/engine/model.js";
 import { writeServerRecord } from "../../src/config/serverRecord.js";
 import { cliPath, runCli as runCliWithin, spawnCli, tempHome, type CliOptions } from "../helpers/cli.js";
 import { hasShared, repoRoot, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { startServe, type ServeProcess } from "../server/helpers.js";
 
 /**
  * The CLI as a client of a real `lmrun serve` child process (serve-core's server, real inference on
@@ -25,53 +25,15 @@ const greedy = ["--temp", "0"];
 const TEST_MS = 300_000;
 const runCli = (args: string[], options: CliOptions = {}) => runCliWithin(args, { timeoutMs: 240_000, ...options });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-interface Server {
-  child: ChildProcess;
-  url: string;
-  home: string;
-  log: () => string;
-}
-
-async function startServer(args: string[], env: Record<string, string> = {}): Promise<Server> {
-  const home = tempHome("lmrun-client-serve-");
-  const port = await freePort();
-  const child = spawnCli(["serve", ...args, "--port", String(port)], { home, env });
-  let log = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (log += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (log += d));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`lmrun serve exited ${child.exitCode}:\n${log}`);
-    try {
-      if ((await fetch(`${url}/health`)).ok && fs.existsSync(path.join(home, "server.json"))) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`lmrun serve did not start:\n${log}`);
-    await new Promise((r) => setTimeout(r, 100));
+/** The address record is what the clients find the server by: wait for it as well as for "listening". */
+async function startServer(args: string[]): Promise<ServeProcess> {
+  const server = await startServe(args);
+  const deadline = Date.now() + 30_000;
+  while (!fs.existsSync(path.join(server.home, "server.json"))) {
+    if (Date.now() > deadline) throw new Error(`lmrun serve wrote no address record:\n${server.log()}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, url, home, log: () => log };
-}
-
-async function stopServer(server: Server | undefined): Promise<void> {
-  if (server === undefined || server.child.exitCode !== null || server.child.signalCode !== null) return;
-  const exited = new Promise((r) => server.child.once("exit", r));
-  server.child.kill("SIGTERM");
-  const timer = setTimeout(() => server.child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
+  return server;
 }
 
 function expectOneLineError(stderr: string, pattern: RegExp) {
@@ -93,7 +55,7 @@ function tracedImports(args: string[], env: Record<string, string>): { imported:
 }
 
 describe.skipIf(!hasShared)(`the CLI through a running lmrun serve (${hasShared ? "tiny + stories260K with a chat template" : sharedSkipReason})`, () => {
-  let server: Server;
+  let server: ServeProcess;
   let env: Record<string, string>;
   beforeAll(async () => {
     server = await startServer(["tiny", chatModelPath, "--parallel", "2", "--ctx", "512", "-t", "1", "--max-queue", "0", "--api-key", KEY]);
@@ -101,7 +63,7 @@ describe.skipIf(!hasShared)(`the CLI through a running lmrun serve (${hasShared 
     env = { LMRUN_HOME: server.home, LMRUN_API_KEY: KEY };
   }, TEST_MS);
   afterAll(async () => {
-    await stopServer(server);
+    await server?.stop();
   }, TEST_MS);
 
   const requests = () => (server.log().match(/POST \/api\/generate/g) ?? []).length;
