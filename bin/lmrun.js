@@ -9,7 +9,7 @@
 // Measured on 2 cores (README "Threads"): generation +4% with 1 thread and +15% with 2 on a 135M
 // model, and up to +30% on the tiny demo model. Nothing else lmrun does needs the pool in parallel.
 // An explicit UV_THREADPOOL_SIZE is left alone.
-const MODEL_COMMANDS = new Set(["run", "chat", "bench", "perplexity", "eval"]);
+const MODEL_COMMANDS = new Set(["run", "chat", "bench", "perplexity", "eval", "serve", "batch"]);
 const command = process.argv.slice(2).find((arg) => !arg.startsWith("-"));
 if (process.env.UV_THREADPOOL_SIZE === undefined && MODEL_COMMANDS.has(command)) {
   process.env.UV_THREADPOOL_SIZE = "1";

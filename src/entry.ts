@@ -1,8 +1,6 @@
 import { TerminatedError } from "./errors.js";
 import { main } from "./main.js";
-
-/** How long SIGTERM waits for the command to report what it finished before the process dies anyway. */
-const TERMINATE_GRACE_MS = 1500;
+import { terminationGraceMs, terminationHandled } from "./termination.js";
 
 /**
  * Ends the process by the signal itself, at once. Not process.exit(): it first joins libuv's worker
@@ -57,7 +55,7 @@ export async function runFromProcess(): Promise<void> {
     // Jobs stop without waiting for the native step they are in and report what they finished
     // (errors.ts, unlessTerminated); whatever still holds them after the grace period is cut short.
     controller.abort(new TerminatedError());
-    setTimeout(() => dieOf("SIGTERM"), TERMINATE_GRACE_MS);
+    setTimeout(() => dieOf("SIGTERM"), terminationGraceMs());
   });
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") {
@@ -86,5 +84,5 @@ export async function runFromProcess(): Promise<void> {
   process.exitCode = stdoutFailed ? 1 : code;
   // Terminated: what was finished is written (stdout and stderr are synchronous here, files and
   // pipes alike); do not wait for llama.cpp's threads on the way out.
-  if (terminated) dieOf("SIGTERM");
+  if (terminated && !terminationHandled()) dieOf("SIGTERM");
 }

@@ -66,7 +66,7 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
       return ExitCode.usage;
     }
     await program.parseAsync(argv, { from: "user" });
-    if (io.signal.aborted && !io.stdoutClosed()) return abortCode(io.signal);
+    if (io.signal.aborted && !io.stdoutClosed() && ctx.interruptHandled !== true) return abortCode(io.signal);
     return ExitCode.ok;
   } catch (error) {
     if (isCommanderError(error)) {

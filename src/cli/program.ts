@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import type { CommandContext } from "./context.js";
+import { registerBatch } from "./commands/batch.js";
 import { registerBench } from "./commands/bench.js";
 import { registerChat } from "./commands/chat.js";
 import { registerConfig } from "./commands/config.js";
@@ -7,12 +8,15 @@ import { registerEval } from "./commands/eval.js";
 import { registerInfo } from "./commands/info.js";
 import { registerList } from "./commands/list.js";
 import { registerPerplexity } from "./commands/perplexity.js";
+import { registerPs } from "./commands/ps.js";
 import { registerPull } from "./commands/pull.js";
 import { registerRm } from "./commands/rm.js";
 import { registerRun } from "./commands/run.js";
 import { registerEngine } from "./commands/engine.js";
 import { registerRpcServer } from "./commands/rpcServer.js";
+import { registerServe } from "./commands/serve.js";
 import { registerShow } from "./commands/show.js";
+import { registerStop } from "./commands/stop.js";
 import { registerVerify } from "./commands/verify.js";
 import { registerCompletion } from "./commands/completion.js";
 import { addExamples } from "./examples.js";
@@ -48,6 +52,10 @@ export function buildProgram(ctx: CommandContext): Command {
   registerEval(program, ctx);
   registerEngine(program, ctx);
   registerRpcServer(program, ctx);
+  registerServe(program, ctx);
+  registerPs(program, ctx);
+  registerStop(program, ctx);
+  registerBatch(program, ctx);
   registerCompletion(program, ctx);
   // After every register call: each command's help ends with its examples (src/cli/examples.ts).
   addExamples(program);

@@ -3,6 +3,7 @@ import type { ChatEngine, ChatSampling, ChatTurn, ContextUsage, ReplyResult, Sen
 import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
+import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
 
 function toHistoryItems(turns: ChatTurn[]): ChatHistoryItem[] {
   return turns.map((turn): ChatHistoryItem => {
@@ -68,12 +69,11 @@ export class LlamaChatEngine implements ChatEngine {
   }
 
   reset(): void {
-    this.setHistory(this.turns.filter((t) => t.role === "system"));
+    this.setHistory(systemTurnsOf(this.turns));
   }
 
   setSystem(text: string | undefined): void {
-    const rest = this.turns.filter((t) => t.role !== "system");
-    this.setHistory(text ? [{ role: "system", text }, ...rest] : rest);
+    this.setHistory(withSystemTurn(this.turns, text));
   }
 
   async send(userText: string, options: SendOptions): Promise<ReplyResult> {

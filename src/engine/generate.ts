@@ -1,14 +1,20 @@
-import type { ChatHistoryItem, LlamaGrammar, Token } from "node-llama-cpp";
+import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { StopTextFilter } from "./stopText.js";
 import { setContextThreads } from "./threads.js";
-import type { GenerateRequest, GenerationResult, StopReason } from "./types.js";
+import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 
 export interface GenerateHooks {
   onText?: (text: string) => void;
   signal?: AbortSignal;
+  /**
+   * Thread switching between prompt and generation. Default: the context's threads follow this
+   * request (batch threads for the prompt, -t from the first token); the slot scheduler, whose
+   * context serves several requests at once, decides for all of them instead.
+   */
+  threads?: { prompt(): void; generating(): void };
 }
 
 type NativeStopReason = "eogToken" | "stopGenerationTrigger" | "functionCalls" | "maxTokens" | "abort" | "customStopTrigger";
@@ -41,9 +47,34 @@ async function grammarFor(loaded: LoadedModel, schema: GenerateRequest["jsonSche
 }
 
 function buildHistory(request: GenerateRequest, userText: string): ChatHistoryItem[] {
+  if (request.messages !== undefined) return historyOfMessages(request.messages);
   const history: ChatHistoryItem[] = [];
   if (request.systemPrompt) history.push({ type: "system", text: request.systemPrompt });
   history.push({ type: "user", text: userText });
+  history.push({ type: "model", response: [] });
+  return history;
+}
+
+/**
+ * A conversation as node-llama-cpp's chat history: an assistant turn's tool calls become function
+ * call items carrying the results of the tool messages that answer them, and the history ends with
+ * an empty model turn, the one to generate.
+ */
+export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
+  const results = new Map<string, string>();
+  for (const m of messages) if (m.role === "tool" && m.toolCallId !== undefined) results.set(m.toolCallId, m.text);
+  const history: ChatHistoryItem[] = [];
+  for (const m of messages) {
+    if (m.role === "system") history.push({ type: "system", text: m.text });
+    else if (m.role === "user") history.push({ type: "user", text: m.text });
+    else if (m.role === "assistant") {
+      const response: ChatModelResponse["response"] = m.text.length > 0 ? [m.text] : [];
+      for (const call of m.toolCalls ?? []) {
+        response.push({ type: "functionCall", name: call.name, params: call.arguments, result: results.get(call.id) ?? "" });
+      }
+      history.push({ type: "model", response });
+    }
+  }
   history.push({ type: "model", response: [] });
   return history;
 }
@@ -53,75 +84,111 @@ function buildHistory(request: GenerateRequest, userText: string): ChatHistoryIt
  * the result carries token counts, stop reason and timings measured around the native calls.
  */
 export async function generate(loaded: LoadedModel, request: GenerateRequest, hooks: GenerateHooks = {}): Promise<GenerationResult> {
-  const { LlamaChat, LlamaCompletion } = await import("node-llama-cpp");
-  const contextSize = loaded.context.contextSize;
   const sequence = loaded.context.getSequence();
   try {
-    const grammar = await grammarFor(loaded, request.jsonSchema);
-    const useChat = request.chat;
-    const chat = useChat ? new LlamaChat({ contextSequence: sequence, chatWrapper: (await chatWrapperFor(loaded.model, loaded.summary.path)).chatWrapper }) : undefined;
+    return await generateOnSequence(loaded, sequence, request, hooks);
+  } finally {
+    sequence.dispose();
+  }
+}
 
-    // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
-    let userText = request.prompt;
-    let promptTokenCount = countPromptTokens(loaded, chat, request, userText);
-    let truncatedPromptTokens = 0;
-    const room = contextSize - 1;
-    if (promptTokenCount > room) {
-      if (!request.truncate) {
-        throw new LmrunError(
-          `the prompt is ${promptTokenCount} tokens but the context holds ${contextSize} (${loaded.summary.requestedContextSize !== undefined ? `llama.cpp's smallest here, for -c ${loaded.summary.requestedContextSize}; ` : ""}the model was trained on ${loaded.summary.trainContextSize})`,
-          { exitCode: 2, hint: "Raise --ctx, shorten the prompt, or pass --truncate to keep its end" },
-        );
-      }
-      const textTokens = loaded.model.tokenize(userText, false);
-      const overhead = promptTokenCount - textTokens.length;
-      // Leave room for the reply (up to half the context): a prompt cut to fill the context would
-      // make every generated token shift it.
-      const reserve = request.maxTokens < 0 ? Math.floor(contextSize / 2) : Math.min(request.maxTokens, Math.floor(contextSize / 2));
-      const keep = Math.max(0, room - reserve - overhead);
-      truncatedPromptTokens = textTokens.length - keep;
-      userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
-      promptTokenCount = countPromptTokens(loaded, chat, request, userText);
+/**
+ * generate() on a sequence the caller owns and keeps: what the sequence already holds from an
+ * earlier request is reused where the new prompt starts with it (node-llama-cpp compares the tokens).
+ */
+export async function generateOnSequence(
+  loaded: LoadedModel,
+  sequence: LlamaContextSequence,
+  request: GenerateRequest,
+  hooks: GenerateHooks = {},
+): Promise<GenerationResult> {
+  const { LlamaChat, LlamaCompletion } = await import("node-llama-cpp");
+  const contextSize = sequence.contextSize;
+  const threads = hooks.threads ?? {
+    prompt: () => setContextThreads(loaded.context, loaded.summary.batchThreads),
+    generating: () => setContextThreads(loaded.context, loaded.summary.threads),
+  };
+  const grammar = await grammarFor(loaded, request.jsonSchema);
+  const useChat = request.chat;
+  const chat = useChat
+    ? new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false, chatWrapper: (await chatWrapperFor(loaded.model, loaded.summary.path)).chatWrapper })
+    : undefined;
+  const functions = chat && request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
+
+  // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
+  let userText = request.prompt;
+  let promptTokenCount = countPromptTokens(loaded, chat, request, userText);
+  let truncatedPromptTokens = 0;
+  const room = contextSize - 1;
+  if (promptTokenCount > room) {
+    if (!request.truncate || request.messages !== undefined) {
+      throw new LmrunError(
+        `the prompt is ${promptTokenCount} tokens but the context holds ${contextSize} (${loaded.summary.requestedContextSize !== undefined ? `llama.cpp's smallest here, for -c ${loaded.summary.requestedContextSize}; ` : ""}the model was trained on ${loaded.summary.trainContextSize})`,
+        { exitCode: 2, hint: "Raise --ctx, shorten the prompt, or pass --truncate to keep its end" },
+      );
     }
+    const textTokens = loaded.model.tokenize(userText, false);
+    const overhead = promptTokenCount - textTokens.length;
+    // Leave room for the reply (up to half the context): a prompt cut to fill the context would
+    // make every generated token shift it.
+    const reserve = request.maxTokens < 0 ? Math.floor(contextSize / 2) : Math.min(request.maxTokens, Math.floor(contextSize / 2));
+    const keep = Math.max(0, room - reserve - overhead);
+    truncatedPromptTokens = textTokens.length - keep;
+    userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
+    promptTokenCount = countPromptTokens(loaded, chat, request, userText);
+  }
 
-    // Prompt batches use the batch threads; the first sampled token switches to generation threads.
-    setContextThreads(loaded.context, loaded.summary.batchThreads);
-    const startedAt = performance.now();
-    let firstTokenAt: number | undefined;
-    let lastTokenAt: number | undefined;
-    let generatedTokens = 0;
-    const onToken = (tokens: Token[]) => {
-      const now = performance.now();
-      if (firstTokenAt === undefined) {
-        firstTokenAt = now;
-        setContextThreads(loaded.context, loaded.summary.threads);
-      }
-      lastTokenAt = now;
-      generatedTokens += tokens.length;
-    };
-    const common = {
-      onToken,
-      ...(hooks.onText ? { onTextChunk: hooks.onText } : {}),
-      ...(hooks.signal ? { signal: hooks.signal, stopOnAbortSignal: true } : {}),
-      // -1 (llama.cpp's -n -1): no limit but the context (no endless generation through context shifts).
-      maxTokens: request.maxTokens >= 0 ? request.maxTokens : Math.max(1, contextSize - promptTokenCount),
-      temperature: request.sampling.temperature,
-      topK: request.sampling.topK,
-      topP: request.sampling.topP,
-      minP: request.sampling.minP,
-      ...(request.sampling.seed !== undefined ? { seed: request.sampling.seed } : {}),
-      repeatPenalty: request.sampling.repeatPenalty === 1 ? (false as const) : { penalty: request.sampling.repeatPenalty },
-      ...(request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
-      ...(grammar ? { grammar } : {}),
-    };
+  // Prompt batches use the batch threads; the first sampled token switches to generation threads.
+  threads.prompt();
+  const startedAt = performance.now();
+  let firstTokenAt: number | undefined;
+  let lastTokenAt: number | undefined;
+  let generatedTokens = 0;
+  const onToken = (tokens: Token[]) => {
+    const now = performance.now();
+    if (firstTokenAt === undefined) {
+      firstTokenAt = now;
+      threads.generating();
+    }
+    lastTokenAt = now;
+    generatedTokens += tokens.length;
+  };
+  const common = {
+    onToken,
+    ...(hooks.onText ? { onTextChunk: hooks.onText } : {}),
+    ...(hooks.signal ? { signal: hooks.signal, stopOnAbortSignal: true } : {}),
+    // -1 (llama.cpp's -n -1): no limit but the context (no endless generation through context shifts).
+    maxTokens: request.maxTokens >= 0 ? request.maxTokens : Math.max(1, contextSize - promptTokenCount),
+    temperature: request.sampling.temperature,
+    topK: request.sampling.topK,
+    topP: request.sampling.topP,
+    minP: request.sampling.minP,
+    ...(request.sampling.seed !== undefined ? { seed: request.sampling.seed } : {}),
+    repeatPenalty: repeatPenaltyOf(request.sampling),
+    ...(request.stop.length > 0 ? { customStopTriggers: request.stop } : {}),
+    ...(grammar ? { grammar } : {}),
+  };
 
-    let text: string;
-    let nativeStop: NativeStopReason;
+  let text: string;
+  let nativeStop: NativeStopReason;
+  let toolCalls: ToolCall[] | undefined;
+  // Chat and completion objects are per request; disposing them leaves the sequence (and its cache) to the caller.
+  const completion = chat ? undefined : new LlamaCompletion({ contextSequence: sequence });
+  try {
     if (chat) {
       const history = buildHistory(request, userText);
-      const response = await chat.generateResponse(history, common);
-      text = response.response;
-      nativeStop = response.metadata.stopReason;
+      if (functions) {
+        // Function calling and a grammar exclude each other in node-llama-cpp (the server refuses both at once).
+        const { grammar: _grammar, ...withoutGrammar } = common;
+        const response = await chat.generateResponse(history, { ...withoutGrammar, functions });
+        text = response.response;
+        nativeStop = response.metadata.stopReason;
+        toolCalls = response.functionCalls?.map((call) => ({ name: call.functionName, arguments: call.params }));
+      } else {
+        const response = await chat.generateResponse(history, common);
+        text = response.response;
+        nativeStop = response.metadata.stopReason;
+      }
     } else if (request.stop.length > 0) {
       // Stop texts are matched here, on the streamed text (see stopText.ts), and end generation through an abort.
       const filter = new StopTextFilter(request.stop);
@@ -129,8 +196,7 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       hooks.signal?.addEventListener("abort", () => stopper.abort(), { once: true });
       if (hooks.signal?.aborted) stopper.abort();
       const { customStopTriggers: _matchedHere, ...options } = common;
-      const completion = new LlamaCompletion({ contextSequence: sequence });
-      const response = await completion.generateCompletionWithMeta(userText, {
+      const response = await completion!.generateCompletionWithMeta(userText, {
         ...options,
         signal: stopper.signal,
         stopOnAbortSignal: true,
@@ -147,36 +213,75 @@ export async function generate(loaded: LoadedModel, request: GenerateRequest, ho
       text = filter.text;
       nativeStop = filter.stopped ? "customStopTrigger" : response.metadata.stopReason;
     } else {
-      const completion = new LlamaCompletion({ contextSequence: sequence });
-      const response = await completion.generateCompletionWithMeta(userText, common);
+      const response = await completion!.generateCompletionWithMeta(userText, common);
       text = response.response;
       nativeStop = response.metadata.stopReason;
     }
-    const endedAt = performance.now();
-    // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
-    const promptTokens = promptTokenCount;
-    const promptMs = firstTokenAt !== undefined ? firstTokenAt - startedAt : null;
-    const generationMs = firstTokenAt !== undefined && lastTokenAt !== undefined ? lastTokenAt - firstTokenAt : null;
-    return {
-      text,
-      promptTokens,
-      generatedTokens,
-      stopReason: mapStopReason(nativeStop),
-      truncatedPromptTokens,
-      timings: {
-        ttftMs: promptMs,
-        promptMs,
-        generationMs,
-        totalMs: endedAt - startedAt,
-        promptTokensPerSecond: promptMs !== null && promptMs > 0 ? promptTokens / (promptMs / 1000) : null,
-        // Decode speed between the first and the last token, as llama.cpp's eval rate counts it.
-        generationTokensPerSecond:
-          generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
-      },
-    };
   } finally {
-    sequence.dispose();
+    chat?.dispose();
+    completion?.dispose();
   }
+  const endedAt = performance.now();
+  // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
+  const promptTokens = promptTokenCount;
+  const promptMs = firstTokenAt !== undefined ? firstTokenAt - startedAt : null;
+  const generationMs = firstTokenAt !== undefined && lastTokenAt !== undefined ? lastTokenAt - firstTokenAt : null;
+  return {
+    text,
+    promptTokens,
+    generatedTokens,
+    stopReason: mapStopReason(nativeStop),
+    truncatedPromptTokens,
+    ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
+    timings: {
+      ttftMs: promptMs,
+      promptMs,
+      generationMs,
+      totalMs: endedAt - startedAt,
+      promptTokensPerSecond: promptMs !== null && promptMs > 0 ? promptTokens / (promptMs / 1000) : null,
+      // Decode speed between the first and the last token, as llama.cpp's eval rate counts it.
+      generationTokensPerSecond:
+        generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
+    },
+  };
+}
+
+function repeatPenaltyOf(s: GenerateRequest["sampling"]) {
+  const frequencyPenalty = s.frequencyPenalty ?? 0;
+  const presencePenalty = s.presencePenalty ?? 0;
+  if (s.repeatPenalty === 1 && frequencyPenalty === 0 && presencePenalty === 0) return false as const;
+  return {
+    penalty: s.repeatPenalty,
+    ...(frequencyPenalty !== 0 ? { frequencyPenalty } : {}),
+    ...(presencePenalty !== 0 ? { presencePenalty } : {}),
+  };
+}
+
+function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFunctions {
+  const functions: Record<string, ChatModelFunctions[string]> = {};
+  for (const tool of tools) {
+    functions[tool.name] = {
+      ...(tool.description !== undefined ? { description: tool.description } : {}),
+      // The schema arrives as user data; node-llama-cpp turns what it supports into a grammar.
+      ...(tool.parameters !== undefined ? { params: tool.parameters as never } : {}),
+    };
+  }
+  return functions;
+}
+
+/**
+ * The prompt's tokens as generation will evaluate them (template applied for chat), for the slot
+ * scheduler's choice of the slot whose cache shares the longest prefix with them.
+ */
+export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
+  if (!request.chat) {
+    const tokens = loaded.model.tokenize(request.prompt, false);
+    return loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? [loaded.model.tokens.bos, ...tokens] : tokens;
+  }
+  const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
+  const tools = request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
+  const { contextText } = chatWrapper.generateContextState({ chatHistory: buildHistory(request, request.prompt), ...(tools ? { availableFunctions: tools } : {}) });
+  return contextText.tokenize(loaded.model.tokenizer);
 }
 
 function countPromptTokens(
@@ -186,6 +291,7 @@ function countPromptTokens(
   userText: string,
 ): number {
   if (!chat) return loaded.model.tokenize(userText, false).length + (loaded.model.tokens.bos !== null ? 1 : 0);
-  const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: buildHistory(request, userText) });
+  const tools = request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
+  const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: buildHistory(request, userText), ...(tools ? { availableFunctions: tools } : {}) });
   return contextText.tokenize(loaded.model.tokenizer).length;
 }

@@ -11,6 +11,17 @@ import type { LoadOptions, ModelSummary, RpcLoadOptions } from "./types.js";
 /** Default context when the user gives none: the training context, capped, as ollama does. */
 export const DEFAULT_CONTEXT_CAP = 4096;
 
+/** The model (with its context) would not fit in the memory allowed: refused before loading anything. */
+export class InsufficientMemoryError extends LmrunError {
+  constructor(
+    message: string,
+    readonly neededBytes: number,
+    readonly availableBytes: number,
+  ) {
+    super(message, { hint: "Use a smaller quantisation or model, or a smaller --ctx" });
+  }
+}
+
 /** A model loaded with one context and one sequence, ready for generation. */
 export class LoadedModel {
   constructor(
@@ -59,13 +70,16 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     contextSize,
     modelGpuLayers: estimateLayers,
     batchSize: options.batchSize ?? Math.min(512, contextSize),
+    // Each sequence has its own contextSize cells (node-llama-cpp never shares the KV cache between them).
+    ...(options.sequences !== undefined ? { sequences: options.sequences } : {}),
   });
   const ramNeeded = modelNeeds.cpuRam + contextNeeds.cpuRam;
   const ramAvailable = options.maxRamBytes ?? os.freemem();
   if (ramNeeded > ramAvailable) {
-    throw new LmrunError(
-      `${path.basename(modelPath)} needs about ${formatBytes(ramNeeded)} of RAM with a ${contextSize}-token context, but only ${formatBytes(ramAvailable)} is ${options.maxRamBytes !== undefined ? "allowed (--max-ram)" : "available"}`,
-      { hint: "Use a smaller quantisation or model, or a smaller --ctx" },
+    throw new InsufficientMemoryError(
+      `${path.basename(modelPath)} needs about ${formatBytes(ramNeeded)} of RAM with a ${contextSize}-token context${(options.sequences ?? 1) > 1 ? ` for each of ${options.sequences} sequences` : ""}, but only ${formatBytes(ramAvailable)} is ${options.maxRamBytes !== undefined ? "allowed (--max-ram)" : "available"}`,
+      ramNeeded,
+      ramAvailable,
     );
   }
   if (rpc !== undefined && llama.gpu === false) {

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { packageRoot } from "../config/paths.js";
 import { llamaCppRelease } from "./binding.js";
+import { terminationGraceMs } from "../termination.js";
 
 /** What the persistent-threadpool shim (native/threadpool.c) reports about itself. */
 export interface ThreadpoolStatus {
@@ -43,7 +44,7 @@ export interface SyncDecoder {
 }
 
 let shim: ShimModule | undefined;
-const TERMINATION_BACKSTOP_MS = 2000;
+const TERMINATION_BACKSTOP_MARGIN_MS = 500;
 let notLoadedReason = "not loaded yet";
 
 /** Where the install step (scripts/build-native.mjs) puts the compiled shim. */
@@ -79,10 +80,18 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
     shim = module.exports;
     // SIGTERM must end the process even while this thread is inside a long synchronous native call
     // (tokenising a corpus): entry.ts ends it after 1.5 s when it can run, this after 2 s when it cannot.
-    shim.watchTermination?.(TERMINATION_BACKSTOP_MS);
+    shim.watchTermination?.(nativeTerminationGraceMs());
   } catch (error) {
     notLoadedReason = `could not be loaded: ${(error as Error).message.split("\n")[0]}`;
   }
+}
+
+/**
+ * The native backstop comes half a second after entry.ts's own deadline (termination.ts), read when
+ * the shim loads: a command that extends the grace (serve) does so before it loads a model.
+ */
+function nativeTerminationGraceMs(): number {
+  return terminationGraceMs() + TERMINATION_BACKSTOP_MARGIN_MS;
 }
 
 /** Whether generation will run on persistent pools (decides the default thread count), without loading anything. */

@@ -47,6 +47,31 @@ export interface SamplingOptions {
   repeatPenalty: number;
   /** Undefined = random. */
   seed?: number | undefined;
+  /** OpenAI's penalties (0 = off), applied with repeatPenalty over the last 64 tokens. */
+  frequencyPenalty?: number | undefined;
+  presencePenalty?: number | undefined;
+}
+
+/** One message of a multi-turn chat request (the server's /v1/chat/completions and /api/chat). */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  text: string;
+  /** An assistant turn's function calls; their results come in the tool messages after it. */
+  toolCalls?: Array<{ id: string; name: string; arguments: unknown }> | undefined;
+  /** A tool message: the id of the call it answers. */
+  toolCallId?: string | undefined;
+}
+
+/** A function the model may call (OpenAI tools / ollama tools), its parameters a JSON schema. */
+export interface ToolDefinition {
+  name: string;
+  description?: string | undefined;
+  parameters?: object | undefined;
+}
+
+export interface ToolCall {
+  name: string;
+  arguments: unknown;
 }
 
 export interface GenerateRequest {
@@ -62,6 +87,10 @@ export interface GenerateRequest {
   jsonSchema?: object | "json" | undefined;
   /** Keep the end of an overlong prompt instead of refusing it. */
   truncate: boolean;
+  /** A whole conversation instead of prompt + systemPrompt (chat only); it ends with the turn to answer. */
+  messages?: ChatMessage[] | undefined;
+  /** Functions the model may call (chat only; needs a chat wrapper with function calling). */
+  tools?: ToolDefinition[] | undefined;
 }
 
 export type StopReason = "eos" | "maxTokens" | "stop" | "abort";
@@ -82,6 +111,8 @@ export interface GenerationResult {
   stopReason: StopReason;
   truncatedPromptTokens: number;
   timings: GenerationTimings;
+  /** The function calls the model made (then the text is what came before them). */
+  toolCalls?: ToolCall[] | undefined;
 }
 
 export interface ModelSummary {

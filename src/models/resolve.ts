@@ -126,7 +126,7 @@ function remote(ref: string, displayName: string, targets: PullTarget[]): Resolu
   return { kind: "remote", plan: { ref, displayName, targets } };
 }
 
-function planCatalogue(parsed: Extract<ModelReference, { kind: "catalogue" }>, canonical: string, env: NodeJS.ProcessEnv): Resolution {
+export function planCatalogue(parsed: Extract<ModelReference, { kind: "catalogue" }>, canonical: string, env: NodeJS.ProcessEnv): Resolution {
   const catalogue = loadCatalogue();
   const entry = findCatalogueEntry(catalogue, parsed.name, parsed.tag);
   if (entry === undefined) {

@@ -240,7 +240,7 @@ function mergeRefs(a: string[], b: string[]): string[] {
   return [...new Set([...a, ...b])];
 }
 
-function parseManifest(text: string): Manifest | undefined {
+export function parseManifest(text: string): Manifest | undefined {
   try {
     const value = JSON.parse(text) as Partial<Manifest>;
     if (value?.version !== 1 || !Array.isArray(value.files)) return undefined;

@@ -30,6 +30,8 @@ interface ChatFlags extends LoadFlags, SamplingFlags {
   resume?: string | true;
   sessions?: boolean;
   json?: boolean;
+  local?: boolean;
+  server?: string;
 }
 
 export function registerChat(program: Command, ctx: CommandContext): void {
@@ -41,7 +43,9 @@ export function registerChat(program: Command, ctx: CommandContext): void {
     .option("--system-file <file>", "read the system prompt from a file")
     .option("--resume [id]", "continue a saved session (default: the most recent)")
     .option("--sessions", "list saved sessions and exit")
-    .option("--json", "with --sessions: print JSON");
+    .option("--json", "with --sessions: print JSON")
+    .option("--local", "run the model in-process even when an lmrun server is running")
+    .option("--server <url>", "chat with a model of the lmrun server at this URL (default: the running one, LMRUN_HOST)");
   addSamplingOptions(addLoadOptions(command));
   acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string | undefined, flags: ChatFlags) => {
@@ -95,6 +99,19 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
 
   warnIfThreadsAboveCores(ctx, flags);
   const loadFor = async (ref: string, quietProgress: boolean, name?: string) => {
+    // A running server that serves the model chats without loading it here (see client/route.ts).
+    const { routeModel, mayFallBack } = await import("../../client/route.js");
+    const route = await routeModel(flags, ref, ctx.env, { signal: ctx.signal, ...(ctx.verbose && !quietProgress ? { diag: (m: string) => ctx.out.diag(m) } : {}) });
+    if (route !== undefined) {
+      const { RemoteChatEngine } = await import("../../client/chat.js");
+      try {
+        const engine = await RemoteChatEngine.create(route.client, route.model, { systemPrompt: system, signal: ctx.signal });
+        return { engine, path: engine.modelPath };
+      } catch (error) {
+        route.client.close();
+        if (!mayFallBack(route, error)) throw error;
+      }
+    }
     const prepared = await resolveAndLoad(
       ctx,
       ref,

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
+import type { RunOutcome, RunSpec } from "../../client/run.js";
 import type { GenerateRequest } from "../../engine/types.js";
 import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin, stdinKind } from "../../io/tty.js";
@@ -35,6 +36,8 @@ interface RunFlags extends LoadFlags, SamplingFlags {
   stats?: boolean;
   json?: boolean;
   stdin?: boolean;
+  local?: boolean;
+  server?: string;
 }
 
 export function registerRun(program: Command, ctx: CommandContext): void {
@@ -52,7 +55,9 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option("--truncate", "keep the end of a prompt that is longer than the context instead of failing")
     .option("--no-stdin", "never read stdin, even piped (as ssh -n): for `while read` loops, whose input the first run would take")
     .option("--stats", "print timing statistics to stderr when done")
-    .option("--json", "print one JSON object with the text, token counts and timings");
+    .option("--json", "print one JSON object with the text, token counts and timings")
+    .option("--local", "run in-process even when an lmrun server is running")
+    .option("--server <url>", "send the prompt to the lmrun server at this URL (default: the running one, LMRUN_HOST)");
   addSamplingOptions(addLoadOptions(command));
   acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string, promptArgs: string[], flags: RunFlags) => {
@@ -79,6 +84,32 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
   warnIfThreadsAboveCores(ctx, flags);
+  const specFor = (prompt: string): RunSpec => ({ prompt, systemPrompt, raw: flags.raw === true, stop: flags.stop ?? [], jsonSchema, truncate: flags.truncate === true, sampling });
+  const printer = new RunPrinter(ctx, flags.json !== true);
+
+  // A running server answers without loading anything (see client/route.ts for what goes there).
+  const { routeModel, mayFallBack } = await import("../../client/route.js");
+  const route = await routeModel(flags, modelRef, ctx.env, { signal: ctx.signal, ...(ctx.verbose ? { diag: (m: string) => ctx.out.diag(m) } : {}) });
+  if (route !== undefined) {
+    const { runThroughServer } = await import("../../client/run.js");
+    try {
+      const spec = specFor(await promptReady);
+      const outcome = await runThroughServer(route.client, route.model, spec, { onText: printer.onText, signal: ctx.signal });
+      if (!outcome.chatTemplate && systemPrompt !== undefined) warnUnusedSystem(ctx, spec, outcome.model.fileName);
+      reportRun(ctx, flags, spec, outcome, printer);
+      return;
+    } catch (error) {
+      if (ctx.signal.aborted) return;
+      if (!printer.wroteAny && mayFallBack(route, error)) {
+        if (ctx.verbose) ctx.out.diag(`${(error as Error).message}: running in-process`);
+      } else {
+        throw error;
+      }
+    } finally {
+      route.client.close();
+    }
+  }
+
   let tuned: AppliedTuning | undefined;
   const prepared = await resolveAndLoad(ctx, modelRef, (resolved) => {
     const facts = modelFacts(resolved.path);
@@ -89,43 +120,25 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     return chosen.options;
   });
   try {
-    const prompt = await promptReady;
+    const spec = specFor(await promptReady);
     const { loaded } = prepared;
     const useChat = flags.raw !== true && loaded.summary.hasChatTemplate;
     if (flags.raw !== true && !loaded.summary.hasChatTemplate && ctx.verbose) {
       ctx.out.diag(`${loaded.summary.fileName} has no chat template: using plain completion`);
     }
-    if (!useChat && systemPrompt !== undefined) {
-      // Plain completion has no place for a system prompt: say so rather than drop it silently.
-      ctx.out.warn(
-        `the system prompt is not used: ${flags.raw === true ? "--raw is plain completion" : `${loaded.summary.fileName} has no chat template`}, which has no system prompt`,
-      );
-    }
+    if (!useChat && systemPrompt !== undefined) warnUnusedSystem(ctx, spec, loaded.summary.fileName);
     const request: GenerateRequest = {
-      prompt,
+      prompt: spec.prompt,
       chat: useChat,
       systemPrompt,
       maxTokens: sampling.maxTokens,
-      stop: flags.stop ?? [],
+      stop: spec.stop,
       sampling,
       jsonSchema,
-      truncate: flags.truncate === true,
+      truncate: spec.truncate,
     };
     const { generate } = await import("../../engine/generate.js");
-    const streaming = flags.json !== true;
-    let endedWithNewline = true;
-    const result = await generate(loaded, request, {
-      signal: ctx.signal,
-      ...(streaming
-        ? {
-            onText: (text: string) => {
-              if (ctx.stdoutClosed()) return;
-              ctx.out.text(text);
-              if (text.length > 0) endedWithNewline = text.endsWith("\n");
-            },
-          }
-        : {}),
-    });
+    const result = await generate(loaded, request, { signal: ctx.signal, ...(printer.streaming ? { onText: printer.onText } : {}) });
     const { threadpoolStatus } = await import("../../engine/threadpool.js");
     const pool = threadpoolStatus();
     const threadpool = pool.decodesWithPool > 0 ? "persistent" : "per-decode";
@@ -141,70 +154,36 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     // After generating: a prompt too long for the context gets an error that already says this.
     const raised = contextRaisedNote(loaded.summary);
     if (raised !== undefined) ctx.out.warn(raised);
-    if (result.truncatedPromptTokens > 0) {
-      ctx.out.warn(`the prompt was cut to fit the context: its first ${result.truncatedPromptTokens} tokens were dropped`);
-    }
-    const timings = {
-      loadMs: prepared.loadMs,
-      ttftMs: result.timings.ttftMs,
-      promptTokensPerSecond: result.timings.promptTokensPerSecond,
-      generationTokensPerSecond: result.timings.generationTokensPerSecond,
-      totalMs: prepared.loadMs + result.timings.totalMs,
-    };
-    if (flags.json) {
-      ctx.out.json({
+    const { summary } = loaded;
+    reportRun(
+      ctx,
+      flags,
+      spec,
+      {
         text: result.text,
-        model: { path: loaded.summary.path, fileName: loaded.summary.fileName, name: prepared.resolved.displayName },
+        model: { path: summary.path, fileName: summary.fileName, name: prepared.resolved.displayName },
         promptTokens: result.promptTokens,
         generatedTokens: result.generatedTokens,
         stopReason: result.stopReason,
         truncatedPromptTokens: result.truncatedPromptTokens,
         chatTemplate: useChat,
-        timings,
-        sampling: {
-          temperature: sampling.temperature,
-          topK: sampling.topK,
-          topP: sampling.topP,
-          minP: sampling.minP,
-          repeatPenalty: sampling.repeatPenalty,
-          seed: sampling.seed,
-          maxTokens: sampling.maxTokens,
-          stop: request.stop,
-        },
+        loadMs: prepared.loadMs,
+        timings: result.timings,
         load: {
-          contextSize: loaded.summary.contextSize,
-          requestedContextSize: loaded.summary.requestedContextSize ?? null,
-          threads: loaded.summary.threads,
-          batchThreads: loaded.summary.batchThreads,
-          gpu: loaded.summary.gpu,
-          gpuLayers: loaded.summary.gpuLayers,
+          contextSize: summary.contextSize,
+          requestedContextSize: summary.requestedContextSize ?? null,
+          threads: summary.threads,
+          batchThreads: summary.batchThreads,
+          gpu: summary.gpu,
+          gpuLayers: summary.gpuLayers,
           threadpool,
           tuned: tuned ?? null,
           // Generated tokens by the threads they ran with, when lmrun's own thread count followed the machine's load.
           ...(pool.adaptive ? { generationThreads: pool.tokensByThreads } : {}),
         },
-      });
-    } else if (!endedWithNewline && ctx.out.stdoutIsTTY && !ctx.stdoutClosed()) {
-      // Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated.
-      ctx.out.text("\n");
-    }
-    if (flags.stats) {
-      ctx.out.diag(
-        formatRunStats({
-          ...timings,
-          totalMs: timings.totalMs,
-          promptTokens: result.promptTokens,
-          promptMs: result.timings.promptMs,
-          generatedTokens: result.generatedTokens,
-          generationMs: result.timings.generationMs,
-        }),
-      );
-    }
-    if (jsonSchema !== undefined && result.stopReason === "maxTokens" && !isJson(result.text)) {
-      // The grammar holds only while generating: cut by -n, the JSON is unfinished. A script must not
-      // take it for an answer, so this fails (exit 1) after what was generated has been written.
-      throw new LmrunError(`the output reached --max-tokens ${sampling.maxTokens} before the JSON was complete`, { hint: "Raise -n/--max-tokens" });
-    }
+      },
+      printer,
+    );
   } finally {
     await prepared.loaded.dispose();
   }
@@ -221,6 +200,89 @@ async function promptMaterial(ctx: CommandContext, promptArgs: string[], readStd
   const kind = stdinKind(ctx.stdin);
   if (kind === "terminal" || (kind === "device" && promptArgs.join("").trim() !== "")) return undefined;
   return readPipedStdin(ctx.stdin);
+}
+
+function warnUnusedSystem(ctx: CommandContext, spec: RunSpec, fileName: string): void {
+  // Plain completion has no place for a system prompt: say so rather than drop it silently.
+  ctx.out.warn(`the system prompt is not used: ${spec.raw ? "--raw is plain completion" : `${fileName} has no chat template`}, which has no system prompt`);
+}
+
+/** Streams the answer to stdout as it comes (unless --json) and remembers how it ended. */
+class RunPrinter {
+  wroteAny = false;
+  private endedWithNewline = true;
+  constructor(
+    private readonly ctx: CommandContext,
+    readonly streaming: boolean,
+  ) {}
+  readonly onText = (text: string): void => {
+    if (!this.streaming || this.ctx.stdoutClosed()) return;
+    this.ctx.out.text(text);
+    if (text.length > 0) {
+      this.wroteAny = true;
+      this.endedWithNewline = text.endsWith("\n");
+    }
+  };
+  /** Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated. */
+  finishLine(): void {
+    if (this.streaming && !this.endedWithNewline && this.ctx.out.stdoutIsTTY && !this.ctx.stdoutClosed()) this.ctx.out.text("\n");
+  }
+}
+
+/** What run prints after the text, the same whether a server or this process generated it. */
+function reportRun(ctx: CommandContext, flags: RunFlags, spec: RunSpec, outcome: RunOutcome, printer: RunPrinter): void {
+  const { sampling } = spec;
+  if (outcome.truncatedPromptTokens > 0) {
+    ctx.out.warn(`the prompt was cut to fit the context: its first ${outcome.truncatedPromptTokens} tokens were dropped`);
+  }
+  const timings = {
+    loadMs: outcome.loadMs,
+    ttftMs: outcome.timings.ttftMs,
+    promptTokensPerSecond: outcome.timings.promptTokensPerSecond,
+    generationTokensPerSecond: outcome.timings.generationTokensPerSecond,
+    totalMs: outcome.loadMs + outcome.timings.totalMs,
+  };
+  if (flags.json) {
+    ctx.out.json({
+      text: outcome.text,
+      model: outcome.model,
+      promptTokens: outcome.promptTokens,
+      generatedTokens: outcome.generatedTokens,
+      stopReason: outcome.stopReason,
+      truncatedPromptTokens: outcome.truncatedPromptTokens,
+      chatTemplate: outcome.chatTemplate,
+      timings,
+      sampling: {
+        temperature: sampling.temperature,
+        topK: sampling.topK,
+        topP: sampling.topP,
+        minP: sampling.minP,
+        repeatPenalty: sampling.repeatPenalty,
+        seed: sampling.seed,
+        maxTokens: sampling.maxTokens,
+        stop: spec.stop,
+      },
+      load: outcome.load,
+    });
+  } else {
+    printer.finishLine();
+  }
+  if (flags.stats) {
+    ctx.out.diag(
+      formatRunStats({
+        ...timings,
+        promptTokens: outcome.promptTokens,
+        promptMs: outcome.timings.promptMs,
+        generatedTokens: outcome.generatedTokens,
+        generationMs: outcome.timings.generationMs,
+      }),
+    );
+  }
+  if (spec.jsonSchema !== undefined && outcome.stopReason === "maxTokens" && !isJson(outcome.text)) {
+    // The grammar holds only while generating: cut by -n, the JSON is unfinished. A script must not
+    // take it for an answer, so this fails (exit 1) after what was generated has been written.
+    throw new LmrunError(`the output reached --max-tokens ${sampling.maxTokens} before the JSON was complete`, { hint: "Raise -n/--max-tokens" });
+  }
 }
 
 function isJson(text: string): boolean {

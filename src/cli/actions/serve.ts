@@ -1,0 +1,130 @@
+import { readSettings } from "../../config/config.js";
+import { DEFAULT_SERVE_HOST, DEFAULT_SERVE_PORT, parseHostSetting, removeServerRecord, serverUrl, writeServerRecord } from "../../config/serverRecord.js";
+import { ModelPool, type ServableModel } from "../../engine/scheduler/modelPool.js";
+import { UsageError } from "../../errors.js";
+import { extendTerminationGrace, markTerminationHandled } from "../../termination.js";
+import { modelsDirectory, resolveModel } from "../../models/resolve.js";
+import { Metrics } from "../../server/metrics.js";
+import { ModelNames } from "../../server/modelNames.js";
+import { isLoopbackHost } from "../../server/security.js";
+import { formatAccessEntry, LmrunServer } from "../../server/server.js";
+import { Service } from "../../server/service.js";
+import type { ServeFlags } from "../commands/serve.js";
+import type { CommandContext } from "../context.js";
+import { modelFacts, pullAllowed, resolveLoadOptions, resolveSampling } from "../modelOptions.js";
+import { packageVersion } from "../version.js";
+
+/**
+ * Slots per model when --parallel is not given. Measured on 2 cores (README, "lmrun serve"): 4
+ * concurrent requests on 4 slots generate about 1.7-2x the tokens per second of one, while each
+ * slot costs its own --ctx of KV cache.
+ */
+export const DEFAULT_PARALLEL = 4;
+export const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000;
+export const DEFAULT_MAX_MODELS = 3;
+export const DEFAULT_MAX_QUEUE = 64;
+export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+/** In-flight requests get this long to finish on SIGINT/SIGTERM before they are aborted. */
+export const SHUTDOWN_GRACE_MS = 5_000;
+const PING_MS = 10_000;
+
+export async function serveCommand(ctx: CommandContext, refs: string[], flags: ServeFlags): Promise<void> {
+  // SIGTERM drains in-flight requests (up to SHUTDOWN_GRACE_MS, then 2 s for aborted ones to end) and
+  // exits 0, instead of dying of the signal 1.5 s later as other commands do. Before any model loads:
+  // the threadpool shim's native backstop reads the grace when it loads.
+  extendTerminationGrace(SHUTDOWN_GRACE_MS + 3_000);
+  const { host, port } = bindAddress(ctx.env, flags);
+  const apiKey = flags.apiKey ?? (ctx.env.LMRUN_API_KEY || undefined);
+  if (apiKey !== undefined && apiKey.trim().length < 8) throw new UsageError("the API key is shorter than 8 characters", "Use a long random key, e.g. `openssl rand -hex 24`");
+  const settings = await readSettings(ctx.env);
+  const parallel = flags.parallel ?? DEFAULT_PARALLEL;
+  const { seed: drawnSeed, maxTokens, ...sampling } = resolveSampling(flags, settings);
+
+  // The operator's own references may be paths, URLs or pulls (as for run); a request's never are.
+  const commandLine: ServableModel[] = [];
+  for (const ref of refs) {
+    const resolved = await resolveModel(ref, { env: ctx.env, pull: pullAllowed(), signal: ctx.signal });
+    commandLine.push({ name: resolved.displayName, path: resolved.path });
+  }
+  const names = new ModelNames({ commandLine, modelsDir: modelsDirectory(ctx.env, settings), env: ctx.env });
+  const write = (line: string) => ctx.stderr.write(line);
+  const pool = new ModelPool({
+    loadOptionsFor: (path) => ({ ...resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(path)), sequences: parallel }),
+    maxQueue: flags.maxQueue ?? DEFAULT_MAX_QUEUE,
+    keepAliveMs: flags.keepAlive ?? DEFAULT_KEEP_ALIVE_MS,
+    maxModels: flags.maxModels ?? DEFAULT_MAX_MODELS,
+    onEvent: (event) => {
+      if (ctx.quiet) return;
+      write(event.type === "loaded" ? `lmrun serve: loaded ${event.name} (${Math.round(event.ms)} ms)\n` : `lmrun serve: unloaded ${event.name} (${event.reason})\n`);
+    },
+  });
+  const shutdown = new AbortController();
+  const metrics = new Metrics(pool);
+  const service = new Service({
+    names,
+    pool,
+    metrics,
+    // A seed given to serve applies to every request; otherwise each request draws its own.
+    defaults: { sampling: { ...sampling, ...(flags.seed !== undefined ? { seed: drawnSeed } : {}) }, maxTokens },
+    timeoutMs: flags.timeout ?? DEFAULT_TIMEOUT_MS,
+    shutdown: shutdown.signal,
+  });
+  const server = new LmrunServer({
+    service,
+    metrics,
+    security: { apiKey, bindHost: host, allowHosts: flags.allowHost ?? [], corsOrigins: flags.cors ?? [] },
+    bodyLimit: flags.maxBody ?? DEFAULT_BODY_LIMIT,
+    pingMs: PING_MS,
+    log: (entry) => write(formatAccessEntry(entry, flags.logFormat ?? "text")),
+  });
+
+  try {
+    for (const model of commandLine) await pool.preload(model);
+    if (ctx.signal.aborted) return;
+    const address = await server.listen(host, port).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "EADDRINUSE") throw new UsageError(`${host}:${port} is already in use`, "Stop the other server or pick another --port (0 = any free port)");
+      if (error.code === "EADDRNOTAVAIL") throw new UsageError(`${host} is not an address of this machine`, "Use 127.0.0.1, 0.0.0.0 or one of this machine's addresses");
+      throw error;
+    });
+    const url = serverUrl(host, address.port);
+    await writeServerRecord({ pid: process.pid, url, host, port: address.port, startedAt: new Date().toISOString(), version: packageVersion() }, ctx.env);
+    process.on("exit", () => removeServerRecord(process.pid, ctx.env));
+    if (!isLoopbackHost(host) && apiKey === undefined) {
+      ctx.out.warn(`listening on ${host} WITHOUT an API key: anyone who can reach this machine can use its models (set --api-key or LMRUN_API_KEY)`);
+    }
+    write(`lmrun serve: listening on ${url} (${parallel} slots per model${apiKey !== undefined ? ", API key required" : ""})\n`);
+
+    await new Promise<void>((resolve) => {
+      if (ctx.signal.aborted) resolve();
+      ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    // SIGINT/SIGTERM: stop accepting, let in-flight requests finish for a few seconds, abort the rest.
+    write(`lmrun serve: stopping (${server.activeRequests} request${server.activeRequests === 1 ? "" : "s"} in flight; Ctrl-C again to quit at once)\n`);
+    const drained = await server.drain(SHUTDOWN_GRACE_MS);
+    if (!drained) {
+      shutdown.abort(new Error("server shutting down"));
+      await server.drain(2_000);
+      server.closeAllConnections();
+    }
+    ctx.interruptHandled = true;
+    markTerminationHandled();
+  } finally {
+    server.closeAllConnections();
+    await pool.close();
+    removeServerRecord(process.pid, ctx.env);
+  }
+}
+
+/** --host/--port, else LMRUN_HOST (host:port, as OLLAMA_HOST), else 127.0.0.1:11488. */
+function bindAddress(env: NodeJS.ProcessEnv, flags: ServeFlags): { host: string; port: number } {
+  let fromEnv = { host: DEFAULT_SERVE_HOST, port: DEFAULT_SERVE_PORT };
+  if (env.LMRUN_HOST) {
+    try {
+      fromEnv = parseHostSetting(env.LMRUN_HOST);
+    } catch (error) {
+      throw new UsageError(`LMRUN_HOST: ${(error as Error).message}`, "Use host:port, e.g. 127.0.0.1:11488");
+    }
+  }
+  return { host: flags.host ?? fromEnv.host, port: flags.port ?? fromEnv.port };
+}

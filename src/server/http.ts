@@ -1,0 +1,114 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+/**
+ * The small HTTP layer the API adapters share: JSON bodies with a size cap, errors as values with
+ * a status, and streamed writes that respect backpressure and notice a client that went away.
+ */
+
+/** An answer other than 2xx; each API renders it in its own error shape. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details: { param?: string | undefined; code?: string | undefined; type?: string | undefined; headers?: Record<string, string> | undefined } = {},
+  ) {
+    super(message);
+  }
+}
+
+export function badRequest(message: string, param?: string): HttpError {
+  return new HttpError(400, message, { param, type: "invalid_request_error" });
+}
+
+/** Reads and parses a JSON object body, refusing one past `limitBytes` (413) or not JSON (400). */
+export async function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers["content-length"]);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    req.resume();
+    throw new HttpError(413, `the request body is ${declared} bytes; the limit is ${limitBytes}`, { type: "invalid_request_error", code: "body_too_large" });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limitBytes) {
+      req.resume();
+      throw new HttpError(413, `the request body is larger than the limit of ${limitBytes} bytes`, { type: "invalid_request_error", code: "body_too_large" });
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  if (text.trim() === "") throw badRequest("the request body is empty; a JSON object is expected");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw badRequest(`the request body is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw badRequest("the request body must be a JSON object");
+  return value as Record<string, unknown>;
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** The client closed the connection before the answer ended (watch the response, not the request). */
+export function onClientGone(res: ServerResponse, handler: () => void): void {
+  res.on("close", () => {
+    if (!res.writableFinished) handler();
+  });
+}
+
+/**
+ * A streamed answer (SSE or NDJSON): headers go out with the first write, or with `ping` while a
+ * request still waits (so an error before any output is still a plain HTTP error). Writes wait
+ * for 'drain' when the socket's buffer is full.
+ */
+export class StreamWriter {
+  private started = false;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly contentType: string,
+    private readonly extraHeaders: Record<string, string> = {},
+  ) {}
+
+  get headersSent(): boolean {
+    return this.started;
+  }
+
+  start(): void {
+    if (this.started || this.res.destroyed) return;
+    this.started = true;
+    this.res.writeHead(200, { "content-type": this.contentType, "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no", ...this.extraHeaders });
+    this.res.flushHeaders();
+  }
+
+  async write(text: string): Promise<void> {
+    this.start();
+    if (this.res.destroyed || this.res.writableEnded) return;
+    if (!this.res.write(text)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.res.off("drain", done);
+          this.res.off("close", done);
+          resolve();
+        };
+        this.res.on("drain", done);
+        this.res.on("close", done);
+      });
+    }
+  }
+
+  end(): void {
+    this.start();
+    if (!this.res.writableEnded) this.res.end();
+  }
+}

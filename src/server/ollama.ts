@@ -1,0 +1,384 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { threadpoolStatus } from "../engine/threadpool.js";
+import type { ChatMessage, ToolDefinition } from "../engine/types.js";
+import { packageVersion } from "../cli/version.js";
+import { parseKeepAlive } from "./duration.js";
+import { Fields, readSampling } from "./fields.js";
+import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
+import { bodyWithModel, embed, type AdapterContext } from "./openai.js";
+import type { Job, JobOutcome } from "./service.js";
+import type { LmrunFinalExtension } from "./wire.js";
+
+/**
+ * ollama's API (what ollama-js, Open WebUI and lmrun's own client send): /api/generate and
+ * /api/chat (NDJSON streams by default), /api/tags, /api/ps, /api/show, /api/embed(dings),
+ * /api/version. Endpoints that download, create or delete models are refused.
+ */
+
+export function ollamaError(res: ServerResponse, error: HttpError): void {
+  sendJson(res, error.status, { error: error.message }, error.details.headers ?? {});
+}
+
+const ns = (ms: number | null) => Math.round((ms ?? 0) * 1e6);
+
+function keepAliveOf(f: Fields): number | undefined {
+  if (!f.has("keep_alive")) return undefined;
+  const ms = parseKeepAlive(f.raw("keep_alive"));
+  if (ms === undefined) throw badRequest('"keep_alive" must be a duration ("5m", "1h", "-1") or a number of seconds', "keep_alive");
+  return ms;
+}
+
+function formatOf(f: Fields): Job["jsonSchema"] {
+  const format = f.raw("format");
+  if (format === undefined || format === null || format === "") return undefined;
+  if (format === "json") return "json";
+  if (typeof format === "object" && !Array.isArray(format)) return format;
+  throw badRequest('"format" must be "json" or a JSON schema object', "format");
+}
+
+/** ollama's `options` (Modelfile parameters); unknown ones (num_thread, num_gpu ...) are ignored, as ollama does. */
+function optionsOf(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop" | "truncate"> & { numCtx: number | undefined } {
+  const o = f.object("options") ?? new Fields({}, "options");
+  const numPredict = o.number("num_predict", { integer: true, min: -2 });
+  if (numPredict === 0) throw badRequest('"options.num_predict" must be positive, or -1 for no limit', "options.num_predict");
+  return {
+    // -1 (no limit) and -2 (fill the context) are bounded by the slot's context.
+    maxTokens: numPredict !== undefined && numPredict > 0 ? numPredict : undefined,
+    maxTokensParam: "options.num_predict",
+    sampling: readSampling(o, 100),
+    stop: o.strings("stop", { maxItems: 16 }) ?? [],
+    truncate: o.boolean("lmrun_truncate") === true,
+    numCtx: o.number("num_ctx", { integer: true, min: 1 }),
+  };
+}
+
+function checkNumCtx(numCtx: number | undefined, outcomeContext: number): void {
+  if (numCtx !== undefined && numCtx > outcomeContext) {
+    throw badRequest(`"options.num_ctx" ${numCtx} is larger than the server's ${outcomeContext}-token context per slot (set it with lmrun serve --ctx)`, "options.num_ctx");
+  }
+}
+
+function noImages(f: Fields, at: string): void {
+  const images = f.array("images");
+  if (images && images.length > 0) throw badRequest(`images are not supported: lmrun serves text-only models`, `${at}images`);
+}
+
+export function lmrunExtension(outcome: JobOutcome): LmrunFinalExtension {
+  const { result, request, entry, model } = outcome;
+  const summary = entry.loaded.summary;
+  return {
+    stopReason: result.stopReason,
+    promptTokens: result.promptTokens,
+    generatedTokens: result.generatedTokens,
+    truncatedPromptTokens: result.truncatedPromptTokens,
+    chatTemplate: request.chat,
+    seed: request.sampling.seed,
+    sampling: {
+      temperature: request.sampling.temperature,
+      topK: request.sampling.topK,
+      topP: request.sampling.topP,
+      minP: request.sampling.minP,
+      repeatPenalty: request.sampling.repeatPenalty,
+      seed: request.sampling.seed,
+      maxTokens: request.maxTokens,
+      stop: request.stop,
+    },
+    load: {
+      contextSize: summary.contextSize,
+      threads: summary.threads,
+      batchThreads: summary.batchThreads,
+      gpu: summary.gpu,
+      gpuLayers: summary.gpuLayers,
+      threadpool: threadpoolStatus().decodesWithPool > 0 ? "persistent" : "per-decode",
+      parallel: entry.scheduler.parallel,
+    },
+    model: { path: summary.path, fileName: summary.fileName, name: model.name },
+    ttftMs: result.timings.ttftMs,
+    loadMs: outcome.loadMs,
+    queueMs: result.queueMs,
+    promptMs: result.timings.promptMs,
+    generationMs: result.timings.generationMs,
+    promptTokensPerSecond: result.timings.promptTokensPerSecond,
+    generationTokensPerSecond: result.timings.generationTokensPerSecond,
+    totalMs: result.timings.totalMs,
+    cachedPromptTokens: result.cachedPromptTokens,
+    slot: result.slot,
+  };
+}
+
+function doneReason(outcome: JobOutcome): string {
+  if (outcome.result.stopReason === "maxTokens" || outcome.timedOut) return "length";
+  return "stop";
+}
+
+function finalFields(outcome: JobOutcome, receivedAt: number) {
+  const { result } = outcome;
+  return {
+    done: true,
+    done_reason: doneReason(outcome),
+    total_duration: ns(performance.now() - receivedAt),
+    load_duration: ns(outcome.loadMs),
+    prompt_eval_count: result.promptTokens,
+    prompt_eval_duration: ns(result.timings.promptMs),
+    eval_count: result.generatedTokens,
+    eval_duration: ns(result.timings.generationMs),
+    lmrun: lmrunExtension(outcome),
+  };
+}
+
+/** A request with nothing to generate loads the model (or, with keep_alive 0, unloads it), as ollama does. */
+async function loadOrUnload(ctx: AdapterContext, res: ServerResponse, model: string, keepAliveMs: number | undefined, shape: (done: object) => object): Promise<void> {
+  const servable = ctx.service.model(model, "model");
+  const createdAt = new Date().toISOString();
+  if (keepAliveMs === 0) {
+    await ctx.service.pool.unload(servable.path);
+    sendJson(res, 200, shape({ model: servable.name, created_at: createdAt, done: true, done_reason: "unload" }));
+    return;
+  }
+  const held = await ctx.service.hold(model, "model", keepAliveMs);
+  held.release();
+  sendJson(res, 200, shape({ model: servable.name, created_at: createdAt, done: true, done_reason: "load", load_duration: ns(held.loadMs) }));
+}
+
+export async function generate(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const receivedAt = performance.now();
+  const { f, model } = await bodyWithModel(ctx, req);
+  const prompt = f.string("prompt") ?? "";
+  const keepAliveMs = keepAliveOf(f);
+  noImages(f, "");
+  if (f.has("suffix") && f.string("suffix") !== "") throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
+  if (f.has("template")) throw badRequest('"template" is not supported: the model\'s own chat template is used (or "raw": true for none)', "template");
+  const options = optionsOf(f);
+  const jsonSchema = formatOf(f);
+  const raw = f.boolean("raw") === true;
+  const system = f.string("system");
+  const stream = f.boolean("stream") !== false;
+  if (prompt === "") return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, response: "" }));
+  const job = {
+    model,
+    modelParam: "model",
+    prompt,
+    systemPrompt: system,
+    chat: raw ? false : ("template" as const),
+    ...options,
+    jsonSchema,
+    keepAliveMs,
+  };
+  await respond(ctx, res, job, stream, receivedAt, options.numCtx, {
+    piece: (text) => ({ response: text }),
+    last: () => ({ response: "" }),
+    whole: (outcome) => ({ response: outcome.result.text }),
+  });
+}
+
+function messagesOf(f: Fields): ChatMessage[] {
+  const items = f.array("messages", { maxItems: 10_000 }) ?? [];
+  let callCount = 0;
+  return items.map((_, index) => {
+    const m = f.item("messages", items, index);
+    const at = `messages[${index}]`;
+    noImages(m, `${at}.`);
+    const role = m.string("role", { required: true });
+    const text = m.string("content") ?? "";
+    if (role === "system" || role === "user") return { role, text };
+    if (role === "tool") return { role: "tool", text, toolCallId: m.string("tool_name") ?? m.string("tool_call_id") };
+    if (role === "assistant") {
+      const calls = m.array("tool_calls") ?? [];
+      const toolCalls = calls.map((_c, i) => {
+        const fn = m.item("tool_calls", calls, i).object("function");
+        const name = fn?.string("name", { required: true }) ?? "";
+        callCount++;
+        // ollama links a tool message to its call by the function's name.
+        return { id: name || `call_${callCount}`, name, arguments: fn?.raw("arguments") ?? {} };
+      });
+      return { role: "assistant", text, ...(toolCalls.length > 0 ? { toolCalls } : {}) };
+    }
+    throw badRequest(`"${at}.role" must be system, user, assistant or tool (got ${JSON.stringify(role)})`, `${at}.role`);
+  });
+}
+
+function toolsOf(f: Fields): ToolDefinition[] | undefined {
+  const items = f.array("tools", { maxItems: 128 });
+  if (!items || items.length === 0) return undefined;
+  return items.map((_, index) => {
+    const fn = f.item("tools", items, index).object("function");
+    if (!fn) throw badRequest(`"tools[${index}].function" is required`, `tools[${index}].function`);
+    const name = fn.string("name", { required: true, maxLength: 64 })!;
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) throw badRequest(`"tools[${index}].function.name" may hold letters, digits, _ and - only`, `tools[${index}].function.name`);
+    return { name, description: fn.string("description"), parameters: fn.object("parameters") ? (fn.raw("parameters") as object) : undefined };
+  });
+}
+
+export async function chat(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const receivedAt = performance.now();
+  const { f, model } = await bodyWithModel(ctx, req);
+  const messages = messagesOf(f);
+  const keepAliveMs = keepAliveOf(f);
+  const options = optionsOf(f);
+  const jsonSchema = formatOf(f);
+  const tools = toolsOf(f);
+  if (tools && jsonSchema !== undefined) throw badRequest('"tools" and "format" cannot be combined', "format");
+  const stream = f.boolean("stream") !== false;
+  const message = (content: string, extra: object = {}) => ({ message: { role: "assistant", content, ...extra } });
+  if (messages.length === 0) return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, ...message("") }));
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, keepAliveMs };
+  const calls = (outcome: JobOutcome) =>
+    outcome.result.toolCalls ? { tool_calls: outcome.result.toolCalls.map((c) => ({ function: { name: c.name, arguments: c.arguments ?? {} } })) } : {};
+  await respond(ctx, res, job, stream, receivedAt, options.numCtx, {
+    piece: (text) => message(text),
+    last: (outcome) => message("", calls(outcome)),
+    whole: (outcome) => message(outcome.result.text, calls(outcome)),
+  });
+}
+
+interface Shape {
+  piece(text: string): object;
+  last(outcome: JobOutcome): object;
+  whole(outcome: JobOutcome): object;
+}
+
+async function respond(
+  ctx: AdapterContext,
+  res: ServerResponse,
+  job: Omit<Job, "signal" | "onText" | "onStart">,
+  stream: boolean,
+  receivedAt: number,
+  numCtx: number | undefined,
+  shape: Shape,
+): Promise<void> {
+  const client = new AbortController();
+  onClientGone(res, () => client.abort());
+  // num_ctx is checked against the loaded model before generating: a hold is cheap when it is warm.
+  if (numCtx !== undefined) {
+    const held = await ctx.service.hold(job.model, job.modelParam);
+    held.release();
+    checkNumCtx(numCtx, held.entry.loaded.context.contextSize);
+  }
+  if (!stream) {
+    const outcome = await ctx.service.run({ ...job, signal: client.signal });
+    ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
+    sendJson(res, 200, { model: outcome.model.name, created_at: new Date().toISOString(), ...shape.whole(outcome), ...finalFields(outcome, receivedAt) });
+    return;
+  }
+  const writer = new StreamWriter(res, "application/x-ndjson");
+  let pending: Promise<void> = Promise.resolve();
+  const send = (value: object) => {
+    const line = JSON.stringify(value) + "\n";
+    pending = pending.then(() => writer.write(line));
+  };
+  try {
+    const outcome = await ctx.service.run({
+      ...job,
+      signal: client.signal,
+      onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
+    });
+    ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
+    send({ model: outcome.model.name, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
+    await pending;
+    writer.end();
+  } catch (error) {
+    await pending;
+    if (!writer.headersSent) throw error;
+    // Status 200 is out: ollama's clients read a line with "error" as the failure.
+    await writer.write(JSON.stringify({ error: error instanceof Error ? error.message : String(error) }) + "\n");
+    writer.end();
+  }
+}
+
+export async function tags(ctx: AdapterContext, res: ServerResponse): Promise<void> {
+  const models = ctx.service.options.names.list().map((m) => ({
+    name: m.name,
+    model: m.name,
+    modified_at: m.modifiedAt,
+    size: m.sizeBytes,
+    digest: m.digest,
+    details: { parent_model: "", format: "gguf", family: "", families: null, parameter_size: "", quantization_level: m.quant ?? "" },
+    // lmrun's client maps a file path the user gave to the name the server knows it by.
+    lmrun: { path: m.path },
+  }));
+  sendJson(res, 200, { models });
+}
+
+export async function ps(ctx: AdapterContext, res: ServerResponse): Promise<void> {
+  const models = ctx.service.pool.list().map((e) => ({
+    name: e.name,
+    model: e.name,
+    size: e.loaded.summary.sizeBytes,
+    digest: "",
+    details: { parent_model: "", format: "gguf", family: e.loaded.summary.architecture ?? "", families: null, parameter_size: "", quantization_level: "" },
+    // ollama's "forever" is a far-future time; Go's zero time would read as expired.
+    expires_at: new Date(e.expiresAt ?? (e.keepAliveMs < 0 ? Date.UTC(2318, 0, 1) : Date.now() + e.keepAliveMs)).toISOString(),
+    size_vram: 0,
+    context_length: e.loaded.context.contextSize,
+    lmrun: {
+      path: e.loaded.summary.path,
+      parallel: e.scheduler.parallel,
+      busySlots: e.scheduler.busySlots,
+      queued: e.scheduler.queued,
+      keepAliveMs: e.keepAliveMs,
+      loadedAt: new Date(e.loadedAt).toISOString(),
+    },
+  }));
+  sendJson(res, 200, { models });
+}
+
+export async function show(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
+  const name = f.string("model") ?? f.string("name");
+  if (name === undefined) throw badRequest('"model" is required', "model");
+  const model = ctx.service.model(name, "model");
+  const listed = ctx.service.options.names.list().find((m) => m.path === model.path);
+  const loaded = ctx.service.pool.get(model.path);
+  const summary = loaded?.loaded.summary;
+  sendJson(res, 200, {
+    modelfile: "",
+    parameters: "",
+    template: "",
+    details: { parent_model: "", format: "gguf", family: summary?.architecture ?? "", families: null, parameter_size: "", quantization_level: listed?.quant ?? "" },
+    model_info: summary
+      ? {
+          "general.architecture": summary.architecture ?? "",
+          "general.name": summary.name ?? "",
+          "general.parameter_count": summary.parameters ?? 0,
+          [`${summary.architecture ?? "llama"}.context_length`]: summary.trainContextSize,
+        }
+      : {},
+    capabilities: ["completion", "tools", "embedding"],
+    modified_at: listed?.modifiedAt ?? "",
+  });
+}
+
+export async function embedEndpoint(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse, legacy: boolean): Promise<void> {
+  const receivedAt = performance.now();
+  const { f, model } = await bodyWithModel(ctx, req);
+  const keepAliveMs = keepAliveOf(f);
+  const field = legacy ? "prompt" : "input";
+  const input = f.raw(field);
+  const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.length > 0 && input.every((s) => typeof s === "string") ? (input as string[]) : undefined;
+  if (!texts || (legacy && Array.isArray(input))) throw badRequest(`"${field}" must be a string${legacy ? "" : " or a non-empty array of strings"}`, field);
+  if (texts.length > 2048) throw badRequest(`"${field}" has more than 2048 items`, field);
+  const result = await embed(ctx.service, model, "model", texts, keepAliveMs);
+  ctx.note({ promptTokens: result.promptTokens });
+  if (legacy) {
+    sendJson(res, 200, { embedding: result.vectors[0] });
+    return;
+  }
+  sendJson(res, 200, {
+    model: result.model,
+    embeddings: result.vectors,
+    total_duration: ns(performance.now() - receivedAt),
+    load_duration: ns(result.loadMs),
+    prompt_eval_count: result.promptTokens,
+  });
+}
+
+export function version(res: ServerResponse): void {
+  sendJson(res, 200, { version: packageVersion() });
+}
+
+/** The endpoints behind ollama's path-traversal and RCE advisories: never served here. */
+export function refused(path: string): HttpError {
+  return new HttpError(403, `${path} is not available: lmrun serve never downloads, creates, copies or deletes models for a request (run lmrun pull / lmrun rm on the server's machine)`, {
+    type: "permission_error",
+  });
+}

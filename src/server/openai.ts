@@ -1,0 +1,310 @@
+import crypto from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ChatMessage, ToolDefinition } from "../engine/types.js";
+import { Fields, readSampling } from "./fields.js";
+import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
+import { toHttpError, type Job, type JobOutcome, type Service } from "./service.js";
+
+/**
+ * OpenAI's API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models.
+ * Unsupported requests (n > 1, image parts, logprobs) are refused with a 400 that says so.
+ */
+
+export interface AdapterContext {
+  service: Service;
+  bodyLimit: number;
+  pingMs: number;
+  /** For the access log: what the request used. */
+  note(fields: { model?: string; promptTokens?: number; generatedTokens?: number }): void;
+}
+
+const MAX_MESSAGES = 10_000;
+
+/** The body as Fields and its required `model`, noted for the access log. */
+export async function bodyWithModel(ctx: AdapterContext, req: IncomingMessage): Promise<{ f: Fields; model: string }> {
+  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
+  const model = f.string("model", { required: true })!;
+  ctx.note({ model });
+  return { f, model };
+}
+
+export function openAiError(res: ServerResponse, error: HttpError): void {
+  const body = { error: { message: error.message, type: error.details.type ?? "invalid_request_error", param: error.details.param ?? null, code: error.details.code ?? null } };
+  sendJson(res, error.status, body, error.details.headers ?? {});
+}
+
+export async function listModels(ctx: AdapterContext, res: ServerResponse): Promise<void> {
+  const data = ctx.service.options.names.list().map((m) => ({ id: m.name, object: "model", created: Math.floor(Date.parse(m.modifiedAt) / 1000) || 0, owned_by: "lmrun" }));
+  sendJson(res, 200, { object: "list", data });
+}
+
+/** Sampling fields shared by chat and completions. */
+function samplingJob(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop"> {
+  if ((f.number("n", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"n" > 1 is not supported: ask for one choice per request', "n");
+  if (f.raw("logprobs") === true || f.has("top_logprobs")) {
+    throw badRequest("logprobs are not supported: node-llama-cpp does not report token probabilities during generation", f.has("top_logprobs") ? "top_logprobs" : "logprobs");
+  }
+  const maxCompletion = f.number("max_completion_tokens", { integer: true, min: 1 });
+  const maxTokens = maxCompletion ?? f.number("max_tokens", { integer: true, min: 1 });
+  return {
+    maxTokens,
+    maxTokensParam: maxCompletion !== undefined ? "max_completion_tokens" : "max_tokens",
+    sampling: readSampling(f, 2),
+    stop: f.strings("stop", { maxItems: 16 }) ?? [],
+  };
+}
+
+function jsonSchemaOf(f: Fields): Job["jsonSchema"] {
+  const format = f.object("response_format");
+  if (!format) return undefined;
+  const type = format.string("type", { required: true });
+  if (type === "text") return undefined;
+  if (type === "json_object") return "json";
+  if (type === "json_schema") {
+    const spec = format.object("json_schema");
+    const schema = spec?.raw("schema");
+    if (typeof schema !== "object" || schema === null || Array.isArray(schema)) throw badRequest('"response_format.json_schema.schema" must be a JSON schema object', "response_format.json_schema.schema");
+    return schema;
+  }
+  throw badRequest(`"response_format.type" must be text, json_object or json_schema (got ${JSON.stringify(type)})`, "response_format.type");
+}
+
+function contentText(m: Fields, at: string): string {
+  const content = m.raw("content");
+  if (content === undefined || content === null) return "";
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) throw badRequest(`"${at}.content" must be a string or an array of parts`, `${at}.content`);
+  return content
+    .map((part, index) => {
+      const p = m.item("content", content, index);
+      const type = p.string("type", { required: true });
+      if (type === "text") return p.string("text", { required: true })!;
+      if (type === "image_url" || type === "input_image" || type === "image") throw badRequest("image parts are not supported: lmrun serves text-only models", `${at}.content[${index}]`);
+      throw badRequest(`"${at}.content[${index}].type" ${JSON.stringify(type)} is not supported (text parts only)`, `${at}.content[${index}].type`);
+    })
+    .join("");
+}
+
+function messagesOf(f: Fields): ChatMessage[] {
+  const items = f.array("messages", { required: true, maxItems: MAX_MESSAGES })!;
+  if (items.length === 0) throw badRequest('"messages" must not be empty', "messages");
+  return items.map((_, index) => {
+    const m = f.item("messages", items, index);
+    const at = `messages[${index}]`;
+    const role = m.string("role", { required: true });
+    const text = contentText(m, at);
+    if (role === "system" || role === "developer") return { role: "system", text };
+    if (role === "user") return { role: "user", text };
+    if (role === "tool") return { role: "tool", text, toolCallId: m.string("tool_call_id") };
+    if (role === "assistant") {
+      const calls = m.array("tool_calls") ?? [];
+      const toolCalls = calls.map((_c, i) => {
+        const call = m.item("tool_calls", calls, i);
+        const fn = call.object("function");
+        const name = fn?.string("name", { required: true }) ?? "";
+        const args = fn?.string("arguments") ?? "{}";
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(args);
+        } catch {
+          throw badRequest(`"${at}.tool_calls[${i}].function.arguments" is not valid JSON`, `${at}.tool_calls[${i}].function.arguments`);
+        }
+        return { id: call.string("id") ?? `call_${i}`, name, arguments: parsed };
+      });
+      return { role: "assistant", text, ...(toolCalls.length > 0 ? { toolCalls } : {}) };
+    }
+    throw badRequest(`"${at}.role" must be system, developer, user, assistant or tool (got ${JSON.stringify(role)})`, `${at}.role`);
+  });
+}
+
+function toolsOf(f: Fields): ToolDefinition[] | undefined {
+  const choice = f.raw("tool_choice");
+  if (choice === "none") return undefined;
+  const items = f.array("tools", { maxItems: 128 });
+  if (!items || items.length === 0) return undefined;
+  return items.map((_, index) => {
+    const tool = f.item("tools", items, index);
+    const type = tool.string("type") ?? "function";
+    if (type !== "function") throw badRequest(`"tools[${index}].type" must be function`, `tools[${index}].type`);
+    const fn = tool.object("function");
+    if (!fn) throw badRequest(`"tools[${index}].function" is required`, `tools[${index}].function`);
+    const name = fn.string("name", { required: true, maxLength: 64 })!;
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) throw badRequest(`"tools[${index}].function.name" may hold letters, digits, _ and - only`, `tools[${index}].function.name`);
+    const parameters = fn.object("parameters") ? (fn.raw("parameters") as object) : undefined;
+    return { name, description: fn.string("description"), parameters };
+  });
+}
+
+function finishReason(outcome: JobOutcome): "stop" | "length" | "tool_calls" {
+  if (outcome.result.toolCalls !== undefined) return "tool_calls";
+  if (outcome.result.stopReason === "maxTokens" || outcome.timedOut) return "length";
+  return "stop";
+}
+
+function usageOf(outcome: JobOutcome) {
+  const { promptTokens, generatedTokens, cachedPromptTokens } = outcome.result;
+  return { prompt_tokens: promptTokens, completion_tokens: generatedTokens, total_tokens: promptTokens + generatedTokens, prompt_tokens_details: { cached_tokens: cachedPromptTokens } };
+}
+
+function toolCallsOf(outcome: JobOutcome) {
+  return outcome.result.toolCalls?.map((call, index) => ({
+    index,
+    id: `call_${crypto.randomBytes(8).toString("hex")}`,
+    type: "function" as const,
+    function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
+  }));
+}
+
+export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { f, model } = await bodyWithModel(ctx, req);
+  const messages = messagesOf(f);
+  const tools = toolsOf(f);
+  const jsonSchema = jsonSchemaOf(f);
+  if (tools && jsonSchema !== undefined) throw badRequest("tools and response_format json cannot be combined", "response_format");
+  const stream = f.boolean("stream") === true;
+  const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools };
+  await respond(ctx, res, job, stream, {
+    object: "chat.completion",
+    idPrefix: "chatcmpl",
+    includeUsage,
+    first: () => ({ delta: { role: "assistant", content: "" } }),
+    piece: (text) => ({ delta: { content: text } }),
+    last: (outcome) => {
+      const calls = toolCallsOf(outcome);
+      return { delta: calls ? { tool_calls: calls } : {} };
+    },
+    whole: (outcome) => {
+      const calls = toolCallsOf(outcome)?.map(({ index: _index, ...call }) => call);
+      return { message: { role: "assistant", content: outcome.result.text, ...(calls ? { tool_calls: calls } : {}) } };
+    },
+  });
+}
+
+export async function completions(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { f, model } = await bodyWithModel(ctx, req);
+  const raw = f.raw("prompt");
+  let prompt: string;
+  if (typeof raw === "string") prompt = raw;
+  else if (Array.isArray(raw) && raw.length === 1 && typeof raw[0] === "string") prompt = raw[0];
+  else if (Array.isArray(raw) && raw.every((p) => typeof p === "string")) throw badRequest('several prompts in one request are not supported: send one "prompt" per request', "prompt");
+  else throw badRequest('"prompt" must be a string', "prompt");
+  if (f.has("suffix")) throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
+  const stream = f.boolean("stream") === true;
+  const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
+  const job = { model, modelParam: "model", prompt, chat: false, truncate: false, ...samplingJob(f), jsonSchema: jsonSchemaOf(f) };
+  await respond(ctx, res, job, stream, {
+    object: "text_completion",
+    idPrefix: "cmpl",
+    includeUsage,
+    first: undefined,
+    piece: (text) => ({ text }),
+    last: () => ({ text: "" }),
+    whole: (outcome) => ({ text: outcome.result.text }),
+  });
+}
+
+interface Shape {
+  object: "chat.completion" | "text_completion";
+  idPrefix: string;
+  includeUsage: boolean;
+  first: (() => object) | undefined;
+  piece(text: string): object;
+  last(outcome: JobOutcome): object;
+  whole(outcome: JobOutcome): object;
+}
+
+async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, "signal" | "onText" | "onStart">, stream: boolean, shape: Shape): Promise<void> {
+  const client = new AbortController();
+  onClientGone(res, () => client.abort());
+  const id = `${shape.idPrefix}-${crypto.randomBytes(12).toString("hex")}`;
+  const created = Math.floor(Date.now() / 1000);
+  const chunkObject = shape.object === "chat.completion" ? "chat.completion.chunk" : "text_completion";
+  if (!stream) {
+    const outcome = await ctx.service.run({ ...job, signal: client.signal });
+    ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
+    sendJson(res, 200, {
+      id,
+      object: shape.object,
+      created,
+      model: outcome.model.name,
+      system_fingerprint: "lmrun",
+      choices: [{ index: 0, ...shape.whole(outcome), logprobs: null, finish_reason: finishReason(outcome) }],
+      usage: usageOf(outcome),
+    });
+    return;
+  }
+  const writer = new StreamWriter(res, "text/event-stream; charset=utf-8");
+  const event = (model: string, choice: object | undefined, extra: object = {}) =>
+    `data: ${JSON.stringify({ id, object: chunkObject, created, model, system_fingerprint: "lmrun", choices: choice ? [{ index: 0, logprobs: null, finish_reason: null, ...choice }] : [], ...extra })}\n\n`;
+  let pending: Promise<void> = Promise.resolve();
+  const send = (text: string) => {
+    pending = pending.then(() => writer.write(text));
+  };
+  // A request that waits (queue, load) gets comment lines, which SSE clients ignore, so no proxy or client times out.
+  const ping = setInterval(() => send(": ping\n\n"), ctx.pingMs);
+  let sentFirst = false;
+  try {
+    const outcome = await ctx.service.run({
+      ...job,
+      signal: client.signal,
+      onText: (text) => {
+        if (text.length === 0) return;
+        if (!sentFirst && shape.first) send(event(job.model, shape.first()));
+        sentFirst = true;
+        send(event(job.model, shape.piece(text)));
+      },
+    });
+    clearInterval(ping);
+    ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
+    if (!sentFirst && shape.first) send(event(outcome.model.name, shape.first()));
+    send(event(outcome.model.name, { ...shape.last(outcome), finish_reason: finishReason(outcome) }));
+    if (shape.includeUsage) send(event(outcome.model.name, undefined, { usage: usageOf(outcome) }));
+    send("data: [DONE]\n\n");
+    await pending;
+    writer.end();
+  } catch (error) {
+    clearInterval(ping);
+    await pending;
+    if (!writer.headersSent) throw error;
+    // Headers are out: the error travels as an event, and the stream ends without [DONE].
+    const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
+    await writer.write(`data: ${JSON.stringify({ error: { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null } })}\n\n`);
+    writer.end();
+  }
+}
+
+export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { f, model } = await bodyWithModel(ctx, req);
+  const input = f.raw("input");
+  const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.length > 0 && input.every((s) => typeof s === "string") ? (input as string[]) : undefined;
+  if (!texts) throw badRequest('"input" must be a string or a non-empty array of strings (token arrays are not supported)', "input");
+  if (texts.length > 2048) throw badRequest('"input" has more than 2048 items', "input");
+  const format = f.string("encoding_format") ?? "float";
+  if (format !== "float" && format !== "base64") throw badRequest('"encoding_format" must be float or base64', "encoding_format");
+  const { vectors, promptTokens, model: served } = await embed(ctx.service, model, "model", texts);
+  ctx.note({ promptTokens });
+  sendJson(res, 200, {
+    object: "list",
+    model: served,
+    data: vectors.map((vector, index) => ({
+      object: "embedding",
+      index,
+      embedding: format === "base64" ? Buffer.from(new Float32Array(vector).buffer).toString("base64") : vector,
+    })),
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  });
+}
+
+/** Embeds texts one after another on the model's embedding context (shared by both APIs). */
+export async function embed(service: Service, name: string, param: string, texts: string[], keepAliveMs?: number): Promise<{ vectors: number[][]; promptTokens: number; model: string; loadMs: number }> {
+  const held = await service.hold(name, param, keepAliveMs);
+  try {
+    const { vectors, promptTokens } = await service.pool.embed(held.entry, texts).catch((error: unknown) => {
+      throw toHttpError(error);
+    });
+    return { vectors, promptTokens, model: held.model.name, loadMs: held.loadMs };
+  } finally {
+    held.release();
+  }
+}

@@ -1,0 +1,204 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { HttpError, sendJson } from "./http.js";
+import type { Metrics } from "./metrics.js";
+import * as ollama from "./ollama.js";
+import * as openai from "./openai.js";
+import { applyCors, bearerMatches, hostAllowed, type SecurityOptions } from "./security.js";
+import type { Service } from "./service.js";
+
+/**
+ * The HTTP server: node:http and a route table (SSE and NDJSON need the raw response anyway).
+ * Every request passes the Host check, CORS and the API key first; every answer, error or not,
+ * gets one access-log line.
+ */
+
+export interface ServerOptions {
+  service: Service;
+  metrics: Metrics;
+  security: SecurityOptions;
+  bodyLimit: number;
+  pingMs: number;
+  log: (entry: AccessEntry) => void;
+}
+
+export interface AccessEntry {
+  time: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  model?: string | undefined;
+  promptTokens?: number | undefined;
+  generatedTokens?: number | undefined;
+}
+
+type Handler = (ctx: openai.AdapterContext, req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
+const ROUTES: Record<string, Record<string, Handler>> = {
+  "/v1/chat/completions": { POST: openai.chatCompletions },
+  "/v1/completions": { POST: openai.completions },
+  "/v1/embeddings": { POST: openai.embeddings },
+  "/v1/models": { GET: (ctx, _req, res) => openai.listModels(ctx, res) },
+  "/api/generate": { POST: ollama.generate },
+  "/api/chat": { POST: ollama.chat },
+  "/api/embed": { POST: (ctx, req, res) => ollama.embedEndpoint(ctx, req, res, false) },
+  "/api/embeddings": { POST: (ctx, req, res) => ollama.embedEndpoint(ctx, req, res, true) },
+  "/api/tags": { GET: (ctx, _req, res) => ollama.tags(ctx, res) },
+  "/api/ps": { GET: (ctx, _req, res) => ollama.ps(ctx, res) },
+  "/api/show": { POST: ollama.show },
+  "/api/version": { GET: (_ctx, _req, res) => ollama.version(res) },
+};
+
+/** ollama's model-writing endpoints, refused whatever the method. */
+const REFUSED = ["/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", "/api/blobs"];
+
+export class LmrunServer {
+  readonly http: http.Server;
+  private inFlight = 0;
+  private draining = false;
+  private drained: Array<() => void> = [];
+
+  constructor(private readonly options: ServerOptions) {
+    this.http = http.createServer((req, res) => this.handle(req, res));
+    // Long generations: the request timeout covers receiving the request only; answers may take minutes.
+    this.http.requestTimeout = 120_000;
+    this.http.headersTimeout = 60_000;
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.http.once("error", reject);
+      this.http.listen(port, host, () => {
+        this.http.off("error", reject);
+        resolve(this.http.address() as AddressInfo);
+      });
+    });
+  }
+
+  get activeRequests(): number {
+    return this.inFlight;
+  }
+
+  /** Stops accepting connections and resolves once no request is in flight or `graceMs` passed. */
+  async drain(graceMs: number): Promise<boolean> {
+    this.draining = true;
+    this.http.close();
+    this.http.closeIdleConnections();
+    if (this.inFlight === 0) return true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), graceMs);
+      this.drained.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  closeAllConnections(): void {
+    this.http.closeAllConnections();
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = performance.now();
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const path = url.pathname.replace(/\/+$/, "") || "/";
+    const entry: AccessEntry = { time: new Date().toISOString(), method: req.method ?? "", path, status: 0, ms: 0 };
+    this.inFlight++;
+    res.on("close", () => {
+      entry.status = res.writableFinished ? res.statusCode : 499;
+      entry.ms = performance.now() - startedAt;
+      this.options.metrics.request(endpointLabel(path), entry.status, entry.ms / 1000);
+      this.options.log(entry);
+      this.inFlight--;
+      if (this.inFlight === 0) for (const done of this.drained.splice(0)) done();
+    });
+    const ctx: openai.AdapterContext = {
+      service: this.options.service,
+      bodyLimit: this.options.bodyLimit,
+      pingMs: this.options.pingMs,
+      note: (fields) => Object.assign(entry, fields),
+    };
+    this.route(ctx, path, req, res).catch((error: unknown) => {
+      const e = error instanceof HttpError ? error : new HttpError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`, { type: "server_error" });
+      if (res.destroyed) return;
+      if (e.status === 499) {
+        res.destroy();
+        return;
+      }
+      if (path.startsWith("/v1/") || path === "/v1") openai.openAiError(res, e);
+      else ollama.ollamaError(res, e);
+    });
+  }
+
+  private async route(ctx: openai.AdapterContext, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { security } = this.options;
+    if (!hostAllowed(req.headers.host, security)) {
+      req.resume();
+      throw new HttpError(403, `Host "${req.headers.host ?? ""}" is not allowed: this server answers loopback names${security.allowHosts.length > 0 ? ` and ${security.allowHosts.join(", ")}` : ""} (start it with --allow-host NAME to add one)`, {
+        type: "permission_error",
+        code: "host_not_allowed",
+      });
+    }
+    if (!applyCors(req, res, security)) return;
+    if (path === "/health") {
+      sendJson(res, this.draining ? 503 : 200, { status: this.draining ? "shutting down" : "ok" });
+      return;
+    }
+    if (security.apiKey !== undefined && !bearerMatches(req.headers.authorization, security.apiKey)) {
+      req.resume();
+      throw new HttpError(401, "a valid API key is required: send Authorization: Bearer KEY", {
+        type: "authentication_error",
+        code: "invalid_api_key",
+        headers: { "www-authenticate": "Bearer" },
+      });
+    }
+    if (this.draining) throw new HttpError(503, "the server is shutting down", { type: "server_busy", headers: { "retry-after": "5" } });
+    if (path === "/" && (req.method === "GET" || req.method === "HEAD")) {
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+      res.end(req.method === "HEAD" ? undefined : "lmrun is running\n");
+      return;
+    }
+    if (path === "/metrics" && req.method === "GET") {
+      const { contentType, body } = await this.options.metrics.render();
+      res.writeHead(200, { "content-type": contentType });
+      res.end(body);
+      return;
+    }
+    if (REFUSED.some((p) => path === p || path.startsWith(`${p}/`))) {
+      req.resume();
+      throw ollama.refused(path);
+    }
+    const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
+    if (modelPath && req.method === "GET") {
+      const name = decodeURIComponent(modelPath[1]!);
+      const model = ctx.service.model(name, "model");
+      sendJson(res, 200, { id: model.name, object: "model", created: 0, owned_by: "lmrun" });
+      return;
+    }
+    const route = ROUTES[path];
+    if (route === undefined) {
+      req.resume();
+      throw new HttpError(404, `no such endpoint: ${req.method} ${path}`, { type: "not_found_error" });
+    }
+    const handler = route[req.method ?? ""];
+    if (handler === undefined) {
+      req.resume();
+      throw new HttpError(405, `${path} takes ${Object.keys(route).join(", ")}, not ${req.method}`, { type: "invalid_request_error", headers: { allow: Object.keys(route).join(", ") } });
+    }
+    await handler(ctx, req, res);
+  }
+}
+
+/** Metric labels: known endpoints by name, everything else as one label (no unbounded label values). */
+function endpointLabel(path: string): string {
+  if (ROUTES[path] !== undefined || path === "/health" || path === "/metrics" || path === "/") return path;
+  if (path.startsWith("/v1/models/")) return "/v1/models/:id";
+  return "other";
+}
+
+export function formatAccessEntry(entry: AccessEntry, format: "text" | "json"): string {
+  if (format === "json") return JSON.stringify({ ...entry, ms: Math.round(entry.ms) }) + "\n";
+  const tokens = entry.promptTokens !== undefined || entry.generatedTokens !== undefined ? ` tokens=${entry.promptTokens ?? 0}+${entry.generatedTokens ?? 0}` : "";
+  return `${entry.time} ${entry.method} ${entry.path} ${entry.status}${entry.model !== undefined ? ` model=${JSON.stringify(entry.model)}` : ""}${tokens} ${Math.round(entry.ms)}ms\n`;
+}

@@ -1,0 +1,170 @@
+import { LmrunError } from "../errors.js";
+import type { ModelPool, PoolEntry, ServableModel } from "../engine/scheduler/modelPool.js";
+import { PoolFullError } from "../engine/scheduler/modelPool.js";
+import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from "../engine/scheduler/slotScheduler.js";
+import { InsufficientMemoryError } from "../engine/model.js";
+import type { GenerateRequest, SamplingOptions } from "../engine/types.js";
+import { HttpError } from "./http.js";
+import type { Metrics } from "./metrics.js";
+import type { ModelNames } from "./modelNames.js";
+
+/**
+ * What both APIs do once a request is parsed: find the model (allowlist only), hold it in the pool,
+ * generate on a slot, and turn engine errors into HTTP statuses. The adapters (openai.ts,
+ * ollama.ts) only translate shapes.
+ */
+
+export interface ServeDefaults {
+  sampling: Omit<SamplingOptions, "seed"> & { seed?: number | undefined };
+  maxTokens: number;
+}
+
+export interface ServiceOptions {
+  names: ModelNames;
+  pool: ModelPool;
+  defaults: ServeDefaults;
+  metrics: Metrics;
+  /** Bound on one request, queue wait included (0: none). */
+  timeoutMs: number;
+  /** Aborted when the server stops: every generation still running ends. */
+  shutdown: AbortSignal;
+}
+
+/** A request as the adapters hand it over; unset sampling fields take the server's defaults. */
+export interface Job {
+  model: string;
+  /** The body field the model came from, for error messages. */
+  modelParam: string;
+  prompt: string;
+  messages?: GenerateRequest["messages"];
+  systemPrompt?: string | undefined;
+  /** "template": chat template if the model has one, as `lmrun run` (false = --raw); true: always a chat wrapper. */
+  chat: boolean | "template";
+  maxTokens?: number | undefined;
+  /** The body field max tokens came from. */
+  maxTokensParam: string;
+  sampling: Partial<SamplingOptions>;
+  stop: string[];
+  jsonSchema?: GenerateRequest["jsonSchema"];
+  tools?: GenerateRequest["tools"];
+  truncate: boolean;
+  keepAliveMs?: number | undefined;
+  /** The client went away. */
+  signal: AbortSignal;
+  onText?: ((text: string) => void) | undefined;
+  onStart?: (() => void) | undefined;
+}
+
+export interface JobOutcome {
+  model: ServableModel;
+  entry: PoolEntry;
+  request: GenerateRequest;
+  result: ScheduledResult;
+  loadMs: number;
+  /** The timeout ended it (the text is partial). */
+  timedOut: boolean;
+}
+
+export class Service {
+  constructor(readonly options: ServiceOptions) {}
+
+  get pool(): ModelPool {
+    return this.options.pool;
+  }
+
+  /** The model a request names, or a 404 in the API's shape. */
+  model(name: string, param: string): ServableModel {
+    const model = this.options.names.resolve(name);
+    if (!model) {
+      throw new HttpError(404, `model "${name}" not found: it is not one this server serves (see /v1/models or /api/tags; paths and URLs are never opened)`, {
+        param,
+        code: "model_not_found",
+        type: "not_found_error",
+      });
+    }
+    return model;
+  }
+
+  /** Holds a model for a non-generating use (embeddings, preload); call release after. */
+  async hold(name: string, param: string, keepAliveMs?: number): Promise<{ model: ServableModel; entry: PoolEntry; loadMs: number; release(): void }> {
+    const model = this.model(name, param);
+    const { entry, loadMs } = await this.pool.acquire(model).catch((error: unknown) => {
+      throw toHttpError(error);
+    });
+    return { model, entry, loadMs, release: () => this.pool.release(entry, keepAliveMs) };
+  }
+
+  async run(job: Job): Promise<JobOutcome> {
+    const model = this.model(job.model, job.modelParam);
+    const timeout = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;
+    const signal = AbortSignal.any([job.signal, this.options.shutdown, ...(timeout ? [timeout] : [])]);
+    let held: { entry: PoolEntry; loadMs: number };
+    try {
+      held = await this.pool.acquire(model, signal);
+    } catch (error) {
+      throw toHttpError(error);
+    }
+    const { entry, loadMs } = held;
+    try {
+      const contextSize = entry.loaded.context.contextSize;
+      if (job.maxTokens !== undefined && job.maxTokens > contextSize) {
+        throw new HttpError(400, `"${job.maxTokensParam}" is ${job.maxTokens}, more than the ${contextSize}-token context of each slot`, {
+          param: job.maxTokensParam,
+          type: "invalid_request_error",
+        });
+      }
+      const defaults = this.options.defaults;
+      const request: GenerateRequest = {
+        prompt: job.prompt,
+        chat: job.chat === "template" ? entry.loaded.summary.hasChatTemplate : job.chat,
+        ...(job.messages !== undefined ? { messages: job.messages } : {}),
+        ...(job.systemPrompt !== undefined ? { systemPrompt: job.systemPrompt } : {}),
+        maxTokens: job.maxTokens ?? Math.min(defaults.maxTokens, contextSize),
+        stop: job.stop,
+        sampling: {
+          ...defaults.sampling,
+          ...stripUndefined(job.sampling),
+          // No seed given: draw one, report it, and the answer can be repeated.
+          seed: job.sampling.seed ?? defaults.sampling.seed ?? Math.floor(Math.random() * 2 ** 32),
+        },
+        ...(job.jsonSchema !== undefined ? { jsonSchema: job.jsonSchema } : {}),
+        ...(job.tools !== undefined ? { tools: job.tools } : {}),
+        truncate: job.truncate,
+      };
+      const result = await entry.scheduler
+        .generate(request, { signal, ...(job.onText ? { onText: job.onText } : {}), onStart: () => job.onStart?.() })
+        .catch((error: unknown) => {
+          if (timeout?.aborted) throw new HttpError(504, `the request took longer than --timeout (${this.options.timeoutMs / 1000} s)`, { type: "timeout_error" });
+          throw toHttpError(error);
+        });
+      this.options.metrics.generation(model.name, { ...result, ttftMs: result.timings.ttftMs });
+      return { model, entry, request, result, loadMs, timedOut: timeout?.aborted === true && !job.signal.aborted };
+    } finally {
+      this.pool.release(entry, job.keepAliveMs);
+    }
+  }
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Engine errors as HTTP answers: what the client got wrong is 4xx, a busy server 503, the rest 500. */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof QueueFullError) {
+    return new HttpError(503, "server busy: every slot is busy and the queue is full; retry later", {
+      type: "server_busy",
+      code: "queue_full",
+      headers: { "retry-after": String(error.retryAfterSeconds) },
+    });
+  }
+  if (error instanceof PoolFullError) {
+    return new HttpError(503, error.message, { type: "server_busy", code: "max_models", headers: { "retry-after": "5" } });
+  }
+  if (error instanceof InsufficientMemoryError) return new HttpError(507, error.message, { type: "insufficient_memory", code: "model_too_large" });
+  if (error instanceof AbortedWhileQueuedError) return new HttpError(499, error.message, { type: "cancelled" });
+  if (error instanceof LmrunError && error.exitCode === 2) return new HttpError(400, error.hint ? `${error.message}. ${error.hint}` : error.message, { type: "invalid_request_error" });
+  if (error instanceof LmrunError) return new HttpError(500, error.message, { type: "server_error" });
+  return new HttpError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`, { type: "server_error" });
+}

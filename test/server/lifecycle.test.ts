@@ -1,0 +1,139 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { readLiveServerRecord, serverRecordPath, writeServerRecord } from "../../src/config/serverRecord.js";
+import { cliPath, tempHome } from "../helpers/cli.js";
+import { hasShared, repoRoot, sharedModel, sharedTitle } from "../helpers/shared.js";
+import { request, startServe } from "./helpers.js";
+
+// Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
+
+/** Models coming and going, address records, and stopping: each test runs its own short-lived server. */
+
+async function ps(url: string): Promise<string[]> {
+  return (await request(`${url}/api/ps`)).body.models.map((m: { name: string }) => m.name);
+}
+
+async function until(check: () => Promise<boolean>, what: string, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Starts a long NDJSON generation and resolves once its first piece arrived; `done` has the rest of the body. */
+async function startLongStream(url: string, model: string) {
+  const res = await fetch(`${url}/api/generate`, { method: "POST", body: JSON.stringify({ model, prompt: "Once upon a time", options: { num_predict: 400 } }) });
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let body = decoder.decode((await reader.read()).value);
+  const done = (async () => {
+    for (;;) {
+      const { value, done: end } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (end) return body;
+      body += decoder.decode(value);
+    }
+  })();
+  return { first: body, done };
+}
+
+describe("lmrun serve: lifecycle", () => {
+  it("keep-alive unloads an idle model, and the next request loads it again", async () => {
+    const server = await startServe(["--keep-alive", "1s"]);
+    try {
+      const first = await request(`${server.url}/api/generate`, { json: { model: "tiny", prompt: "Hi", stream: false, options: { num_predict: 2 } } });
+      expect(first.body.load_duration).toBeGreaterThan(0);
+      await until(async () => /unloaded tiny \(keep-alive\)/.test(server.log()), "tiny unloaded by keep-alive");
+      expect(await ps(server.url)).toEqual([]);
+      const again = await request(`${server.url}/api/generate`, { json: { model: "tiny", prompt: "Hi", stream: false, keep_alive: -1, options: { num_predict: 2 } } });
+      expect(again.body.load_duration).toBeGreaterThan(0);
+      expect(await ps(server.url)).toEqual(["tiny"]);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it.skipIf(!hasShared)(sharedTitle("--max-models 1 unloads the least recently used idle model, never a busy one"), async () => {
+    const other = sharedModel("stories260K-Q4_0.gguf");
+    const server = await startServe(["tiny", other, "--max-models", "1", "--parallel", "1", "--keep-alive", "-1"]);
+    try {
+      expect(await ps(server.url)).toEqual(["stories260K-Q4_0.gguf"]);
+      const r = await request(`${server.url}/api/generate`, { json: { model: "tiny", prompt: "Hi", stream: false, options: { num_predict: 2 } } });
+      expect(r.status).toBe(200);
+      expect(await ps(server.url)).toEqual(["tiny"]);
+      expect(server.log()).toMatch(/unloaded stories260K-Q4_0.gguf \(evicted\)/);
+      // tiny is busy: the other model cannot take its place.
+      const busy = await startLongStream(server.url, "tiny");
+      const refused = await request(`${server.url}/api/generate`, { json: { model: "stories260K-Q4_0.gguf", prompt: "Hi", stream: false } });
+      expect(refused.status).toBe(503);
+      expect(refused.body.error).toMatch(/--max-models/);
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(await ps(server.url)).toEqual(["tiny"]);
+      void busy.done;
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it("SIGTERM with a request in flight: stops accepting, ends the request, removes the address record, exits 0", async () => {
+    const server = await startServe(["tiny", "--keep-alive", "-1"]);
+    const record = serverRecordPath({ LMRUN_HOME: server.home });
+    expect(JSON.parse(fs.readFileSync(record, "utf8"))).toMatchObject({ pid: server.child.pid, url: server.url });
+    const stream = await startLongStream(server.url, "tiny");
+    expect(stream.first).toMatch(/"done":false/);
+    const home = server.home;
+    const code = server.stop("SIGTERM");
+    const body = await stream.done;
+    expect(await code).toBe(0);
+    // It finished in the grace period, or was cut at its end: either way the stream ended with a final line.
+    const last = JSON.parse(body.trim().split("\n").at(-1)!);
+    expect(last.done === true || typeof last.error === "string").toBe(true);
+    expect(server.log()).toMatch(/stopping \(1 request in flight/);
+    expect(fs.existsSync(path.join(home, "server.json"))).toBe(false);
+  });
+
+  it("a second Ctrl-C quits at once (130)", async () => {
+    const server = await startServe(["tiny", "--keep-alive", "-1"]);
+    await startLongStream(server.url, "tiny");
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => server.child.once("exit", (code, signal) => resolve({ code, signal })));
+    server.child.kill("SIGINT");
+    await until(async () => /stopping/.test(server.log()), "the first Ctrl-C noticed", 10_000);
+    await new Promise((r) => setTimeout(r, 400));
+    server.child.kill("SIGINT");
+    const { code, signal } = await exited;
+    expect(code === 130 || signal === "SIGINT").toBe(true);
+    await server.stop();
+  });
+
+  it("a stale address record (dead pid) is ignored, and a new server replaces it", async () => {
+    const home = tempHome("lmrun-serve-stale-");
+    const env = { LMRUN_HOME: home };
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid!;
+    await writeServerRecord({ pid: dead, url: "http://127.0.0.1:1", host: "127.0.0.1", port: 1, startedAt: new Date().toISOString(), version: "0.0.0" }, env);
+    expect(readLiveServerRecord(env)).toBeUndefined();
+    fs.writeFileSync(serverRecordPath(env), "{ not json");
+    expect(readLiveServerRecord(env)).toBeUndefined();
+    const server = await startServe([], { home });
+    try {
+      expect(readLiveServerRecord(env)).toMatchObject({ pid: server.child.pid, url: server.url });
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it("serve --help loads neither node-llama-cpp nor ink", () => {
+    const trace = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-trace-")), "imports.txt");
+    const help = execFileSync(process.execPath, ["--import", path.join(repoRoot, "test/helpers/trace-imports.mjs"), cliPath, "serve", "--help"], {
+      env: { ...process.env, LMRUN_TRACE_IMPORTS: trace },
+      encoding: "utf8",
+    });
+    expect(help).toMatch(/--parallel <n>/);
+    expect(help).toMatch(/--api-key <key>/);
+    const imported = fs.readFileSync(trace, "utf8").split("\n");
+    for (const heavy of ["node-llama-cpp", "ink", "react", "prom-client"]) expect(imported).not.toContain(heavy);
+  });
+});

@@ -1,0 +1,203 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runCli } from "../helpers/cli.js";
+import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { request, startServe, type ServeProcess } from "./helpers.js";
+
+// Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
+
+/**
+ * The OpenAI API of a real `lmrun serve` (tiny, and a shared model with a chat template), through
+ * the real `openai` npm client and raw curl. Greedy answers are compared with `lmrun run --local`.
+ * Contexts of 1024 (on both sides): node-llama-cpp's function-calling instructions alone take ~570 tokens.
+ */
+
+const chatModel = sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf");
+let server: ServeProcess;
+let client: OpenAI;
+
+beforeAll(async () => {
+  server = await startServe(["tiny", ...(hasShared ? [chatModel] : []), "--parallel", "2", "--keep-alive", "-1", "-c", "1024"]);
+  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+}, 120_000);
+
+afterAll(async () => {
+  expect(await server?.stop()).toBe(0);
+});
+
+describe("lmrun serve: OpenAI API (openai npm client)", () => {
+  it("lists the models it serves, and only those", async () => {
+    const ids = [];
+    for await (const model of client.models.list()) ids.push(model.id);
+    expect(ids).toContain("tiny");
+    if (hasShared) expect(ids).toContain("stories260K-Q8_0-synthetic-chat-template.gguf");
+    const one = await client.models.retrieve("tiny");
+    expect(one.id).toBe("tiny");
+  });
+
+  it("completions at temp 0 equal `lmrun run --raw --local` byte for byte, with usage", async () => {
+    const answer = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 40, temperature: 0, seed: 7 });
+    const local = await runCli(["run", "tiny", "Once upon a time", "--raw", "--local", "--temp", "0", "--seed", "7", "-n", "40", "-c", "1024"], { home: server.home });
+    expect(local.code).toBe(0);
+    expect(answer.choices[0]!.text).toBe(local.stdout);
+    expect(answer.choices[0]!.text.length).toBeGreaterThan(20);
+    expect(answer.choices[0]!.finish_reason).toBe("length");
+    expect(answer.usage).toMatchObject({ completion_tokens: 40, prompt_tokens: 5, total_tokens: 45 });
+  });
+
+  it("chat, non-streaming and streaming, give the same greedy text; streaming ends with usage and [DONE]", async () => {
+    const model = hasShared ? "stories260K-Q8_0-synthetic-chat-template.gguf" : "tiny";
+    const messages = [
+      { role: "system" as const, content: "You tell short stories." },
+      { role: "user" as const, content: [{ type: "text" as const, text: "Tell me about a cat." }] },
+    ];
+    const whole = await client.chat.completions.create({ model, messages, max_tokens: 24, temperature: 0, seed: 1 });
+    expect(whole.object).toBe("chat.completion");
+    expect(whole.choices[0]!.message.role).toBe("assistant");
+    const text = whole.choices[0]!.message.content ?? "";
+    expect(text.length).toBeGreaterThan(0);
+    expect(whole.usage!.completion_tokens).toBeGreaterThan(0);
+
+    const stream = await client.chat.completions.create({ model, messages, max_tokens: 24, temperature: 0, seed: 1, stream: true, stream_options: { include_usage: true } });
+    let streamed = "";
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      streamed += chunk.choices[0]?.delta?.content ?? "";
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(streamed).toBe(text);
+    expect(finish).toBe(whole.choices[0]!.finish_reason);
+    expect(usage).toMatchObject({ completion_tokens: whole.usage!.completion_tokens, prompt_tokens: whole.usage!.prompt_tokens });
+
+    // The next turn re-sends the conversation: its slot's cache holds the start, which is not evaluated again.
+    const next = await client.chat.completions.create({
+      model,
+      messages: [...messages, { role: "assistant", content: text }, { role: "user", content: "And then?" }],
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(next.usage!.prompt_tokens).toBeGreaterThan(whole.usage!.prompt_tokens);
+    expect(next.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThanOrEqual(Math.floor(whole.usage!.prompt_tokens / 2));
+  });
+
+  it("tools: the answer is either text or tool calls naming a given function with JSON arguments; tool results are accepted", async () => {
+    const tools = [
+      { type: "function" as const, function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } },
+    ];
+    const answer = await client.chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "Weather in Paris?" }], tools, max_tokens: 24, temperature: 0 });
+    const choice = answer.choices[0]!;
+    expect(["stop", "length", "tool_calls"]).toContain(choice.finish_reason);
+    for (const call of choice.message.tool_calls ?? []) {
+      expect(call.type === "function" && call.function.name).toBe("get_weather");
+      expect(() => JSON.parse(call.type === "function" ? call.function.arguments : "")).not.toThrow();
+    }
+    const followUp = await client.chat.completions.create({
+      model: "tiny",
+      messages: [
+        { role: "user", content: "Weather in Paris?" },
+        { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
+        { role: "tool", tool_call_id: "call_1", content: "sunny" },
+      ],
+      tools,
+      max_tokens: 8,
+      temperature: 0,
+    });
+    expect(followUp.choices[0]!.finish_reason).toMatch(/stop|length|tool_calls/);
+    const badArguments = await client.chat.completions
+      .create({ model: "tiny", messages: [{ role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{oops" } }] }] })
+      .catch((e) => e);
+    expect(badArguments).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(badArguments.param).toBe("messages[0].tool_calls[0].function.arguments");
+  });
+
+  it.skipIf(!hasShared)(`chat at temp 0 equals \`lmrun run --local\` with the model's chat template${hasShared ? "" : ` [skipped: ${sharedSkipReason}]`}`, async () => {
+    const answer = await client.chat.completions.create({
+      model: "stories260K-Q8_0-synthetic-chat-template.gguf",
+      messages: [{ role: "user", content: "Lily had a red ball." }],
+      max_tokens: 30,
+      temperature: 0,
+      seed: 3,
+    });
+    const local = await runCli(["run", chatModel, "Lily had a red ball.", "--local", "--temp", "0", "--seed", "3", "-n", "30", "-c", "1024"], { home: server.home });
+    expect(local.code).toBe(0);
+    expect(answer.choices[0]!.message.content).toBe(local.stdout);
+  });
+
+  it("json_schema answers parse and follow the schema (grammar-constrained)", async () => {
+    const schema = {
+      type: "object",
+      properties: { color: { enum: ["red", "green", "blue"] }, ok: { type: "boolean" } },
+      required: ["color", "ok"],
+      additionalProperties: false,
+    };
+    const answer = await client.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "Pick a color." }],
+      max_tokens: 60,
+      temperature: 0,
+      response_format: { type: "json_schema", json_schema: { name: "pick", schema } },
+    });
+    const value = JSON.parse(answer.choices[0]!.message.content ?? "");
+    expect(["red", "green", "blue"]).toContain(value.color);
+    expect(typeof value.ok).toBe("boolean");
+    expect(Object.keys(value).sort()).toEqual(["color", "ok"]);
+  });
+
+  it("embeddings: one vector per input, same input same vector", async () => {
+    const answer = await client.embeddings.create({ model: "tiny", input: ["a cat", "a dog", "a cat"] });
+    expect(answer.data).toHaveLength(3);
+    const [a, b, c] = answer.data.map((d) => d.embedding);
+    expect(a!.length).toBeGreaterThan(8);
+    expect(a).toEqual(c);
+    expect(a).not.toEqual(b);
+    expect(answer.usage.prompt_tokens).toBeGreaterThan(0);
+  });
+
+  it("errors arrive as the client's own error types, in OpenAI's shape", async () => {
+    const notFound = await client.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+    expect(notFound).toBeInstanceOf(OpenAI.NotFoundError);
+    expect(notFound.status).toBe(404);
+    const many = await client.chat.completions.create({ model: "tiny", n: 2, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+    expect(many).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(many.param).toBe("n");
+    expect(many.message).toMatch(/not supported/);
+    const image = await client.chat.completions
+      .create({ model: "tiny", messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }] }] })
+      .catch((e) => e);
+    expect(image).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(image.message).toMatch(/image parts are not supported/);
+    const logprobs = await client.chat.completions.create({ model: "tiny", logprobs: true, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+    expect(logprobs).toBeInstanceOf(OpenAI.BadRequestError);
+    const tooLong = await client.completions.create({ model: "tiny", prompt: "x", max_tokens: 100_000 }).catch((e) => e);
+    expect(tooLong).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(tooLong.param).toBe("max_tokens");
+    const raw = await request(`${server.url}/v1/chat/completions`, { json: { model: "tiny", messages: "hi" } });
+    expect(raw.status).toBe(400);
+    expect(raw.body).toEqual({ error: { message: '"messages" must be an array', type: "invalid_request_error", param: "messages", code: null } });
+  });
+
+  it("raw SSE framing (curl -N): data lines, blank-line separated, ending in data: [DONE]", async () => {
+    const { stdout } = await promisify(execFile)("curl", [
+      "-sN",
+      `${server.url}/v1/completions`,
+      "-H",
+      "content-type: application/json",
+      "-d",
+      JSON.stringify({ model: "tiny", prompt: "Once", max_tokens: 5, temperature: 0, stream: true }),
+    ]);
+    const events = stdout.split("\n\n");
+    expect(events.at(-1)).toBe("");
+    expect(events.at(-2)).toBe("data: [DONE]");
+    const data = events.slice(0, -2).map((e) => {
+      expect(e).toMatch(/^data: \{/);
+      return JSON.parse(e.slice("data: ".length));
+    });
+    expect(data.at(-1).choices[0].finish_reason).toBe("length");
+    expect(data.every((d) => d.object === "text_completion")).toBe(true);
+  });
+});
