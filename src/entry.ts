@@ -49,13 +49,14 @@ export async function runFromProcess(): Promise<void> {
     }, 1000).unref();
   });
   let terminated = false;
+  let terminationDeadline: NodeJS.Timeout | undefined;
   process.on("SIGTERM", () => {
     if (terminated) return;
     terminated = true;
     // Jobs stop without waiting for the native step they are in and report what they finished
     // (errors.ts, unlessTerminated); whatever still holds them after the grace period is cut short.
     controller.abort(new TerminatedError());
-    setTimeout(() => dieOf("SIGTERM"), terminationGraceMs());
+    terminationDeadline = setTimeout(() => dieOf("SIGTERM"), terminationGraceMs());
   });
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") {
@@ -85,4 +86,6 @@ export async function runFromProcess(): Promise<void> {
   // Terminated: what was finished is written (stdout and stderr are synchronous here, files and
   // pipes alike); do not wait for llama.cpp's threads on the way out.
   if (terminated && !terminationHandled()) dieOf("SIGTERM");
+  // A command that ended its work in answer to SIGTERM (serve) exits with its own code, now.
+  if (terminated) clearTimeout(terminationDeadline);
 }

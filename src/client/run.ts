@@ -111,7 +111,17 @@ function timingsOf(ext: LmrunExtension): GenerationTimings {
 }
 
 function pickLoad(load: LmrunExtension["load"]): WireLoad {
-  return { contextSize: load.contextSize, threads: load.threads, batchThreads: load.batchThreads, gpu: load.gpu, gpuLayers: load.gpuLayers, threadpool: load.threadpool };
+  // The same fields as an in-process run's --json (a tuned setting is the server's business: null here).
+  return {
+    contextSize: load.contextSize,
+    requestedContextSize: load.requestedContextSize ?? null,
+    threads: load.threads,
+    batchThreads: load.batchThreads,
+    gpu: load.gpu,
+    gpuLayers: load.gpuLayers,
+    threadpool: load.threadpool,
+    tuned: null,
+  };
 }
 
 function stopReasonOf(doneReason: string | undefined): StopReason {

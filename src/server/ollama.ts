@@ -85,6 +85,7 @@ export function lmrunExtension(outcome: JobOutcome): LmrunFinalExtension {
     },
     load: {
       contextSize: summary.contextSize,
+      requestedContextSize: summary.requestedContextSize ?? null,
       threads: summary.threads,
       batchThreads: summary.batchThreads,
       gpu: summary.gpu,

@@ -30,7 +30,17 @@ export interface LmrunFinalExtension {
   chatTemplate: boolean;
   seed: number | undefined;
   sampling: WireSampling;
-  load: { contextSize: number; threads: number; batchThreads: number; gpu: string | false; gpuLayers: number; threadpool: "persistent" | "per-decode"; parallel: number };
+  load: {
+    contextSize: number;
+    /** The -c asked for when llama.cpp raised it to its smallest context, else null. */
+    requestedContextSize?: number | null;
+    threads: number;
+    batchThreads: number;
+    gpu: string | false;
+    gpuLayers: number;
+    threadpool: "persistent" | "per-decode";
+    parallel: number;
+  };
   model: { path: string; fileName: string; name: string };
   /** From the request's arrival at the model to its first token (queue wait excluded, prompt evaluation included). */
   ttftMs: number | null;

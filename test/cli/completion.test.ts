@@ -71,7 +71,7 @@ describe.skipIf(!hasBash)(`lmrun completion bash, sourced in bash${hasBash ? "" 
       "lmrun bench tiny qwen3:0",
     ]);
     expect(commands).toEqual(expect.arrayContaining(["run", "chat", "pull", "ls", "list", "rm", "show", "verify", "config", "bench", "info", "perplexity", "completion"]));
-    expect(r.sort()).toEqual(["rm", "run"]);
+    expect(r.sort()).toEqual(["rm", "rpc-server", "run"]);
     expect(gpuFlags.sort()).toEqual(["--gpu", "--gpu-layers"]);
     expect(gpuValues).toEqual(["auto", "cuda", "vulkan", "metal", "cpu"]);
     // After a colon readline replaces only what follows it, so that is what is offered.

@@ -195,8 +195,13 @@ describe.skipIf(llamaPerplexity === undefined)(`live against llama-perplexity ($
       [["-f", fixture("hellaswag.txt"), "--hellaswag", "--hellaswag-tasks", "120"], "stories260K-Q8_0.hellaswag.txt"],
       [["-bf", fixture("mc.bin"), "--multiple-choice"], "stories260K-Q8_0.mc.txt"],
     ] as const) {
-      const out = execFileSync(llamaPerplexity!, ["-m", bundledTinyModel, ...args, "-t", "1"], { stdio: ["ignore", "pipe", "ignore"] }).toString();
-      expect(rows(out)).toEqual(rows(fs.readFileSync(path.join(golden, file), "utf8")));
+      const expected = rows(fs.readFileSync(path.join(golden, file), "utf8"));
+      const printed = () => rows(execFileSync(llamaPerplexity!, ["-m", bundledTinyModel, ...args, "-t", "1"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
+      let got = printed();
+      // llama.cpp logs from a worker thread: on a busy machine its last line was once lost at exit
+      // (119 of 120 rows, the rest identical). Such a cut-off run is run again, once.
+      if (got.length < expected.length && got.every((row, i) => row === expected[i])) got = printed();
+      expect(got).toEqual(expected);
     }
   }, 60_000);
 });
