@@ -3,7 +3,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cliPath, tempHome } from "../helpers/cli.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
-import { startServe, type ServeProcess } from "../server/helpers.js";
+import { startServe, until, type ServeProcess } from "../server/helpers.js";
 import { hasTmux, TmuxPane } from "../tui/tmux.js";
 
 const skipReason = !hasTmux ? "needs tmux (apt-get install tmux)" : !hasShared ? sharedSkipReason : "";
@@ -37,7 +37,8 @@ describe.skipIf(skipReason !== "")(`lmrun chat through a running server${skipRea
     pane.keys("Enter");
     const afterReply = await pane.waitFor((s) => /\d+ tokens · [\d.]+ tok\/s · first token/.test(s), "the first reply", 120_000);
     expect(afterReply).toMatch(/ctx \d+\/512/);
-    expect(log()).toMatch(/POST \/api\/chat 200/);
+    // The access line is written when the response has ended, which can be a moment after the screen shows the reply.
+    await until(async () => /POST \/api\/chat 200/.test(log()), "the server's access line for /api/chat", 10_000);
 
     pane.type("/set max-tokens 500");
     pane.keys("Enter");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { request, startServe, type ServeProcess } from "./helpers.js";
+import { type ServeProcess, request, startServe, until } from "./helpers.js";
 
 // Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
@@ -33,13 +33,6 @@ async function metric(name: string): Promise<number> {
   return Number(line?.split(" ").at(-1));
 }
 
-async function until(check: () => Promise<boolean>, what: string, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("lmrun serve: concurrency", () => {
   it("4 clients at once produce exactly what each produces alone (temp 0), decoded in shared batches", async () => {

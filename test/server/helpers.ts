@@ -75,3 +75,12 @@ export async function request(url: string, init: RequestInit & { json?: unknown 
   }
   return { status: res.status, headers: res.headers, text, body };
 }
+
+/** Polls `check` until it holds (every 50 ms), failing with `what` after `limitMs`. */
+export async function until(check: () => Promise<boolean>, what: string, limitMs = 30_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -6,7 +6,7 @@ import { describe, expect, it, vi } from "vitest";
 import { readLiveServerRecord, serverRecordPath, writeServerRecord } from "../../src/config/serverRecord.js";
 import { cliPath, tempHome } from "../helpers/cli.js";
 import { hasShared, repoRoot, sharedModel, sharedTitle } from "../helpers/shared.js";
-import { request, startServe } from "./helpers.js";
+import { request, startServe, until } from "./helpers.js";
 
 // Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
 vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
@@ -17,13 +17,6 @@ async function ps(url: string): Promise<string[]> {
   return (await request(`${url}/api/ps`)).body.models.map((m: { name: string }) => m.name);
 }
 
-async function until(check: () => Promise<boolean>, what: string, limitMs = 30_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Starts a long NDJSON generation and resolves once its first piece arrived; `done` has the rest of the body. */
 async function startLongStream(url: string, model: string, tokens = 400) {
