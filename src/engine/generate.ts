@@ -274,14 +274,22 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
  * scheduler's choice of the slot whose cache shares the longest prefix with them.
  */
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
-  if (!request.chat) {
-    const tokens = loaded.model.tokenize(request.prompt, false);
-    return loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? [loaded.model.tokens.bos, ...tokens] : tokens;
-  }
+  if (!request.chat) return completionPromptTokens(loaded, request.prompt);
   const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
   const tools = request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
   const { contextText } = chatWrapper.generateContextState({ chatHistory: buildHistory(request, request.prompt), ...(tools ? { availableFunctions: tools } : {}) });
   return contextText.tokenize(loaded.model.tokenizer);
+}
+
+/**
+ * A raw prompt's tokens as LlamaCompletion evaluates them: after a BOS it trims the leading space
+ * that an SPM tokeniser would add ("Once" rather than "▁Once"), so the counts and the slot's cached
+ * tokens must come from the same tokenisation, not from tokenize(text) alone.
+ */
+function completionPromptTokens(loaded: LoadedModel, text: string): Token[] {
+  const bos = loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? loaded.model.tokens.bos : undefined;
+  const tokens = loaded.model.tokenize(text, false, bos !== undefined ? "trimLeadingSpace" : undefined);
+  return bos !== undefined ? [bos, ...tokens] : tokens;
 }
 
 function countPromptTokens(
@@ -290,7 +298,7 @@ function countPromptTokens(
   request: GenerateRequest,
   userText: string,
 ): number {
-  if (!chat) return loaded.model.tokenize(userText, false).length + (loaded.model.tokens.bos !== null ? 1 : 0);
+  if (!chat) return completionPromptTokens(loaded, userText).length;
   const tools = request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
   const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: buildHistory(request, userText), ...(tools ? { availableFunctions: tools } : {}) });
   return contextText.tokenize(loaded.model.tokenizer).length;

@@ -1,5 +1,6 @@
 import client from "prom-client";
 import type { ModelPool } from "../engine/scheduler/modelPool.js";
+import { threadpoolStatus } from "../engine/threadpool.js";
 
 /**
  * The server's Prometheus metrics (prom-client, its own registry: nothing global). Names follow
@@ -57,6 +58,18 @@ export class Metrics {
       registers,
       collect() {
         this.set(pool.list().reduce((sum, e) => sum + e.scheduler.parallel, 0));
+      },
+    });
+    // As llama-server's llamacpp:n_decode_total: generated tokens / decode calls is how well requests share batches.
+    let decodesSeen = 0;
+    new client.Counter({
+      name: "lmrun_decode_calls_total",
+      help: "llama_decode calls, every model (counted by lmrun's native threadpool module; 0 where it is not loaded)",
+      registers,
+      collect() {
+        const decodes = threadpoolStatus().decodes;
+        if (decodes > decodesSeen) this.inc(decodes - decodesSeen);
+        decodesSeen = decodes;
       },
     });
     new client.Gauge({

@@ -45,7 +45,16 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     expect(answer.choices[0]!.text).toBe(local.stdout);
     expect(answer.choices[0]!.text.length).toBeGreaterThan(20);
     expect(answer.choices[0]!.finish_reason).toBe("length");
-    expect(answer.usage).toMatchObject({ completion_tokens: 40, prompt_tokens: 5, total_tokens: 45 });
+    expect(answer.usage).toMatchObject({ completion_tokens: 40, prompt_tokens: 7, total_tokens: 47 }); // BOS and "Once" as 3 pieces: LlamaCompletion drops the leading space
+
+    // The prompt again, then the prompt and the answer: the slot's cache holds them, only the last token is evaluated again
+    // (the server tokenises a prompt as generation does, leading space and all, so the prefix is found).
+    const again = await client.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
+    expect((again.usage as { prompt_tokens_details?: { cached_tokens: number } }).prompt_tokens_details?.cached_tokens).toBe(6);
+    const longer = await client.completions.create({ model: "tiny", prompt: `Once upon a time${answer.choices[0]!.text}`, max_tokens: 4, temperature: 0 });
+    const cached = (longer.usage as { prompt_tokens_details?: { cached_tokens: number } }).prompt_tokens_details?.cached_tokens ?? 0;
+    expect(cached).toBeGreaterThanOrEqual(7);
+    expect(cached).toBeLessThan(longer.usage!.prompt_tokens);
   });
 
   it("chat, non-streaming and streaming, give the same greedy text; streaming ends with usage and [DONE]", async () => {

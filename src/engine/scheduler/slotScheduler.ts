@@ -3,6 +3,7 @@ import { LmrunError } from "../../errors.js";
 import { generateOnSequence, promptTokensOf } from "../generate.js";
 import type { LoadedModel } from "../model.js";
 import { setContextThreads } from "../threads.js";
+import { BatchAligner } from "./batchAlignment.js";
 import type { GenerateRequest, GenerationResult } from "../types.js";
 
 /**
@@ -73,6 +74,7 @@ export class SlotScheduler {
   private readonly slots: Slot[];
   private readonly queue: Waiter[] = [];
   private promptPhases = 0;
+  private readonly aligner: BatchAligner | undefined;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
   /** Completed requests and their generated tokens, for a Retry-After estimate. */
@@ -85,7 +87,18 @@ export class SlotScheduler {
     this.slots = [];
     // A fresh context hands out sequence ids 0, 1, 2 ... in order: slot i is sequence i.
     const total = loaded.context.totalSequences;
-    for (let i = 0; i < total; i++) this.slots.push({ id: i, sequence: loaded.context.getSequence(), busy: false });
+    if (total > 1) {
+      this.aligner = new BatchAligner(
+        () => this.promptPhases > 0,
+        () => this.busySlots > 1,
+      );
+      this.aligner.manageQueue(loaded.context);
+    }
+    for (let i = 0; i < total; i++) {
+      const sequence = loaded.context.getSequence();
+      this.aligner?.align(sequence);
+      this.slots.push({ id: i, sequence, busy: false });
+    }
   }
 
   get parallel(): number {
@@ -143,7 +156,7 @@ export class SlotScheduler {
             this.applyThreads();
           },
           generating: () => {
-            if (inPrompt) this.promptPhases--;
+            if (inPrompt) this.promptEnded();
             inPrompt = false;
             this.applyThreads();
           },
@@ -153,7 +166,7 @@ export class SlotScheduler {
       if (this.recentRequestMs.length > 20) this.recentRequestMs.shift();
       return { ...result, slot: slot.id, queueMs, cachedPromptTokens };
     } finally {
-      if (inPrompt) this.promptPhases--;
+      if (inPrompt) this.promptEnded();
       this.applyThreads();
       this.release(slot);
     }
@@ -236,6 +249,11 @@ export class SlotScheduler {
     }
     const useful = bestPrefix >= 2 && bestPrefix >= tokens.length * MIN_PREFIX_SHARE;
     return useful ? best : lowest;
+  }
+
+  private promptEnded(): void {
+    this.promptPhases--;
+    if (this.promptPhases === 0) this.aligner?.startingEnded();
   }
 
   /** Batch threads while any slot evaluates a prompt, generation threads otherwise (as run's -tb / -t). */
