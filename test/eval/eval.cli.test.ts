@@ -251,4 +251,26 @@ describe("eval gen", () => {
     const again = JSON.parse((await runCli(["eval", "gen", "--score-only", four, "--json"])).stdout);
     expect(again.metrics).toEqual(json.metrics);
   }, 240_000);
+
+  it("conversations of several turns are answered through the chat template, and refused without one", async () => {
+    const tasks = path.join(dir, "turns.jsonl");
+    const conversation = [
+      { role: "user", content: "Tell me about a cat." },
+      { role: "assistant", content: "The cat was big and soft." },
+      { role: "user", content: "What did the cat do?" },
+    ];
+    fs.writeFileSync(tasks, [JSON.stringify({ id: "c1", messages: conversation, reference: "It played." }), JSON.stringify({ id: "c2", prompt: "Once upon a time", reference: "there was a girl." })].join("\n") + "\n");
+    const refused = await runCli(["eval", "gen", bundledTinyModel, "-f", tasks, "-n", "4", "-t", "1"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/turns\.jsonl line 1: a conversation of several turns needs a chat template/);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    if (!hasShared) return;
+    const answers = path.join(dir, "turns-answers.jsonl");
+    const r = await runCli(["eval", "gen", sharedModel("stories260K-Q8_0-synthetic-chat-template.gguf"), "-f", tasks, "-n", "6", "-t", "1", "--answers", answers, "--json"], { timeoutMs: 110_000 });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ tasks: 2, items: 2, settings: { chatTemplate: true } });
+    const written = fs.readFileSync(answers, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(written.map((a) => a.id)).toEqual(["c1", "c2"]);
+    expect(written[0].answer.length).toBeGreaterThan(0);
+  }, 240_000);
 });

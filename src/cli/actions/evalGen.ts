@@ -97,6 +97,13 @@ export async function evalGenCommand(ctx: CommandContext, modelRef: string | und
     const { loaded, resolved } = prepared;
     try {
       const chat = flags.raw !== true && loaded.summary.hasChatTemplate;
+      const conversation = chat ? undefined : subset.find((t) => t.messages !== undefined);
+      if (conversation !== undefined) {
+        throw new UsageError(
+          `${path.basename(flags.file!)} line ${conversation.line}: a conversation of several turns needs a chat template, and ${flags.raw === true ? "--raw turns it off" : `${loaded.summary.fileName} has none`}`,
+          flags.raw === true ? "Drop --raw" : "Use a model with a chat template, or give that task as one prompt",
+        );
+      }
       // The scheduler seam: any AnswerGenerator can stand here (see src/eval/gen/generator.ts).
       const generator = inProcessGenerator(loaded, { chat, maxTokens: sampling.maxTokens, stop: flags.stop ?? [], sampling, truncate: false });
       const run = await runGeneration(generator, subset, {

@@ -12,6 +12,8 @@ export interface GenTask {
   line: number;
   prompt: string;
   systemPrompt?: string;
+  /** A conversation of several turns (ends with the user turn to answer); needs a chat template. */
+  messages?: Array<{ role: "system" | "user" | "assistant"; content: string }>;
   references: string[];
 }
 
@@ -91,19 +93,29 @@ export function parseGenTasks(text: string, source: string): GenTask[] {
   });
 }
 
-/** An optional system message then one user message: what one-shot generation takes. */
-function fromMessages(messages: unknown, where: string): { prompt: string; systemPrompt?: string } {
-  const shape = '[{"role": "system", "content": ...}, {"role": "user", "content": ...}]';
-  if (!Array.isArray(messages) || messages.some((m) => typeof m !== "object" || m === null || typeof m.content !== "string" || typeof m.role !== "string")) {
-    throw new UsageError(`${where}: "messages" must be an array of {"role", "content"} objects`, `e.g. ${shape}`);
+/**
+ * A conversation: system (first only), user and assistant turns, ending with the user turn to
+ * answer. A system message and one user message become prompt + systemPrompt (as one-shot `run`
+ * takes them, and what --raw can use); longer conversations are kept as messages.
+ */
+function fromMessages(messages: unknown, where: string): Pick<GenTask, "prompt" | "systemPrompt" | "messages"> {
+  const shape = '[{"role": "system", "content": ...}, {"role": "user", "content": ...}, {"role": "assistant", ...}, {"role": "user", ...}]';
+  if (!Array.isArray(messages) || messages.length === 0 || messages.some((m) => typeof m !== "object" || m === null || typeof m.content !== "string" || typeof m.role !== "string")) {
+    throw new UsageError(`${where}: "messages" must be a non-empty array of {"role", "content"} objects`, `e.g. ${shape}`);
   }
   const list = messages as Array<{ role: string; content: string }>;
-  const system = list.length === 2 && list[0]!.role === "system" ? list[0]!.content : undefined;
-  const rest = system !== undefined ? list.slice(1) : list;
-  if (rest.length !== 1 || rest[0]!.role !== "user") {
-    throw new UsageError(`${where}: "messages" must be one user message, optionally after one system message`, `Multi-turn tasks are not supported; use ${shape}`);
+  for (const [i, m] of list.entries()) {
+    if (m.role !== "system" && m.role !== "user" && m.role !== "assistant") {
+      throw new UsageError(`${where}: message ${i + 1} has role "${m.role}"; roles are system, user and assistant`, `e.g. ${shape}`);
+    }
+    if (m.role === "system" && i > 0) throw new UsageError(`${where}: a system message may only come first (message ${i + 1})`, `e.g. ${shape}`);
   }
-  return { prompt: rest[0]!.content, ...(system !== undefined ? { systemPrompt: system } : {}) };
+  if (list.at(-1)!.role !== "user") throw new UsageError(`${where}: the last message must be the user's turn to answer`, `e.g. ${shape}`);
+  const system = list[0]!.role === "system" ? list[0]!.content : undefined;
+  const turns = system !== undefined ? list.slice(1) : list;
+  const last = turns.at(-1)!.content;
+  if (turns.length === 1) return { prompt: last, ...(system !== undefined ? { systemPrompt: system } : {}) };
+  return { prompt: last, messages: list as NonNullable<GenTask["messages"]> };
 }
 
 /** --score-only: answers with their references, or references looked up by id in the tasks file. */
