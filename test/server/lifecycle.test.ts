@@ -141,3 +141,49 @@ describe("lmrun serve: lifecycle", () => {
     for (const heavy of ["node-llama-cpp", "ink", "react", "prom-client"]) expect(imported).not.toContain(heavy);
   });
 });
+
+describe("lmrun serve: waiting streams and --timeout", () => {
+  it("a stream waiting for the only slot gets SSE comment pings, then its answer and [DONE]", async () => {
+    const server = await startServe(["tiny", "--parallel", "1", "--ctx", "4096", "--sse-ping", "20ms", "--keep-alive", "-1"]);
+    try {
+      // The slot is busy for thousands of tokens; the waiting stream sees pings long before that ends.
+      const busy = new AbortController();
+      const first = await fetch(`${server.url}/api/generate`, { method: "POST", body: JSON.stringify({ model: "tiny", prompt: "Once upon a time", options: { num_predict: 4000 } }), signal: busy.signal });
+      const firstReader = first.body!.getReader();
+      await firstReader.read();
+      const waiting = await fetch(`${server.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "tiny", prompt: "Lily", max_tokens: 4, stream: true }) });
+      const reader = waiting.body!.getReader();
+      const decoder = new TextDecoder();
+      let raw = "";
+      while (!raw.includes(": ping\n\n")) raw += decoder.decode((await reader.read()).value);
+      expect(raw).not.toMatch(/^data:/m); // nothing but pings while it waits
+      busy.abort(); // the first client goes away: its slot is freed within a token
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        raw += decoder.decode(value);
+      }
+      const events = raw.split("\n\n").filter((e) => e.startsWith("data: "));
+      expect(events.at(-1)).toBe("data: [DONE]");
+      expect(JSON.parse(events[0]!.slice(6)).choices[0].text.length).toBeGreaterThan(0);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
+  it("--timeout cuts a long generation: the answer so far, finish reason length", async () => {
+    const server = await startServe(["tiny", "--parallel", "1", "--ctx", "16384", "--timeout", "500ms", "--keep-alive", "-1"]);
+    try {
+      const answer = await request(`${server.url}/v1/completions`, { json: { model: "tiny", prompt: "Once upon a time", max_tokens: 16000, temperature: 0 } });
+      expect(answer.status).toBe(200);
+      expect(answer.body.choices[0].finish_reason).toBe("length");
+      expect(answer.body.usage.completion_tokens).toBeGreaterThan(0);
+      expect(answer.body.usage.completion_tokens).toBeLessThan(16000);
+      // The server is fine afterwards.
+      const next = await request(`${server.url}/v1/completions`, { json: { model: "tiny", prompt: "Hi", max_tokens: 3 } });
+      expect(next.status).toBe(200);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+});

@@ -27,7 +27,7 @@ export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 /** In-flight requests get this long to finish on SIGINT/SIGTERM before they are aborted. */
 export const SHUTDOWN_GRACE_MS = 5_000;
-const PING_MS = 10_000;
+const DEFAULT_PING_MS = 10_000;
 
 export async function serveCommand(ctx: CommandContext, refs: string[], flags: ServeFlags): Promise<void> {
   // SIGTERM drains in-flight requests (up to SHUTDOWN_GRACE_MS, then 2 s for aborted ones to end) and
@@ -75,7 +75,7 @@ export async function serveCommand(ctx: CommandContext, refs: string[], flags: S
     metrics,
     security: { apiKey, bindHost: host, allowHosts: flags.allowHost ?? [], corsOrigins: flags.cors ?? [] },
     bodyLimit: flags.maxBody ?? DEFAULT_BODY_LIMIT,
-    pingMs: PING_MS,
+    pingMs: flags.ssePing !== undefined && flags.ssePing > 0 ? flags.ssePing : DEFAULT_PING_MS,
     log: (entry) => write(formatAccessEntry(entry, flags.logFormat ?? "text")),
   });
 

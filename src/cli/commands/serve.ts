@@ -13,6 +13,7 @@ export interface ServeFlags extends LoadFlags, SamplingFlags {
   maxModels?: number;
   maxQueue?: number;
   timeout?: number;
+  ssePing?: number;
   apiKey?: string;
   cors?: string[];
   allowHost?: string[];
@@ -44,6 +45,7 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .option("--max-models <n>", "models loaded at once; the least recently used idle one makes room (default 3)", parseInteger(1, 64))
     .option("--max-queue <n>", "requests that may wait for a slot per model; past it 503 + Retry-After (default 64)", parseInteger(0, 100_000))
     .option("--timeout <duration>", "longest a request may take, waiting included (default 10m; 0 = no limit)", duration)
+    .option("--sse-ping <duration>", "a waiting stream gets an SSE comment line this often, so proxies keep it open (default 10s)", duration)
     .option("--api-key <key>", "require Authorization: Bearer KEY on every endpoint but /health (or LMRUN_API_KEY)")
     .option("--cors <origin>", "allow browser calls from this origin (repeatable, * for any; default: no CORS headers)", collect)
     .option("--allow-host <name>", "also answer requests whose Host header is this name (repeatable, * for any)", collect)
