@@ -127,7 +127,8 @@ async function secondTurn(name, lmrun, llama) {
   const turns = { lmrun: [], llama: [] };
   for (let r = 0; r < rounds; r++) {
     for (const [key, server] of order(r, lmrun, llama)) {
-      const opening = `${longStory} (${r})`; // a new conversation each round: nothing cached from the last one
+      // A new conversation each round, different from its first token on: nothing cached from the last one.
+      const opening = `Story ${r + 1}. ${longStory}`;
       const first = await completion(server, opening, 16);
       const second = await completion(server, `${opening}${first.text} Then what happened next?`, 16);
       turns[key].push({ first: first.ttftMs, second: second.ttftMs, promptTokens: first.promptTokens });
