@@ -120,12 +120,18 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
     commandLine.push({ name: resolved.displayName, path: resolved.path });
   }
   const names = new ModelNames({ commandLine, modelsDir: modelsDirectory(ctx.env, settings), env: ctx.env });
+  let started = false;
   const pool = new ModelPool({
     loadOptionsFor: (path) => ({ ...resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(path)), sequences: parallel }),
     maxQueue: flags.maxQueue ?? DEFAULT_MAX_QUEUE,
     keepAliveMs: flags.keepAlive ?? DEFAULT_KEEP_ALIVE_MS,
     maxModels: flags.maxModels ?? DEFAULT_MAX_MODELS,
     onEvent: (event) => {
+      // A model on the command line that cannot load stops serve with its error instead.
+      if (event.type === "failed") {
+        if (started) write(`lmrun serve: cannot load ${event.name}: ${event.message}\n`);
+        return;
+      }
       if (ctx.quiet) return;
       write(event.type === "loaded" ? `lmrun serve: loaded ${event.name} (${Math.round(event.ms)} ms)\n` : `lmrun serve: unloaded ${event.name} (${event.reason})\n`);
     },
@@ -149,6 +155,7 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
         if (signal.aborted) return;
         await pool.preload(model);
       }
+      started = true;
     },
     abort: () => shutdown.abort(new Error("server shutting down")),
     close: () => pool.close(),
