@@ -1,37 +1,23 @@
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lmrunHome } from "../../src/config/paths.js";
 // @ts-expect-error: a plain ES module shared with the benchmark script
 import { startRpcWorker } from "../../scripts/rpc-workers.mjs";
 import { runCli } from "../helpers/cli.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { request, startServe, until, type ServeProcess } from "../server/helpers.js";
 import { GOLDEN } from "./golden.js";
+import { engineEnv, engineSkip, holdRpcWorker, rpcEngine } from "./helpers.js";
 
 /**
  * `lmrun serve --rpc`: the public server forwards to a child `lmrun serve` that runs the models on a
  * real `lmrun rpc-server` worker on 127.0.0.1; the worker is killed mid-stream and restarted here.
  * Needs an engine build with llama.cpp's RPC backend; without one these tests skip and say how to make it.
  */
-const enginesDir = process.env.LMRUN_ENGINES ?? path.join(lmrunHome(process.env), "engines");
-const rpcEngine = fs.existsSync(enginesDir) && fs.readdirSync(enginesDir).some((name) => hasRpcRecord(path.join(enginesDir, name, "engine.json")));
-const engineSkip = rpcEngine ? "" : ` [skipped: needs an RPC engine build: run \`lmrun engine build --rpc\` once, or set LMRUN_ENGINES to a directory with one (looked in ${enginesDir})]`;
-const engineEnv = { LMRUN_ENGINES: enginesDir };
 /** Several processes on two busy cores: generous limits (a slow machine is slow, not a failure). */
 const SLOW = 180_000;
 const KEY = "serve-rpc-test-key-0123456789";
-
-function hasRpcRecord(file: string): boolean {
-  try {
-    const record = JSON.parse(fs.readFileSync(file, "utf8")) as { rpc?: boolean; gpu?: string };
-    return record.rpc === true && record.gpu === "cpu";
-  } catch {
-    return false;
-  }
-}
 
 type Worker = { endpoint: string; port: number; log(): string; kill(): Promise<void>; stop(): Promise<void> };
 
@@ -118,15 +104,8 @@ describe.skipIf(!rpcEngine)(`serve --rpc on a worker on 127.0.0.1${engineSkip}`,
 describe.skipIf(!rpcEngine)(`serve --rpc and a busy worker${engineSkip}`, { timeout: SLOW }, () => {
   it("at start: one clear line naming the worker, exit 1; on a request: a 503 in the API's shape and a line on stderr", async () => {
     const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as Worker;
-    // Another client: connected and past its hello, holding the worker.
-    const holder = net.connect({ host: "127.0.0.1", port: worker.port });
+    const holder = await holdRpcWorker(worker.port);
     try {
-      await new Promise<void>((resolve) => holder.once("connect", () => resolve()));
-      const hello = Buffer.alloc(9 + 24);
-      hello[0] = 14;
-      hello.writeBigUInt64LE(24n, 1);
-      holder.write(hello);
-      await new Promise<void>((resolve) => holder.once("data", () => resolve()));
       const r = await runCli(["serve", "tiny", "--port", "0", "--rpc", worker.endpoint], { env: engineEnv, timeoutMs: SLOW - 10_000 });
       expect(r.code).toBe(1);
       const busy = `worker ${worker.endpoint} accepted the connection but did not answer the RPC hello within 5 s: it is busy with another client (a worker serves one client at a time)`;
