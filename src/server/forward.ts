@@ -28,10 +28,12 @@ function kept(headers: IncomingHttpHeaders, dropped: Set<string>): IncomingHttpH
 
 /**
  * Forwards one request. Resolves once the answer has ended (or the client went away); rejects with an
- * HttpError only while nothing was sent yet. `answered` is called when the child's answer begins: its
- * own access-log line will describe the request from then on.
+ * HttpError only while nothing was sent yet. `answered(true)` once the child has the request: its own
+ * access-log line describes it from then on (499 included); `answered(false)` when the child died with it.
  */
 export async function forwardRequest(req: IncomingMessage, res: ServerResponse, upstream: Upstream, answered: (forwarded: boolean) => void): Promise<void> {
+  // The client left while the model process was starting.
+  if (res.destroyed || res.writableEnded) return;
   const outgoing = http.request({
     host: "127.0.0.1",
     port: upstream.port,
@@ -47,6 +49,10 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     clientGone = true;
     outgoing.destroy();
   });
+  outgoing.once("finish", () => answered(true));
+  // Errors end the answer below (through the response, or the wait for it); none may go unheard.
+  outgoing.on("error", () => undefined);
+  req.on("error", () => outgoing.destroy());
   req.pipe(outgoing);
   let response: IncomingMessage;
   try {
@@ -56,9 +62,9 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
     });
   } catch (error) {
     if (clientGone) return;
+    answered(false);
     throw await upstream.failure(error as Error);
   }
-  answered(true);
   res.writeHead(response.statusCode ?? 502, kept(response.headers, DROPPED_RESPONSE));
   res.flushHeaders();
   try {
@@ -66,7 +72,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
       if (!res.write(chunk)) await drained(res);
       if (clientGone) return;
     }
-    // A response cut short can end without an error on some Node versions: complete() says which.
+    // A response cut short may end without an error: `complete` says whether all of it came.
     if (!response.complete) throw new Error("the model process closed the connection mid-answer");
     res.end();
   } catch (error) {
@@ -79,6 +85,7 @@ export async function forwardRequest(req: IncomingMessage, res: ServerResponse, 
 }
 
 function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       res.off("drain", done);
