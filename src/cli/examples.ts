@@ -36,7 +36,7 @@ export const COMMAND_EXAMPLES: Record<string, string[]> = {
   "engine ls": ["lmrun engine ls", "lmrun engine ls --json"],
   "engine rm": ["lmrun engine rm cpu-rpc-llama.cpp-v0.5.0-nlc-3.22.1", "lmrun engine rm cpu-rpc-llama.cpp-v0.5.0-nlc-3.22.1 --json"],
   "rpc-server": ["lmrun rpc-server                      # 127.0.0.1:50052", "lmrun rpc-server --port 50053 --threads 2 --cache"],
-  serve: ["lmrun serve tiny                        # 127.0.0.1:11488, OpenAI and ollama APIs", "lmrun serve qwen2.5:0.5b --parallel 4 --keep-alive 30m", "LMRUN_API_KEY=$(openssl rand -hex 24) lmrun serve --host 0.0.0.0"],
+  serve: ["lmrun serve tiny                        # 127.0.0.1:11488, OpenAI and ollama APIs", "lmrun serve qwen2.5:7b --keep-alive 30m --rpc 10.0.0.2:50052,10.0.0.3:50052", "LMRUN_API_KEY=$(openssl rand -hex 24) lmrun serve --host 0.0.0.0"],
   ps: ["lmrun ps", "lmrun ps --json"],
   stop: ["lmrun stop qwen2.5:0.5b", "lmrun stop tiny --server http://127.0.0.1:11488"],
   batch: ["lmrun batch tiny prompts.jsonl > answers.jsonl", "lmrun batch qwen2.5:0.5b prompts.jsonl -o answers.jsonl --resume --parallel 4"],

@@ -16,13 +16,9 @@ export const RPC_CHILD_ENV = "LMRUN_RPC_CHILD";
  * simply run here (no --rpc, already the child, or lmrun not started from its own bin script).
  */
 export async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOptions | undefined): Promise<boolean> {
-  if (rpc === undefined || ctx.env[RPC_CHILD_ENV] === "1") return false;
-  const script = process.argv[1];
-  if (!script || path.basename(script) !== "lmrun.js") return false;
-  const child = spawn(process.execPath, [...process.execArgv, script, ...process.argv.slice(2)], {
-    env: { ...ctx.env, [RPC_CHILD_ENV]: "1", GGML_NO_BACKTRACE: "1" },
-    stdio: ["inherit", "inherit", "pipe"],
-  });
+  const again = rpcChildCommand(ctx.env, rpc);
+  if (again === undefined || rpc === undefined) return false;
+  const child = spawn(process.execPath, again.args, { env: again.env, stdio: ["inherit", "inherit", "pipe"] });
   const forward = (): void => {
     if (child.exitCode === null) child.kill("SIGTERM");
   };
@@ -32,11 +28,8 @@ export async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOption
   lines.on("line", (line) => {
     // llama.cpp's abort, and what follows it: kept out of the output, summarised below.
     if (abortLine !== undefined) return;
-    if (/GGML_ABORT|ggml-rpc\.cpp:\d+:|Remote RPC server crashed|Failed to connect to|RPC handshake failed/.test(line)) {
-      abortLine = line.replace(/^.*?ggml-rpc\.cpp:\d+:\s*/, "").trim();
-      return;
-    }
-    ctx.stderr.write(`${line}\n`);
+    abortLine = rpcAbortText(line);
+    if (abortLine === undefined) ctx.stderr.write(`${line}\n`);
   });
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on("close", (c, s) => resolve([c, s])));
   ctx.signal.removeEventListener("abort", forward);
@@ -45,8 +38,26 @@ export async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOption
   throw await explainChildDeath(rpc, signal, abortLine);
 }
 
+/**
+ * How to run this very command again as the RPC child (same arguments, and the environment that stops
+ * it from delegating again), or undefined when it should run here: no --rpc, already the child, or
+ * lmrun not started from its own bin script.
+ */
+export function rpcChildCommand(env: NodeJS.ProcessEnv, rpc: RpcLoadOptions | undefined): { args: string[]; env: NodeJS.ProcessEnv } | undefined {
+  if (rpc === undefined || env[RPC_CHILD_ENV] === "1") return undefined;
+  const script = process.argv[1];
+  if (!script || path.basename(script) !== "lmrun.js") return undefined;
+  return { args: [...process.execArgv, script, ...process.argv.slice(2)], env: { ...env, [RPC_CHILD_ENV]: "1", GGML_NO_BACKTRACE: "1" } };
+}
+
+/** llama.cpp's RPC abort in a line of the child's stderr, as the text worth quoting; undefined for any other line. */
+export function rpcAbortText(line: string): string | undefined {
+  if (!/GGML_ABORT|ggml-rpc\.cpp:\d+:|Remote RPC server crashed|Failed to connect to|RPC handshake failed/.test(line)) return undefined;
+  return line.replace(/^.*?ggml-rpc\.cpp:\d+:\s*/, "").trim();
+}
+
 /** Which worker went away: the ones that no longer answer a hello are named. */
-async function explainChildDeath(rpc: RpcLoadOptions, signal: NodeJS.Signals | null, abortLine: string | undefined): Promise<LmrunError> {
+export async function explainChildDeath(rpc: RpcLoadOptions, signal: NodeJS.Signals | null, abortLine: string | undefined): Promise<LmrunError> {
   const { probeRpcWorker } = await import("../engine/rpc/preflight.js");
   const gone: string[] = [];
   await Promise.all(

@@ -13,14 +13,27 @@ import type { Service } from "./service.js";
  * gets one access-log line.
  */
 
-export interface ServerOptions {
-  service: Service;
-  metrics: Metrics;
+/**
+ * `serve --rpc`: the models run in a child process (llama.cpp aborts the process that talks to a dead
+ * RPC worker), and this server keeps the public socket, its checks and the log, and forwards every
+ * request that passed them (forward.ts).
+ */
+export interface Forwarder {
+  /** A model process is up (for /health). */
+  ready(): boolean;
+  /** `answered(true)`: the child's own access-log line describes this request; false: it will not come. */
+  forward(req: IncomingMessage, res: ServerResponse, answered: (forwarded: boolean) => void): Promise<void>;
+}
+
+/** Where requests are answered: the models in this process, or a forwarder. */
+export type ServerBackend = { service: Service; metrics: Metrics; forwarder?: undefined } | { forwarder: Forwarder; service?: undefined; metrics?: undefined };
+
+export type ServerOptions = ServerBackend & {
   security: SecurityOptions;
   bodyLimit: number;
   pingMs: number;
   log: (entry: AccessEntry) => void;
-}
+};
 
 export interface AccessEntry {
   time: string;
@@ -105,21 +118,16 @@ export class LmrunServer {
     const path = url.pathname.replace(/\/+$/, "") || "/";
     const entry: AccessEntry = { time: new Date().toISOString(), method: req.method ?? "", path, status: 0, ms: 0 };
     this.inFlight++;
+    let forwarded = false;
     res.on("close", () => {
       entry.status = res.writableFinished ? res.statusCode : 499;
       entry.ms = performance.now() - startedAt;
-      this.options.metrics.request(endpointLabel(path), entry.status, entry.ms / 1000);
-      this.options.log(entry);
+      this.options.metrics?.request(endpointLabel(path), entry.status, entry.ms / 1000);
+      if (!forwarded) this.options.log(entry);
       this.inFlight--;
       if (this.inFlight === 0) for (const done of this.drained.splice(0)) done();
     });
-    const ctx: openai.AdapterContext = {
-      service: this.options.service,
-      bodyLimit: this.options.bodyLimit,
-      pingMs: this.options.pingMs,
-      note: (fields) => Object.assign(entry, fields),
-    };
-    this.route(ctx, path, req, res).catch((error: unknown) => {
+    this.route(path, req, res, entry, (value) => (forwarded = value)).catch((error: unknown) => {
       const e = error instanceof HttpError ? error : new HttpError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`, { type: "server_error" });
       if (res.destroyed) return;
       if (e.status === 499) {
@@ -131,8 +139,9 @@ export class LmrunServer {
     });
   }
 
-  private async route(ctx: openai.AdapterContext, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { security } = this.options;
+  private async route(path: string, req: IncomingMessage, res: ServerResponse, entry: AccessEntry, answered: (forwarded: boolean) => void): Promise<void> {
+    const options = this.options;
+    const { security, forwarder } = options;
     if (!hostAllowed(req.headers.host, security)) {
       req.resume();
       throw new HttpError(403, `Host "${req.headers.host ?? ""}" is not allowed: this server answers loopback names${security.allowHosts.length > 0 ? ` and ${security.allowHosts.join(", ")}` : ""} (start it with --allow-host NAME to add one)`, {
@@ -142,7 +151,8 @@ export class LmrunServer {
     }
     if (!applyCors(req, res, security)) return;
     if (path === "/health") {
-      sendJson(res, this.draining ? 503 : 200, { status: this.draining ? "shutting down" : "ok" });
+      const status = this.draining ? "shutting down" : forwarder && !forwarder.ready() ? "no model process: the next request starts one" : "ok";
+      sendJson(res, status === "ok" ? 200 : 503, { status });
       return;
     }
     if (security.apiKey !== undefined && !bearerMatches(req.headers.authorization, security.apiKey)) {
@@ -154,13 +164,23 @@ export class LmrunServer {
       });
     }
     if (this.draining) throw new HttpError(503, "the server is shutting down", { type: "server_busy", headers: { "retry-after": "5" } });
+    if (options.forwarder) {
+      await options.forwarder.forward(req, res, answered);
+      return;
+    }
+    const ctx: openai.AdapterContext = {
+      service: options.service,
+      bodyLimit: this.options.bodyLimit,
+      pingMs: this.options.pingMs,
+      note: (fields) => Object.assign(entry, fields),
+    };
     if (path === "/" && (req.method === "GET" || req.method === "HEAD")) {
       res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
       res.end(req.method === "HEAD" ? undefined : "lmrun is running\n");
       return;
     }
     if (path === "/metrics" && req.method === "GET") {
-      const { contentType, body } = await this.options.metrics.render();
+      const { contentType, body } = await options.metrics.render();
       res.writeHead(200, { "content-type": contentType });
       res.end(body);
       return;

@@ -3,6 +3,7 @@ import type { ModelPool, PoolEntry, ServableModel } from "../engine/scheduler/mo
 import { PoolFullError } from "../engine/scheduler/modelPool.js";
 import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from "../engine/scheduler/slotScheduler.js";
 import { InsufficientMemoryError } from "../engine/model.js";
+import { RpcWorkerError } from "../engine/rpc/preflight.js";
 import type { GenerateRequest, SamplingOptions } from "../engine/types.js";
 import { HttpError } from "./http.js";
 import type { Metrics } from "./metrics.js";
@@ -161,6 +162,10 @@ export function toHttpError(error: unknown): HttpError {
   }
   if (error instanceof PoolFullError) {
     return new HttpError(503, error.message, { type: "server_busy", code: "max_models", headers: { "retry-after": "5" } });
+  }
+  // serve --rpc: a worker that is unreachable, busy with another client or of another version, named by its pre-flight.
+  if (error instanceof RpcWorkerError) {
+    return new HttpError(503, error.hint ? `${error.message}. ${error.hint}` : error.message, { type: "server_busy", code: `rpc_worker_${error.reason}`, headers: { "retry-after": "5" } });
   }
   if (error instanceof InsufficientMemoryError) return new HttpError(507, error.message, { type: "insufficient_memory", code: "model_too_large" });
   if (error instanceof AbortedWhileQueuedError) return new HttpError(499, error.message, { type: "cancelled" });

@@ -3,12 +3,12 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lmrunHome } from "../../src/config/paths.js";
 // @ts-expect-error: a plain ES module shared with the benchmark script
 import { freePort, startRpcWorker } from "../../scripts/rpc-workers.mjs";
 import { runCli as runCliWithDefaults, spawnCli, type CliOptions } from "../helpers/cli.js";
 import { bundledTinyModel, hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { GOLDEN } from "./golden.js";
+import { engineEnv, engineSkip, holdRpcWorker, rpcEngine } from "./helpers.js";
 
 /**
  * Distributed inference on one machine: two `lmrun rpc-server` workers on 127.0.0.1 (one thread each),
@@ -16,25 +16,9 @@ import { GOLDEN } from "./golden.js";
  * make: without one these tests skip and say how to make it (the engine is looked up where lmrun looks,
  * or in LMRUN_ENGINES). The faults that need no build run always.
  */
-const enginesDir = process.env.LMRUN_ENGINES ?? path.join(lmrunHome(process.env), "engines");
-const rpcEngine = findRpcEngine(enginesDir);
-const engineSkip = rpcEngine ? "" : ` [skipped: needs an RPC engine build: run \`lmrun engine build --rpc\` once (about 25 min on 2 busy cores), or set LMRUN_ENGINES to a directory with one (looked in ${enginesDir})]`;
-const engineEnv = { LMRUN_ENGINES: enginesDir };
 /** Three processes on two cores (two workers and the client), on a machine that may be busy: generous limits. */
 const SLOW = 180_000;
 const runCli = (args: string[], options: CliOptions = {}) => runCliWithDefaults(args, { timeoutMs: SLOW - 10_000, ...options });
-
-function findRpcEngine(dir: string): string | undefined {
-  try {
-    for (const name of fs.readdirSync(dir)) {
-      const record = JSON.parse(fs.readFileSync(path.join(dir, name, "engine.json"), "utf8")) as { rpc?: boolean; gpu?: string };
-      if (record.rpc && record.gpu === "cpu") return name;
-    }
-  } catch {
-    // no engines
-  }
-  return undefined;
-}
 
 /** One line of text from the tiny model, greedy; the prompt is plain completion (--raw). */
 const runArgs = ["run", "tiny", "--raw", "Once upon a time", "-n", "48", "--temp", "0", "--seed", "1"];
@@ -195,14 +179,7 @@ describe.skipIf(!rpcEngine)(`two RPC workers on 127.0.0.1${engineSkip}`, { timeo
   });
 
   it("a busy worker (it serves one client at a time) is a clear error, not a hang", async () => {
-    // Another client: connected and past its hello, holding the worker.
-    const holder = net.connect({ host: "127.0.0.1", port: b.port });
-    await new Promise<void>((resolve) => holder.once("connect", () => resolve()));
-    const hello = Buffer.alloc(9 + 24);
-    hello[0] = 14;
-    hello.writeBigUInt64LE(24n, 1);
-    holder.write(hello);
-    await new Promise<void>((resolve) => holder.once("data", () => resolve()));
+    const holder = await holdRpcWorker(b.port);
     try {
       const r = await runCli([...runArgs, "--rpc", both()], { env: engineEnv });
       expect(r.code).toBe(1);

@@ -33,7 +33,8 @@ export interface PoolOptions {
 
 export type PoolEvent =
   | { type: "loaded"; name: string; ms: number }
-  | { type: "unloaded"; name: string; reason: "keep-alive" | "evicted" | "requested" | "shutdown" };
+  | { type: "unloaded"; name: string; reason: "keep-alive" | "evicted" | "requested" | "shutdown" }
+  | { type: "failed"; name: string; message: string };
 
 export interface PoolEntry {
   readonly name: string;
@@ -92,6 +93,10 @@ export class ModelPool {
       pending = this.load(model, signal);
       this.loading.set(model.path, pending);
       pending.finally(() => this.loading.delete(model.path)).catch(() => {});
+      // The request that asked gets the error; the server's log gets it too (e.g. an RPC worker that is busy).
+      pending.catch((error: unknown) => {
+        if (!signal?.aborted) this.options.onEvent?.({ type: "failed", name: model.name, message: error instanceof Error ? error.message : String(error) });
+      });
     }
     const entry = await pending;
     this.hold(entry);
