@@ -1,5 +1,14 @@
-import { isLockActive, waitForLockRelease } from "lifecycle-utils";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
 import type { LlamaContext, LlamaContextSequence } from "node-llama-cpp";
+
+// node-llama-cpp's locks live in its own copy of lifecycle-utils (a module-level map): asking about them
+// needs that very module instance, not whichever copy another package would resolve.
+const fromNodeLlamaCpp = createRequire(createRequire(import.meta.url).resolve("node-llama-cpp"));
+const { isLockActive, waitForLockRelease } = (await import(pathToFileURL(fromNodeLlamaCpp.resolve("lifecycle-utils")).href)) as {
+  isLockActive(scope: readonly unknown[]): boolean;
+  waitForLockRelease(scope: readonly unknown[]): Promise<void>;
+};
 
 /**
  * Keeps the sequences that generate together in the same llama_decode batch, without starving a
@@ -22,9 +31,9 @@ import type { LlamaContext, LlamaContextSequence } from "node-llama-cpp";
  * (with a KV cache per sequence, each pass takes a run of them): the queue is kept in id order, as
  * the sequences queue in whatever order their tokens were sampled (measured: 4-token batches took
  * 18.7 ms out of order against 13.2 ms in order).
- * The hook, the queueing method and the lock's name ([context, "context"], taken through
- * lifecycle-utils, which node-llama-cpp's locks use) are node-llama-cpp internals (3.x); where the
- * methods are missing nothing is changed.
+ * The hook, the queueing method and the lock's name ([context, "context"] in node-llama-cpp's copy of
+ * lifecycle-utils) are node-llama-cpp internals (3.x); where the methods are missing nothing is
+ * changed, and test/server/concurrency.test.ts counts the decodes.
  */
 export class BatchAligner {
   /**
