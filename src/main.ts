@@ -1,6 +1,7 @@
 import type { CommandContext } from "./cli/context.js";
 import { ExitCode, exitCodeOf, formatError, isTerminated, SilentExit } from "./errors.js";
 import { createOutput } from "./io/output.js";
+import { terminationHandled } from "./termination.js";
 
 export interface MainIo {
   stdin: CommandContext["stdin"];
@@ -66,7 +67,7 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
       return ExitCode.usage;
     }
     await program.parseAsync(argv, { from: "user" });
-    if (io.signal.aborted && !io.stdoutClosed() && ctx.interruptHandled !== true) return abortCode(io.signal);
+    if (io.signal.aborted && !io.stdoutClosed() && !terminationHandled()) return abortCode(io.signal);
     return ExitCode.ok;
   } catch (error) {
     if (isCommanderError(error)) {

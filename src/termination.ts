@@ -17,7 +17,7 @@ export function extendTerminationGrace(ms: number): void {
   graceMs = Math.max(graceMs, ms);
 }
 
-/** The command has ended its work in answer to SIGTERM: exit with its code, not by the signal. */
+/** The command has ended its work in answer to Ctrl-C or SIGTERM: exit with its code (a server's graceful stop: 0), not 130 or by the signal. */
 export function markTerminationHandled(): void {
   handled = true;
 }

@@ -15,6 +15,4 @@ export interface CommandContext {
   quiet: boolean;
   /** Set when stdout was closed by the reader (EPIPE): the command should stop quietly. */
   readonly stdoutClosed: () => boolean;
-  /** Set by a command that ends normally on Ctrl-C/SIGTERM (a server's graceful stop exits 0, not 130). */
-  interruptHandled?: boolean;
 }

@@ -88,7 +88,6 @@ export async function serveCommand(ctx: CommandContext, refs: string[], flags: S
       await server.drain(2_000);
       server.closeAllConnections();
     }
-    ctx.interruptHandled = true;
     markTerminationHandled();
   } finally {
     unwatchParent();
