@@ -5,7 +5,8 @@ import { planTask, type TaskOutcome, type TaskPlan } from "./plan.js";
 
 /**
  * Runs the selected tasks on a BranchScorer, `parallel` at a time (one context sequence each), and
- * reports outcomes in task order. On abort it stops taking tasks and returns the ones done in order.
+ * reports outcomes in task order. On abort it stops taking tasks, drops the ones in flight (they stop
+ * between two endings) and returns the ones done in order.
  */
 
 export interface TaskProgress {
@@ -63,13 +64,17 @@ export async function runTasks(scorer: BranchScorer, plans: TaskPlan[], options:
       options.onTask?.({ done: flushed, total: plans.length, correct, outcome, task: plans[flushed - 1]!.task, elapsedMs, etaMs: (elapsedMs / flushed) * (plans.length - flushed) });
     }
   };
+  const aborted = (): boolean => options.signal?.aborted === true;
   const worker = async () => {
     while (next < plans.length && options.signal?.aborted !== true && failure === undefined) {
       const i = next++;
       const plan = plans[i]!;
       try {
-        outcomes[i] = plan.finish(await scorer.score(plan.request));
+        // The signal reaches the task in flight too (it stops between endings): on SIGTERM the partial
+        // score must be printed within the grace, whatever the machine's speed.
+        outcomes[i] = plan.finish(await scorer.score(plan.request, options.signal));
       } catch (error) {
+        if (aborted()) return;
         failure ??= error;
         return;
       }
