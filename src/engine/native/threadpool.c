@@ -320,6 +320,21 @@ static int free_cores(void) {
     return best;
 }
 
+static uint64_t now_nanos(void);
+
+/* free_cores() at most every 50 ms: serve's batched steps come every few milliseconds. Under pools_lock. */
+#define FREE_CORES_REUSE_NS 50000000ull
+static int free_cores_recent(void) {
+    static int last = -1;
+    static uint64_t looked_at = 0;
+    uint64_t now = now_nanos();
+    if (last < 0 || now - looked_at > FREE_CORES_REUSE_NS) {
+        last = free_cores();
+        looked_at = now;
+    }
+    return last;
+}
+
 static double median_of(const double * values, int count) {
     double sorted[RECENT_TOKENS > PROBE_TOKENS ? RECENT_TOKENS : PROBE_TOKENS];
     for (int i = 0; i < count; i++) {
@@ -443,8 +458,9 @@ int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
                 else if (adapt->requested == requested) threads = adapt->current;
             }
             if (batch.n_tokens != 1 && threads_batch > 1 && __atomic_load_n(&adaptive_batch_enabled, __ATOMIC_RELAXED)) {
-                /* One look per batch: cheap next to a batch, and a batch is one graph, so no timing to learn from. */
-                int free = free_cores();
+                /* A batch is one graph, so no timing to learn from: a recent look at /proc is used (several
+                 * sequences generating together make a multi-token batch of every step). */
+                int free = free_cores_recent();
                 while (threads_batch > 1 && threads_batch > free) threads_batch = fewer_threads(threads_batch);
             }
             if (attach_pools(entry, threads, threads_batch)) decodes_with_pool++;

@@ -90,7 +90,7 @@ export class SlotScheduler {
     if (total > 1) {
       this.aligner = new BatchAligner(
         () => this.promptPhases > 0,
-        () => this.busySlots > 1,
+        () => this.severalBusy(),
       );
       this.aligner.manageQueue(loaded.context);
     }
@@ -249,6 +249,13 @@ export class SlotScheduler {
     }
     const useful = bestPrefix >= 2 && bestPrefix >= tokens.length * MIN_PREFIX_SHARE;
     return useful ? best : lowest;
+  }
+
+  /** More than one busy slot (asked per token per sequence: stops at the second instead of counting). */
+  private severalBusy(): boolean {
+    let busy = 0;
+    for (const slot of this.slots) if (slot.busy && ++busy > 1) return true;
+    return false;
   }
 
   private promptEnded(): void {
