@@ -22,7 +22,7 @@ for (const { name, consequence } of pieces) {
   mkdirSync(path.dirname(target), { recursive: true });
   const temporary = `${target}.${process.pid}.tmp`;
   try {
-    execFileSync(compiler, ["-O2", "-Wall", "-Wextra", "-shared", "-fPIC", "-o", temporary, source, "-ldl", "-lpthread"], {
+    execFileSync(compiler, ["-O2", "-Wall", "-Wextra", "-shared", "-fPIC", "-o", temporary, source, "-ldl", "-lpthread", "-lm"], {
       stdio: ["ignore", "ignore", "pipe"],
     });
     renameSync(temporary, target);

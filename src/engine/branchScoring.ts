@@ -2,26 +2,35 @@ import type { LlamaContextSequence } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
 import { textTokenizer, vocabularySize } from "./scoring.js";
+import { logitTaps, type LogitTaps } from "./threadpool.js";
 
 /**
  * Scores several continuations ("branches") of one shared prefix, as llama-perplexity's
- * HellaSwag, Winogrande and multiple-choice scores need: the prefix is evaluated once on a context
- * sequence, then each branch is evaluated after it and erased again, so every branch sees the
- * prefix's KV cache and nothing else. Tasks run on separate sequences at once; node-llama-cpp
- * decodes their pending tokens together in one batch.
+ * HellaSwag, Winogrande and multiple-choice scores need: every branch sees the prefix's KV cache
+ * and nothing else.
+ *
+ * Two ways, chosen by what the context offers:
+ * - shared prefix (a unified KV cache and the threadpool shim's logit taps, Linux): as
+ *   llama-perplexity does it. The prefix is evaluated once on the task's first sequence, its cells
+ *   are shared with one sequence per further branch (a copy that only tags cells), and all branches
+ *   are evaluated at once; the summaries at the scored positions are computed in the decode itself.
+ *   Several tasks may run in a round, and their tokens meet in the same decodes.
+ * - one sequence per task (elsewhere): the prefix, then each branch after it, erased again; the
+ *   summaries come through node-llama-cpp's sampling call, one per scored position.
  */
 
-/** What llama.cpp's compute_logprobs() needs at one position: the wanted tokens' logits, the maximum and sum(expf(l - max)) in float. */
+/** What llama.cpp's compute_logprobs() and softmax() need at one position: the wanted tokens' logits, the maximum, and sum(expf(l - max)). */
 export interface LogitSummary {
   logits: Map<number, number>;
   maxLogit: number;
+  /** Summed in float, as compute_logprobs() does. */
   sumExp: number;
+  /** Summed in double, as softmax() does (after the prefix only). */
+  sumExpDouble?: number;
 }
 
 export interface BranchRequest {
   prefix: Uint32Array;
-  /** Whether to return the whole logit row after the prefix's last token. */
-  prefixRow: boolean;
   /** Tokens whose logits are wanted after the prefix's last token. */
   prefixTargets: number[];
   /** Each branch's tokens, and per token the targets wanted after it (undefined: none). */
@@ -29,100 +38,195 @@ export interface BranchRequest {
 }
 
 export interface BranchResult {
-  prefixRow: Float32Array | undefined;
   prefixSummary: LogitSummary | undefined;
   branches: Array<Array<LogitSummary | undefined>>;
 }
 
 export interface BranchScorer {
   readonly vocabSize: number;
-  /** Tasks that can be scored at once (one context sequence each). */
+  /** Tasks that can be scored at once. */
   readonly parallel: number;
   /** Tokens one sequence holds: prefix plus its longest branch must fit. */
   readonly sequenceSize: number;
+  /** "shared prefix" or "one sequence per task" (see above), for --verbose and the bench. */
+  readonly method: string;
   tokenize(text: string): Uint32Array;
-  score(request: BranchRequest, signal?: AbortSignal): Promise<BranchResult>;
+  /** Scores up to `parallel` tasks together; their results in the same order. */
+  scoreRound(requests: BranchRequest[], signal?: AbortSignal): Promise<BranchResult[]>;
 }
 
 type Input = Parameters<LlamaContextSequence["controlledEvaluate"]>[0];
 
-export function createBranchScorer(loaded: LoadedModel): BranchScorer {
+/** node-llama-cpp internals the shared-prefix way needs (present in the release lmrun pins; checked before use). */
+interface SequenceInternals {
+  _sequenceId: number;
+  _copyStateFromOtherSequence(other: LlamaContextSequence, upToTokenIndex: number): Promise<boolean>;
+}
+
+function internals(seq: LlamaContextSequence): SequenceInternals | undefined {
+  const inner = seq as unknown as Partial<SequenceInternals>;
+  return typeof inner._sequenceId === "number" && typeof inner._copyStateFromOtherSequence === "function" ? (inner as SequenceInternals) : undefined;
+}
+
+/**
+ * `branchesPerTask`: the most branches a task has (HellaSwag 4, Winogrande 2); `tasksAtOnce`: how
+ * many tasks to score at once. The context should hold tasksAtOnce x branchesPerTask sequences.
+ */
+export function createBranchScorer(loaded: LoadedModel, options: { branchesPerTask: number; tasksAtOnce: number }): BranchScorer {
   const tokenizer = textTokenizer(loaded);
   const vocabSize = vocabularySize(loaded.model);
-  const idle: LlamaContextSequence[] = [];
-  for (let i = 0; i < loaded.context.totalSequences; i++) idle.push(loaded.context.getSequence());
-  const parallel = idle.length;
-
-  const summaryOptions = (targets: number[]) => ({ token: true, logits: { filter: { tokens: targets, includeSelected: true } }, totalLogitWeight: true });
-
-  function summaryOf(next: { token?: number | null; logits?: Map<number, number>; totalLogitWeight?: number } | undefined, where: string): LogitSummary {
-    const top = next?.token;
-    if (next?.logits === undefined || next.totalLogitWeight === undefined || top === undefined || top === null) {
-      throw new LmrunError(`llama.cpp returned no logits ${where}`);
-    }
-    return { logits: next.logits, maxLogit: next.logits.get(top)!, sumExp: next.totalLogitWeight };
+  const sequences: LlamaContextSequence[] = [];
+  for (let i = 0; i < loaded.context.totalSequences; i++) sequences.push(loaded.context.getSequence());
+  const taps = logitTaps();
+  const groupSize = Math.max(1, options.branchesPerTask);
+  const shared = loaded.kvUnified && taps !== undefined && sequences.length >= groupSize && sequences.every((s) => internals(s) !== undefined);
+  const common = { vocabSize, sequenceSize: loaded.context.contextSize, tokenize: tokenizer.tokenize };
+  if (shared) {
+    const groups: LlamaContextSequence[][] = [];
+    for (let i = 0; i + groupSize <= sequences.length && groups.length < options.tasksAtOnce; i += groupSize) groups.push(sequences.slice(i, i + groupSize));
+    return {
+      ...common,
+      method: "shared prefix",
+      parallel: groups.length,
+      // The whole cache is emptied after each round, as llama-perplexity clears it after each batch:
+      // freeing one task's cells while another's are in use lets a sequence's next tokens land in cells
+      // before its earlier ones, and llama.cpp's CPU flash attention then scores some tasks wrongly
+      // (logits off by up to 1 on stories260K, measured).
+      scoreRound: (requests, signal) =>
+        inRound(requests, groups, signal, (group, request) => scoreSharedPrefix(taps, group, request, signal), () => Promise.all(sequences.map((seq) => seq.clearHistory()))),
+    };
   }
-
-  async function scoreOn(seq: LlamaContextSequence, request: BranchRequest, signal?: AbortSignal): Promise<BranchResult> {
-    await seq.clearHistory();
-    const { prefix } = request;
-    const last = prefix.length - 1;
-    const input: Input = Array.from(prefix, (t) => t) as unknown as Input;
-    // The whole row is a Map of the vocabulary: asked for only where the score needs it (once per task).
-    const wantsLast = request.prefixRow || request.prefixTargets.length > 0;
-    if (wantsLast) {
-      const generateNext = request.prefixRow ? { logits: true, ...(request.prefixTargets.length > 0 ? { token: true, totalLogitWeight: true } : {}) } : summaryOptions(request.prefixTargets);
-      (input as unknown[])[last] = [prefix[last], { generateNext }];
-    }
-    let prefixRow: Float32Array | undefined;
-    let prefixSummary: LogitSummary | undefined;
-    await seq.controlledEvaluate(input, {
-      onTokenResult(index, result) {
-        if (index !== last) return;
-        const next = result.next as { token?: number | null; logits?: Map<number, number>; totalLogitWeight?: number };
-        if (request.prefixRow) {
-          const row = new Float32Array(vocabSize);
-          if (next.logits === undefined) return;
-          for (const [token, value] of next.logits) row[token] = value;
-          prefixRow = row;
-        }
-        if (request.prefixTargets.length > 0) prefixSummary = summaryOf(next, "after the prefix");
-        delete (result.next as { logits?: unknown }).logits;
-      },
-    });
-    if (wantsLast && request.prefixRow && prefixRow === undefined) throw new LmrunError("llama.cpp returned no logits after the prefix");
-    const branches: Array<Array<LogitSummary | undefined>> = [];
-    for (const [b, branch] of request.branches.entries()) {
-      if (signal?.aborted) throw signal.reason;
-      if (branch.tokens.length === 0) {
-        branches.push([]);
-        continue;
-      }
-      const items = Array.from(branch.tokens, (token, i) => {
-        const targets = branch.targets[i];
-        return targets && targets.length > 0 ? [token, { generateNext: summaryOptions(targets) }] : token;
-      }) as unknown as Input;
-      const results = await seq.controlledEvaluate(items);
-      branches.push(Array.from(branch.tokens, (_, i) => (branch.targets[i]?.length ? summaryOf(results[i]?.next as never, `in branch ${b + 1}`) : undefined)));
-      if (b < request.branches.length - 1) await seq.eraseContextTokenRanges([{ start: prefix.length, end: prefix.length + branch.tokens.length }]);
-    }
-    return { prefixRow, prefixSummary, branches };
-  }
-
+  const singles = sequences.slice(0, Math.max(1, options.tasksAtOnce));
   return {
-    vocabSize,
-    parallel,
-    sequenceSize: loaded.context.contextSize,
-    tokenize: tokenizer.tokenize,
-    async score(request, signal) {
-      if (signal?.aborted) throw signal.reason;
-      const seq = idle.pop();
-      if (seq === undefined) throw new Error(`more than ${parallel} tasks scored at once`);
-      try {
-        return await scoreOn(seq, request, signal);
-      } finally {
-        idle.push(seq);
-      }
-    },
+    ...common,
+    method: "one sequence per task",
+    parallel: singles.length,
+    scoreRound: (requests, signal) => inRound(requests, singles, signal, (seq, request) => scoreOneSequence(seq, vocabSize, request, signal)),
   };
+}
+
+/** One round: request k on resource k (a sequence or a group of them), then `cleanUp`. */
+async function inRound<R>(
+  requests: BranchRequest[],
+  resources: R[],
+  signal: AbortSignal | undefined,
+  run: (resource: R, request: BranchRequest) => Promise<BranchResult>,
+  cleanUp?: () => Promise<unknown>,
+): Promise<BranchResult[]> {
+  if (requests.length > resources.length) throw new Error(`${requests.length} tasks in a round of ${resources.length}`);
+  if (signal?.aborted) throw signal.reason;
+  try {
+    // allSettled: nothing may still be evaluating when the cache is emptied.
+    const settled = await Promise.allSettled(requests.map((request, k) => run(resources[k]!, request)));
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return settled.map((r) => (r as PromiseFulfilledResult<BranchResult>).value);
+  } finally {
+    await cleanUp?.();
+  }
+}
+
+function summaryFromTap(values: number[] | null, targets: number[], where: string): LogitSummary {
+  if (values === null || values.length !== targets.length + 3) throw new LmrunError(`llama.cpp returned no logits ${where}`);
+  return { maxLogit: values[0]!, sumExp: values[1]!, sumExpDouble: values[2]!, logits: new Map(targets.map((token, i) => [token, values[i + 3]!])) };
+}
+
+async function scoreSharedPrefix(taps: LogitTaps, group: LlamaContextSequence[], request: BranchRequest, signal?: AbortSignal): Promise<BranchResult> {
+  const { prefix, branches } = request;
+  if (branches.length > group.length) throw new Error(`a task with ${branches.length} branches on ${group.length} sequences`);
+  const first = group[0]!;
+  const outstanding = new Set<number>();
+  const tap = (seq: LlamaContextSequence, position: number, targets: number[]): number => {
+    const id = taps.tap(internals(seq)!._sequenceId, position, targets);
+    if (id < 0) throw new LmrunError("could not ask llama.cpp for the logits to score (out of memory?)");
+    outstanding.add(id);
+    return id;
+  };
+  const take = (id: number, targets: number[], where: string): LogitSummary => {
+    outstanding.delete(id);
+    return summaryFromTap(taps.take(id), targets, where);
+  };
+  try {
+    const prefixTap = request.prefixTargets.length > 0 ? tap(first, prefix.length - 1, request.prefixTargets) : -1;
+    await first.evaluateWithoutGeneratingNewTokens(Array.from(prefix) as never);
+    const prefixSummary = prefixTap >= 0 ? take(prefixTap, request.prefixTargets, "after the prefix") : undefined;
+    if (signal?.aborted) throw signal.reason;
+    // The other branches' sequences take the prefix's cells (tags in a unified cache, nothing copied).
+    for (let b = 1; b < branches.length; b++) {
+      if (branches[b]!.tokens.length === 0) continue;
+      if (!(await internals(group[b]!)!._copyStateFromOtherSequence(first, prefix.length))) {
+        throw new LmrunError("llama.cpp could not share a task's prefix between sequences");
+      }
+    }
+    const scored = await Promise.all(
+      branches.map(async (branch, b) => {
+        if (branch.tokens.length === 0) return [];
+        const seq = group[b]!;
+        const ids = branch.targets.map((targets, i) => (targets?.length ? tap(seq, prefix.length + i, targets) : -1));
+        await seq.evaluateWithoutGeneratingNewTokens(Array.from(branch.tokens) as never);
+        return ids.map((id, i) => (id < 0 ? undefined : take(id, branch.targets[i]!, `in branch ${b + 1}`)));
+      }),
+    );
+    return { prefixSummary, branches: scored };
+  } finally {
+    for (const id of outstanding) taps.take(id); // frees taps a failed evaluation left behind
+  }
+}
+
+async function scoreOneSequence(seq: LlamaContextSequence, vocabSize: number, request: BranchRequest, signal?: AbortSignal): Promise<BranchResult> {
+  await seq.clearHistory();
+  const { prefix } = request;
+  const last = prefix.length - 1;
+  const input: Input = Array.from(prefix, (t) => t) as unknown as Input;
+  // After the prefix the whole row is asked for too (once per task): softmax() sums in double,
+  // node-llama-cpp's sum (compute_logprobs()'s) is in float.
+  if (request.prefixTargets.length > 0) (input as unknown[])[last] = [prefix[last], { generateNext: { logits: true, token: true, totalLogitWeight: true } }];
+  let prefixSummary: LogitSummary | undefined;
+  await seq.controlledEvaluate(input, {
+    onTokenResult(index, result) {
+      if (index !== last) return;
+      const next = result.next as { token?: number | null; logits?: Map<number, number>; totalLogitWeight?: number };
+      if (next.logits === undefined || next.totalLogitWeight === undefined) return;
+      prefixSummary = summaryOfRow(next.logits, vocabSize, request.prefixTargets, next.totalLogitWeight);
+      delete (result.next as { logits?: unknown }).logits;
+    },
+  });
+  if (request.prefixTargets.length > 0 && prefixSummary === undefined) throw new LmrunError("llama.cpp returned no logits after the prefix");
+  const summaryOptions = (targets: number[]) => ({ token: true, logits: { filter: { tokens: targets, includeSelected: true } }, totalLogitWeight: true });
+  const branches: Array<Array<LogitSummary | undefined>> = [];
+  for (const [b, branch] of request.branches.entries()) {
+    if (signal?.aborted) throw signal.reason;
+    if (branch.tokens.length === 0) {
+      branches.push([]);
+      continue;
+    }
+    const items = Array.from(branch.tokens, (token, i) => {
+      const targets = branch.targets[i];
+      return targets && targets.length > 0 ? [token, { generateNext: summaryOptions(targets) }] : token;
+    }) as unknown as Input;
+    const results = await seq.controlledEvaluate(items);
+    branches.push(Array.from(branch.tokens, (_, i) => (branch.targets[i]?.length ? summaryOfSample(results[i]?.next as never, `in branch ${b + 1}`) : undefined)));
+    if (b < request.branches.length - 1) await seq.eraseContextTokenRanges([{ start: prefix.length, end: prefix.length + branch.tokens.length }]);
+  }
+  return { prefixSummary, branches };
+}
+
+/** The summary of a whole row, with softmax()'s double sum of the float exponentials. */
+function summaryOfRow(logits: Map<number, number>, vocabSize: number, targets: number[], sumExp: number): LogitSummary {
+  const row = new Float32Array(vocabSize);
+  for (const [token, value] of logits) row[token] = value;
+  let max = row[0]!;
+  for (let i = 1; i < row.length; i++) if (row[i]! > max) max = row[i]!;
+  let sumExpDouble = 0;
+  for (let i = 0; i < row.length; i++) sumExpDouble += Math.fround(Math.exp(Math.fround(row[i]! - max)));
+  return { maxLogit: max, sumExp, sumExpDouble, logits: new Map(targets.map((t) => [t, row[t]!])) };
+}
+
+/** The summary node-llama-cpp's sampling call hands back (the top token's logit is the maximum). */
+function summaryOfSample(next: { token?: number | null; logits?: Map<number, number>; totalLogitWeight?: number } | undefined, where: string): LogitSummary {
+  const top = next?.token;
+  if (next?.logits === undefined || next.totalLogitWeight === undefined || top === undefined || top === null) {
+    throw new LmrunError(`llama.cpp returned no logits ${where}`);
+  }
+  return { logits: next.logits, maxLogit: next.logits.get(top)!, sumExp: next.totalLogitWeight };
 }

@@ -5,7 +5,7 @@ import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { backendUnavailable, clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
 import { checkCacheTypes, checkModelFileHeader, KV_TYPE_NAMES, readModelHeader } from "./modelFile.js";
-import { setAdaptiveThreads } from "./threadpool.js";
+import { requestUnifiedKvCache, setAdaptiveThreads, threadpoolStatus } from "./threadpool.js";
 import type { LoadOptions, ModelSummary, RpcLoadOptions } from "./types.js";
 
 /** Default context when the user gives none: the training context, capped, as ollama does. */
@@ -29,6 +29,8 @@ export class LoadedModel {
     readonly model: LlamaModel,
     readonly context: LlamaContext,
     readonly summary: ModelSummary,
+    /** The context's sequences share one KV cache (LoadOptions.unifiedKvCache was asked and granted). */
+    readonly kvUnified = false,
   ) {}
 
   async dispose(): Promise<void> {
@@ -110,6 +112,8 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
   const batchThreads = options.batchThreads ?? Math.max(1, llama.cpuMathCores);
   setAdaptiveThreads(options.adaptiveThreads === true, options.adaptiveThreads === true && options.batchThreads === undefined);
   let context: LlamaContext;
+  const unifiedBefore = threadpoolStatus().unifiedContexts;
+  const unifiedAsked = options.unifiedKvCache === true && requestUnifiedKvCache(options.sequences ?? 1);
   try {
     context = await model.createContext({
       contextSize,
@@ -126,6 +130,8 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
       hint: "Try a smaller --ctx",
       cause: error,
     });
+  } finally {
+    if (unifiedAsked) requestUnifiedKvCache(0); // only this context (and node-llama-cpp's measuring one)
   }
   const metadata = fileInfo.metadata;
   const summary: ModelSummary = {
@@ -148,7 +154,8 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
       ? { rpcDevices: rpc.devices.map((device) => ({ name: device.name, endpoint: device.description, freeBytes: device.freeBytes, totalBytes: device.totalBytes })) }
       : {}),
   };
-  return new LoadedModel(llama, model, context, summary);
+  const kvUnified = unifiedAsked && threadpoolStatus().unifiedContexts > unifiedBefore;
+  return new LoadedModel(llama, model, context, summary, kvUnified);
 }
 
 /**

@@ -22,6 +22,8 @@ export interface ThreadpoolStatus {
   tokensByThreads: Record<string, number>;
   /** Times the adaptive count changed after trying another. */
   threadSwitches: number;
+  /** Contexts made with a unified KV cache on request (requestUnifiedKvCache). */
+  unifiedContexts: number;
   /** The libllama whose llama_decode the shim forwards to. */
   library: string;
   problem: string;
@@ -33,6 +35,23 @@ interface ShimModule {
   decodeToken(token: number): number;
   setAdaptiveThreads?(generation: boolean, batches: boolean): boolean;
   watchTermination?(graceMs: number): boolean;
+  requestUnifiedKvCache?(sequences: number): boolean;
+  tapLogits?(sequenceId: number, position: number, targets: number[]): number;
+  takeTap?(id: number): number[] | null;
+  clearTaps?(): null;
+}
+
+/**
+ * Logit summaries at chosen (sequence, position) pairs, computed by the shim right after the decode
+ * that evaluates them, as llama-perplexity's compute_logprobs() does (see native/threadpool.c).
+ */
+export interface LogitTaps {
+  /** Asks for the summary after the token at this position; -1 when it cannot be taken. */
+  tap(sequenceId: number, position: number, targets: number[]): number;
+  /** [maxLogit, sumExp in float, sumExp in double, ...the targets' logits] once the decode ran (the tap is freed), else null. */
+  take(id: number): number[] | null;
+  /** Drops every tap (a run that stopped). */
+  clear(): void;
 }
 
 /** One-token synchronous decodes on a claimed context (see native/threadpool.c), for the bench. */
@@ -123,9 +142,25 @@ export function setAdaptiveThreads(generation: boolean, batches: boolean): void 
   shim?.setAdaptiveThreads?.(generation, batches);
 }
 
+/**
+ * Asks the shim to give contexts created with this many sequences a unified KV cache (one cache all
+ * sequences share, as llama-perplexity's task scores use; node-llama-cpp always splits it), until it
+ * is called with 0. False when the shim cannot (not loaded, or llama_context_params not as declared).
+ */
+export function requestUnifiedKvCache(sequences: number): boolean {
+  return shim?.requestUnifiedKvCache?.(sequences) === true;
+}
+
+/** The shim's logit taps, when it is loaded and offers them. */
+export function logitTaps(): LogitTaps | undefined {
+  const { tapLogits, takeTap, clearTaps } = shim ?? {};
+  if (!tapLogits || !takeTap || !clearTaps) return undefined;
+  return { tap: tapLogits, take: takeTap, clear: () => void clearTaps() };
+}
+
 export function threadpoolStatus(): ThreadpoolStatus {
   if (!shim) {
-    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, adaptive: false, tokensByThreads: {}, threadSwitches: 0, library: "", problem: notLoadedReason };
+    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, adaptive: false, tokensByThreads: {}, threadSwitches: 0, unifiedContexts: 0, library: "", problem: notLoadedReason };
   }
   const { resolved: _resolved, ...status } = shim.status();
   return { loaded: true, ...status };

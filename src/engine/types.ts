@@ -21,6 +21,12 @@ export interface LoadOptions {
   batchSize?: number | undefined;
   /** Independent sequences in the context, each with contextSize cells (default 1; perplexity scores chunks in parallel). */
   sequences?: number | undefined;
+  /**
+   * One KV cache shared by all sequences (llama.cpp's kv_unified), when the threadpool shim can set
+   * it: cells copied between sequences are shared, and a batch of any mix of sequences is one pass.
+   * LoadedModel.kvUnified says whether it was granted.
+   */
+  unifiedKvCache?: boolean | undefined;
   /** Refuse to load when the estimate exceeds this many bytes of RAM (default: available memory). */
   maxRamBytes?: number | undefined;
   /** KV cache types (llama.cpp's -ctk/-ctv: f16, q8_0, …); undefined = f16. */

@@ -9,6 +9,8 @@ import { bundledTinyModel, hasShared, repoRoot, sharedModel, sharedSkipReason } 
 
 const fixtures = path.join(repoRoot, "test", "fixtures", "eval");
 const golden = path.join(fixtures, "golden");
+/** The threadpool shim is built (Linux with a C compiler): eval scores as llama-perplexity does, see engine/branchScoring.ts. */
+const shimBuilt = process.platform === "linux" && fs.existsSync(path.join(repoRoot, "dist", "native", "threadpool.node"));
 const fixture = (name: string) => path.join(fixtures, name);
 
 /** llama-perplexity from `npm run llama-tools` (cached outside the repo), when it was built here. */
@@ -109,6 +111,12 @@ describe("eval hellaswag|winogrande|mc on the bundled tiny model equal llama-per
     expect(rows(r.stdout)).toEqual(rows(expected));
     expect(r.stdout).toContain("Final HellaSwag score(120 tasks): 27.50000000% [20.3029%, 36.0930%] (95% confidence interval)");
   });
+  it.skipIf(!shimBuilt)("HellaSwag without the threadpool shim (one sequence per task, node-llama-cpp's own logits): the same table", async () => {
+    const r = await runCli(["eval", "hellaswag", model, "-f", fixture("hellaswag.txt"), "--tasks", "120", "-t", "1", "--verbose"], { env: { LMRUN_THREADPOOL: "0" } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("scoring 1 task at once: one sequence per task");
+    expect(rows(r.stdout)).toEqual(rows(fs.readFileSync(path.join(golden, "stories260K-Q8_0.hellaswag.txt"), "utf8")));
+  });
   it("Winogrande: the accuracy column and final score exactly, the log-likelihood columns within 2e-2", async () => {
     const r = await runCli(["eval", "winogrande", model, "-f", fixture("winogrande.csv"), "-t", "1"]);
     expect(r.code).toBe(0);
@@ -132,7 +140,8 @@ describe("eval hellaswag|winogrande|mc on the bundled tiny model equal llama-per
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout);
     expect(json).toMatchObject({ task: "winogrande", tasksAvailable: 120, tasksSelected: 30, tasks: 30, selection: "random subset (mt19937 seed 1)", partial: false });
-    expect(json.settings).toMatchObject({ ctx: 512, batchTokens: 2048, threads: 1 });
+    // On Linux with the threadpool shim, as llama-perplexity: one KV cache, the choices sharing their context's cells.
+    expect(json.settings).toMatchObject({ ctx: 512, batchTokens: 2048, threads: 1, scoring: shimBuilt ? "shared prefix" : "one sequence per task" });
     expect(json.accuracy).toBeCloseTo(json.correct / 30, 6);
     expect(json.ci95.low).toBeLessThan(json.accuracy);
     expect(json.ci95.high).toBeGreaterThan(json.accuracy);

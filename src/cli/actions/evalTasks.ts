@@ -27,7 +27,13 @@ export const DEFAULT_TASK_CTX = 512;
 export const DEFAULT_HELLASWAG_TASKS = 400;
 /** llama-perplexity packs tasks into max(4, -np) x -c tokens. */
 const LLAMA_SEQUENCES = 4;
-export const DEFAULT_TASK_PARALLEL = 4;
+/** Tasks scored at once: 1 is as fast on CPU (measured, README) and keeps llama-perplexity's cell layout. */
+export const DEFAULT_TASK_PARALLEL = 1;
+
+/** Sequences a task's choices take at once. */
+function branchCount(task: ChoiceTask): number {
+  return task.kind === "hellaswag" ? task.endings.length : task.kind === "winogrande" ? task.choices.length : task.answers.length;
+}
 
 export const TASK_TITLES: Record<TaskKind, string> = { hellaswag: "HellaSwag", winogrande: "Winogrande", mc: "multiple choice" };
 
@@ -41,6 +47,8 @@ interface ModelRun {
   loadSeconds: number;
   threads: number;
   sequences: number;
+  /** How choices were scored (BranchScorer.method). */
+  method: string;
 }
 
 async function readTaskFile(file: string | undefined): Promise<Uint8Array> {
@@ -82,22 +90,26 @@ export async function evalTasksCommand(ctx: CommandContext, kind: TaskKind, mode
   if (selection.skipped.length > 5) ctx.out.warn(`skipped ${selection.skipped.length - 5} more lines`);
 
   const settings = await readSettings(ctx.env);
-  const sequences = flags.parallel ?? DEFAULT_TASK_PARALLEL;
-  const batchTokens = Math.max(LLAMA_SEQUENCES, sequences) * taskCtx;
+  const tasksAtOnce = flags.parallel ?? DEFAULT_TASK_PARALLEL;
+  const branchesPerTask = Math.max(1, ...selection.tasks.map(branchCount));
+  // One sequence per choice of each task in flight, -c tokens each (a choice with its context must
+  // fit in -c, as one of llama-perplexity's -np sequences must).
+  const sequences = tasksAtOnce * branchesPerTask;
+  const batchTokens = Math.max(LLAMA_SEQUENCES, tasksAtOnce) * taskCtx;
   const status = statusLine(ctx);
   const report = await import("../../eval/tasks/report.js");
   const { planAll, runTasks } = await import("../../eval/tasks/runTasks.js");
 
   const evaluate = async (ref: string, streamTable: boolean): Promise<ModelRun> => {
     const prepared = await resolveAndLoad(ctx, ref, (resolved) => {
-      const options = resolveLoadOptions({ ...flags, ctx: batchTokens }, ctx.env, settings, ctx.verbose, { fileName: path.basename(resolved.path) });
+      const options = resolveLoadOptions({ ...flags, ctx: taskCtx }, ctx.env, settings, ctx.verbose, { fileName: path.basename(resolved.path) });
       return {
         ...options,
-        // Each sequence holds one task's prefix and one continuation at a time; llama-perplexity's
-        // whole batch (max(4, np) x c) is the most a task may need, so every task it accepts fits.
-        contextSize: batchTokens,
+        contextSize: taskCtx,
         sequences,
-        batchSize: Math.min(flags.batchSize ?? 2048, batchTokens * sequences),
+        // llama-perplexity's cache is one for all sequences: a task's choices share its context's cells.
+        unifiedKvCache: true,
+        batchSize: Math.min(flags.batchSize ?? 2048, taskCtx * sequences),
         // All batch work: -t sets its threads, as llama-perplexity's -t does.
         batchThreads: flags.threadsBatch ?? flags.threads ?? options.batchThreads,
       };
@@ -105,7 +117,8 @@ export async function evalTasksCommand(ctx: CommandContext, kind: TaskKind, mode
     const { loaded, resolved } = prepared;
     try {
       const { createBranchScorer } = await import("../../engine/branchScoring.js");
-      const scorer: BranchScorer = createBranchScorer(loaded);
+      const scorer: BranchScorer = createBranchScorer(loaded, { branchesPerTask, tasksAtOnce });
+      if (ctx.verbose) ctx.out.diag(`scoring ${scorer.parallel} task${scorer.parallel === 1 ? "" : "s"} at once: ${scorer.method}`);
       const plans = planAll(selection.tasks, scorer.tokenize, { batchTokens, sequenceTokens: scorer.sequenceSize, ctx: taskCtx });
       const model: EvaluatedModel = { path: loaded.summary.path, fileName: loaded.summary.fileName, name: resolved.displayName };
       const write = (text: string) => {
@@ -138,6 +151,7 @@ export async function evalTasksCommand(ctx: CommandContext, kind: TaskKind, mode
         loadSeconds: prepared.loadMs / 1000,
         threads: loaded.summary.batchThreads,
         sequences: loaded.context.totalSequences,
+        method: scorer.method,
       };
     } finally {
       status.clear();
@@ -152,7 +166,7 @@ export async function evalTasksCommand(ctx: CommandContext, kind: TaskKind, mode
   if (flags.base !== undefined && !main.partial) base = await evaluate(flags.base, false);
   const partial = main.partial || (base?.partial ?? false);
 
-  const settingsJson = { ctx: taskCtx, batchTokens, sequences: main.sequences, threads: main.threads };
+  const settingsJson = { ctx: taskCtx, batchTokens, sequences: main.sequences, threads: main.threads, scoring: main.method };
   const runJson = (r: ModelRun) => ({ model: r.model, ...r.score, partial: r.partial, seconds: r.seconds, loadSeconds: r.loadSeconds });
   const difference = base && base.tasksDone > 0 ? report.pairedDifference(main.correct.slice(0, base.tasksDone), base.correct) : undefined;
   if (flags.json) {

@@ -39,7 +39,7 @@ export function registerEval(program: Command, ctx: CommandContext): void {
       .argument("<model>", "a .gguf path or catalogue name")
       .option("-f, --file <file>", t.file)
       .option("--tasks <n>", t.tasksHelp, parseInteger(1))
-      .option("--parallel <n>", "tasks scored at once, one context sequence each (default 4)", parseInteger(1, 256))
+      .option("--parallel <n>", "tasks scored at once, each on one context sequence per choice (default 1)", parseInteger(1, 256))
       .option("--base <model>", "also score this model on the same tasks and report the difference with its 95% interval")
       .option("--json", "print one JSON object");
     addLoadOptions(command);

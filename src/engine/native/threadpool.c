@@ -30,6 +30,7 @@
 #include <sched.h>
 #include <unistd.h>
 #include <link.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -75,6 +76,33 @@ typedef llama_batch (*batch_get_one_fn)(int32_t *, int32_t);
 typedef void (*synchronize_fn)(struct llama_context *);
 typedef void (*set_n_threads_fn)(struct llama_context *, int32_t, int32_t);
 
+/* llama_context_params of llama.h (VERIFIED_LLAMA_CPP_RELEASE): passed by value to llama_init_from_model. */
+struct llama_model;
+struct llama_vocab;
+typedef struct llama_context_params {
+    uint32_t n_ctx, n_batch, n_ubatch, n_seq_max, n_rs_seq, n_outputs_max, n_outputs_max_per_seq;
+    int32_t n_threads, n_threads_batch;
+    int ctx_type, rope_scaling_type, pooling_type, attention_type, flash_attn_type;
+    float rope_freq_base, rope_freq_scale, yarn_ext_factor, yarn_attn_factor, yarn_beta_fast, yarn_beta_slow;
+    uint32_t yarn_orig_ctx;
+    float defrag_thold;
+    void * cb_eval;
+    void * cb_eval_user_data;
+    int type_k, type_v;
+    void * abort_callback;
+    void * abort_callback_data;
+    bool embeddings, offload_kqv, no_perf, op_offload, swa_full, kv_unified;
+    void * samplers;
+    size_t n_samplers;
+    struct llama_context * ctx_other;
+} llama_context_params;
+typedef struct llama_context * (*init_from_model_fn)(struct llama_model *, llama_context_params);
+typedef llama_context_params (*context_default_params_fn)(void);
+typedef float * (*get_logits_ith_fn)(struct llama_context *, int32_t);
+typedef const struct llama_model * (*get_model_fn)(const struct llama_context *);
+typedef const struct llama_vocab * (*model_get_vocab_fn)(const struct llama_model *);
+typedef int32_t (*vocab_n_tokens_fn)(const struct llama_vocab *);
+
 static struct {
     decode_fn decode;
     free_fn free;
@@ -87,7 +115,14 @@ static struct {
     batch_get_one_fn batch_get_one;
     synchronize_fn synchronize;
     set_n_threads_fn set_n_threads;
+    init_from_model_fn init_from_model;
+    get_logits_ith_fn get_logits_ith;
+    get_model_fn get_model;
+    model_get_vocab_fn model_get_vocab;
+    vocab_n_tokens_fn vocab_n_tokens;
     bool pools_enabled;
+    /* llama_context_params has the layout declared above (checked against llama_context_default_params). */
+    bool context_params_verified;
     char library[512];
     char problem[256];
 } real;
@@ -174,6 +209,20 @@ static void resolve(void) {
     real.n_threads_batch = (n_threads_fn)dlsym(libllama, "llama_n_threads_batch");
     real.set_n_threads = (set_n_threads_fn)dlsym(libllama, "llama_set_n_threads");
     real.attach = (attach_fn)dlsym(libllama, "llama_attach_threadpool");
+    real.init_from_model = (init_from_model_fn)dlsym(libllama, "llama_init_from_model");
+    real.get_logits_ith = (get_logits_ith_fn)dlsym(libllama, "llama_get_logits_ith");
+    real.get_model = (get_model_fn)dlsym(libllama, "llama_get_model");
+    real.model_get_vocab = (model_get_vocab_fn)dlsym(libllama, "llama_model_get_vocab");
+    real.vocab_n_tokens = (vocab_n_tokens_fn)dlsym(libllama, "llama_vocab_n_tokens");
+    context_default_params_fn context_defaults = (context_default_params_fn)dlsym(libllama, "llama_context_default_params");
+    if (context_defaults && real.init_from_model) {
+        /* Fields from the start, the middle and the end of the struct at their documented defaults. */
+        llama_context_params d = context_defaults();
+        real.context_params_verified = d.n_ctx == 512 && d.n_batch == 2048 && d.n_ubatch == 512 && d.n_seq_max == 1 &&
+            d.n_outputs_max_per_seq == 1 && d.yarn_ext_factor == -1.0f && d.defrag_thold == -1.0f && d.cb_eval == NULL &&
+            d.type_k == 1 && d.type_v == 1 && d.abort_callback == NULL && !d.embeddings && d.offload_kqv && d.no_perf &&
+            d.op_offload && d.swa_full && !d.kv_unified && d.samplers == NULL && d.n_samplers == 0 && d.ctx_other == NULL;
+    }
     /* libllama's dependencies (libggml, libggml-base) are searched too. */
     real.params_default = (params_default_fn)dlsym(libllama, "ggml_threadpool_params_default");
     reg_by_name_fn reg_by_name = (reg_by_name_fn)dlsym(libllama, "ggml_backend_reg_by_name");
@@ -439,7 +488,8 @@ static uint64_t now_nanos(void) {
 static struct llama_context * last_decoded_ctx = NULL;
 static struct llama_context * claimed_ctx = NULL;
 
-int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
+/* The pools and adaptive threads around the real llama_decode (called by the exported one below). */
+static int32_t decode_with_pools(struct llama_context * ctx, llama_batch batch) {
     ensure_resolved();
     if (!real.decode) return -1;
     __atomic_store_n(&last_decoded_ctx, ctx, __ATOMIC_RELEASE);
@@ -508,6 +558,142 @@ void llama_free(struct llama_context * ctx) {
     }
 }
 
+/*
+ * ---- A unified KV cache on request (lmrun eval) ----
+ * node-llama-cpp hard-codes kv_unified = false: every sequence gets its own cache stream, so llama.cpp
+ * splits a batch whose sequences bring different numbers of tokens into several passes, and a copy
+ * of one sequence's cells to another (the endings of a HellaSwag task after its shared context)
+ * moves the whole stream. llama-perplexity scores with one unified cache, where a copy only tags the
+ * cells. requestUnifiedKvCache(n_seq_max) asks that contexts with that many sequences be made
+ * unified until it is called again with 0 (node-llama-cpp first makes a context without memory to
+ * measure one, then the real one: both are asked for). node-llama-cpp's bookkeeping (per-sequence
+ * token counts) is unaffected.
+ */
+static int unified_requested_seq_max = 0;
+static unsigned long unified_contexts = 0;
+
+struct llama_context * llama_init_from_model(struct llama_model * model, llama_context_params params) {
+    ensure_resolved();
+    if (!real.init_from_model) return NULL;
+    int wanted = __atomic_load_n(&unified_requested_seq_max, __ATOMIC_ACQUIRE);
+    bool unified = real.context_params_verified && wanted > 0 && (int)params.n_seq_max == wanted;
+    if (unified) params.kv_unified = true;
+    struct llama_context * ctx = real.init_from_model(model, params);
+    if (unified && ctx) __atomic_add_fetch(&unified_contexts, 1, __ATOMIC_RELAXED);
+    return ctx;
+}
+
+/*
+ * ---- Logit taps (lmrun eval) ----
+ * Scoring a HellaSwag ending needs, at each of its positions, the target token's logit, the row's
+ * maximum and sum(expf(l - max)). Through node-llama-cpp that is one asynchronous sampleToken call
+ * per position (a sampler pass over the vocabulary and a promise each). A tap asks for them at one
+ * (sequence, position): the decode that evaluates that token gets an output row there, and right
+ * after it the summary is computed here, on the decoding thread, the way llama-perplexity's
+ * compute_logprobs() (float sum of expf) and softmax() (double sum) do. JavaScript reads it once the
+ * evaluation has resolved.
+ */
+typedef struct {
+    int32_t seq, pos;
+    int32_t n_targets;
+    int32_t * targets;
+    float * target_logits;
+    float max_logit;
+    float sum_exp;          /* compute_logprobs() sums in float */
+    double sum_exp_double;  /* softmax() in double */
+    int state;
+    bool dropped; /* cleared by JavaScript while its decode was running: freed when that decode ends */
+} logit_tap;
+enum { TAP_FREE = 0, TAP_PENDING, TAP_DECODING, TAP_DONE, TAP_FAILED };
+static logit_tap ** taps = NULL;
+static int taps_capacity = 0;
+static int taps_pending = 0;
+static pthread_mutex_t taps_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void free_tap(int k) {
+    free(taps[k]->targets);
+    free(taps[k]->target_logits);
+    free(taps[k]);
+    taps[k] = NULL;
+}
+
+static void summarize_row(const float * row, int32_t n_vocab, logit_tap * tap) {
+    float max_logit = row[0];
+    for (int32_t j = 1; j < n_vocab; j++) max_logit = row[j] > max_logit ? row[j] : max_logit;
+    float sum = 0.0f;
+    double sum_double = 0.0;
+    for (int32_t j = 0; j < n_vocab; j++) {
+        float e = expf(row[j] - max_logit);
+        sum += e;
+        sum_double += e;
+    }
+    tap->max_logit = max_logit;
+    tap->sum_exp = sum;
+    tap->sum_exp_double = sum_double;
+    for (int32_t t = 0; t < tap->n_targets; t++) {
+        int32_t token = tap->targets[t];
+        tap->target_logits[t] = token >= 0 && token < n_vocab ? row[token] : NAN;
+    }
+}
+
+typedef struct { int tap, index; } tap_match;
+
+/* Before the real decode (under taps_lock): gives every tapped token of the batch an output row. */
+static int match_taps(llama_batch batch, tap_match ** found) {
+    int matches = 0, capacity = 0;
+    *found = NULL;
+    for (int k = 0; k < taps_capacity; k++) {
+        logit_tap * tap = taps[k];
+        if (!tap || tap->state != TAP_PENDING) continue;
+        for (int32_t i = 0; i < batch.n_tokens; i++) {
+            if (batch.pos[i] != tap->pos || batch.n_seq_id[i] < 1 || batch.seq_id[i][0] != tap->seq) continue;
+            if (matches == capacity) {
+                capacity = capacity ? capacity * 2 : 64;
+                tap_match * grown = realloc(*found, sizeof(tap_match) * (size_t)capacity);
+                if (!grown) return matches;
+                *found = grown;
+            }
+            (*found)[matches++] = (tap_match){ k, i };
+            tap->state = TAP_DECODING;
+            batch.logits[i] = 1;
+            break;
+        }
+    }
+    return matches;
+}
+
+/* After it (under taps_lock): the summaries, from the rows llama.cpp kept. */
+static void finish_taps(struct llama_context * ctx, const tap_match * found, int matches, int32_t status) {
+    int32_t n_vocab = real.get_model && real.model_get_vocab && real.vocab_n_tokens ? real.vocab_n_tokens(real.model_get_vocab(real.get_model(ctx))) : 0;
+    for (int m = 0; m < matches; m++) {
+        logit_tap * tap = taps[found[m].tap];
+        __atomic_sub_fetch(&taps_pending, 1, __ATOMIC_RELEASE);
+        if (tap->dropped) {
+            free_tap(found[m].tap);
+            continue;
+        }
+        const float * row = status == 0 && n_vocab > 0 && real.get_logits_ith ? real.get_logits_ith(ctx, found[m].index) : NULL;
+        if (row) summarize_row(row, n_vocab, tap);
+        tap->state = row ? TAP_DONE : TAP_FAILED;
+    }
+}
+
+int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
+    if (__atomic_load_n(&taps_pending, __ATOMIC_ACQUIRE) == 0 || !batch.logits || !batch.pos || !batch.seq_id) return decode_with_pools(ctx, batch);
+    tap_match * found;
+    pthread_mutex_lock(&taps_lock);
+    int matches = match_taps(batch, &found);
+    pthread_mutex_unlock(&taps_lock);
+    int32_t status = decode_with_pools(ctx, batch);
+    if (matches > 0) {
+        pthread_mutex_lock(&taps_lock);
+        finish_taps(ctx, found, matches, status);
+        pthread_mutex_unlock(&taps_lock);
+    }
+    free(found);
+    return status;
+}
+
 /* ---- Node-API: `status()` for lmrun (declared by hand: the ABI is stable and needs no headers) ---- */
 typedef struct napi_env__ * napi_env;
 typedef struct napi_value__ * napi_value;
@@ -523,6 +709,12 @@ extern int napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *
 extern int napi_get_value_uint32(napi_env, napi_value, uint32_t *);
 extern int napi_create_int32(napi_env, int32_t, napi_value *);
 extern int napi_get_value_bool(napi_env, napi_value, bool *);
+extern int napi_get_value_int32(napi_env, napi_value, int32_t *);
+extern int napi_get_array_length(napi_env, napi_value, uint32_t *);
+extern int napi_get_element(napi_env, napi_value, uint32_t, napi_value *);
+extern int napi_create_array_with_length(napi_env, size_t, napi_value *);
+extern int napi_set_element(napi_env, napi_value, uint32_t, napi_value);
+extern int napi_get_null(napi_env, napi_value *);
 
 static void set_value(napi_env env, napi_value object, const char * key, napi_value value) {
     napi_set_named_property(env, object, key, value);
@@ -566,6 +758,8 @@ static napi_value status(napi_env env, napi_callback_info info) {
     set_value(env, result, "tokensByThreads", by_threads);
     napi_create_double(env, (double)switches, &value);
     set_value(env, result, "threadSwitches", value);
+    napi_create_double(env, (double)__atomic_load_n(&unified_contexts, __ATOMIC_RELAXED), &value);
+    set_value(env, result, "unifiedContexts", value);
     napi_create_string_utf8(env, real.library, strlen(real.library), &value);
     set_value(env, result, "library", value);
     napi_create_string_utf8(env, real.problem, strlen(real.problem), &value);
@@ -678,6 +872,117 @@ static napi_value decode_token(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/* requestUnifiedKvCache(nSeqMax): true when contexts with that many sequences will get a unified KV cache (0: no more). */
+static napi_value request_unified_kv_cache(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t n_seq_max = 0;
+    ensure_resolved();
+    bool ok = real.context_params_verified && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 &&
+        napi_get_value_int32(env, argv[0], &n_seq_max) == 0 && n_seq_max > 0;
+    __atomic_store_n(&unified_requested_seq_max, ok ? n_seq_max : 0, __ATOMIC_RELEASE);
+    napi_value result;
+    napi_get_boolean(env, ok, &result);
+    return result;
+}
+
+/* tapLogits(sequenceId, position, targets[]): a tap's id, or -1 (see logit_tap). */
+static napi_value tap_logits(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3], result;
+    int32_t seq = -1, pos = -1, id = -1;
+    uint32_t n_targets = 0;
+    ensure_resolved();
+    if (real.get_logits_ith && real.vocab_n_tokens && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 3 &&
+        napi_get_value_int32(env, argv[0], &seq) == 0 && napi_get_value_int32(env, argv[1], &pos) == 0 &&
+        napi_get_array_length(env, argv[2], &n_targets) == 0) {
+        logit_tap * tap = calloc(1, sizeof *tap);
+        int32_t * targets = malloc(sizeof(int32_t) * (n_targets ? n_targets : 1));
+        float * logits = malloc(sizeof(float) * (n_targets ? n_targets : 1));
+        bool ok = tap && targets && logits;
+        for (uint32_t t = 0; ok && t < n_targets; t++) {
+            napi_value element;
+            ok = napi_get_element(env, argv[2], t, &element) == 0 && napi_get_value_int32(env, element, &targets[t]) == 0;
+        }
+        pthread_mutex_lock(&taps_lock);
+        int slot = -1;
+        for (int k = 0; ok && k < taps_capacity && slot < 0; k++) if (!taps[k]) slot = k;
+        if (ok && slot < 0) {
+            int capacity = taps_capacity ? taps_capacity * 2 : 1024;
+            logit_tap ** grown = realloc(taps, sizeof(logit_tap *) * (size_t)capacity);
+            if (grown) {
+                memset(grown + taps_capacity, 0, sizeof(logit_tap *) * (size_t)(capacity - taps_capacity));
+                slot = taps_capacity;
+                taps = grown;
+                taps_capacity = capacity;
+            }
+        }
+        if (ok && slot >= 0) {
+            *tap = (logit_tap){ seq, pos, (int32_t)n_targets, targets, logits, 0.0f, 0.0f, 0.0, TAP_PENDING, false };
+            taps[slot] = tap;
+            __atomic_add_fetch(&taps_pending, 1, __ATOMIC_RELEASE);
+            id = slot;
+        }
+        pthread_mutex_unlock(&taps_lock);
+        if (id < 0) {
+            free(tap);
+            free(targets);
+            free(logits);
+        }
+    }
+    napi_create_int32(env, id, &result);
+    return result;
+}
+
+/* takeTap(id): [maxLogit, sumExp (float), sumExp (double), ...targetLogits] once its decode ran (and frees it), else null. */
+static napi_value take_tap(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1], result, value;
+    int32_t id = -1;
+    napi_get_null(env, &result);
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != 0 || argc != 1 || napi_get_value_int32(env, argv[0], &id) != 0) return result;
+    pthread_mutex_lock(&taps_lock);
+    logit_tap * tap = id >= 0 && id < taps_capacity ? taps[id] : NULL;
+    if (tap && tap->state == TAP_DONE) {
+        napi_create_array_with_length(env, 3 + (size_t)tap->n_targets, &result);
+        napi_create_double(env, tap->max_logit, &value);
+        napi_set_element(env, result, 0, value);
+        napi_create_double(env, tap->sum_exp, &value);
+        napi_set_element(env, result, 1, value);
+        napi_create_double(env, tap->sum_exp_double, &value);
+        napi_set_element(env, result, 2, value);
+        for (int32_t t = 0; t < tap->n_targets; t++) {
+            napi_create_double(env, tap->target_logits[t], &value);
+            napi_set_element(env, result, 3 + (uint32_t)t, value);
+        }
+    }
+    if (tap && tap->state != TAP_DECODING) {
+        if (tap->state == TAP_PENDING) __atomic_sub_fetch(&taps_pending, 1, __ATOMIC_RELEASE);
+        free_tap(id);
+    }
+    pthread_mutex_unlock(&taps_lock);
+    return result;
+}
+
+/* clearTaps(): drops every tap (a run that stopped); one in a running decode goes when the decode ends. */
+static napi_value clear_taps(napi_env env, napi_callback_info info) {
+    (void)info;
+    pthread_mutex_lock(&taps_lock);
+    for (int k = 0; k < taps_capacity; k++) {
+        if (!taps[k]) continue;
+        if (taps[k]->state == TAP_DECODING) {
+            taps[k]->dropped = true;
+            continue;
+        }
+        if (taps[k]->state == TAP_PENDING) __atomic_sub_fetch(&taps_pending, 1, __ATOMIC_RELEASE);
+        free_tap(k);
+    }
+    pthread_mutex_unlock(&taps_lock);
+    napi_value result;
+    napi_get_null(env, &result);
+    return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     napi_value fn;
     if (napi_create_function(env, "status", 6, status, NULL, &fn) == 0) {
@@ -694,6 +999,18 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "watchTermination", 16, watch_termination, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "watchTermination", fn);
+    }
+    if (napi_create_function(env, "requestUnifiedKvCache", 21, request_unified_kv_cache, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "requestUnifiedKvCache", fn);
+    }
+    if (napi_create_function(env, "tapLogits", 9, tap_logits, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "tapLogits", fn);
+    }
+    if (napi_create_function(env, "takeTap", 7, take_tap, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "takeTap", fn);
+    }
+    if (napi_create_function(env, "clearTaps", 9, clear_taps, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "clearTaps", fn);
     }
 
     return exports;

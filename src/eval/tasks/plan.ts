@@ -38,12 +38,10 @@ export function logProbOf(summary: LogitSummary, target: number): number {
 }
 
 /** log(softmax(row)[token]) as perplexity.cpp's softmax() (double sum of float expf, float probabilities), then logf. */
-export function firstTokenLogProb(row: Float32Array, token: number): number {
-  let max = row[0]!;
-  for (let i = 1; i < row.length; i++) if (row[i]! > max) max = row[i]!;
-  let sum = 0;
-  for (let i = 0; i < row.length; i++) sum += f32(Math.exp(f32(row[i]! - max)));
-  const prob = f32(f32(Math.exp(f32(row[token]! - max))) / sum);
+export function firstTokenLogProb(summary: LogitSummary, token: number): number {
+  const logit = summary.logits.get(token);
+  if (logit === undefined || summary.sumExpDouble === undefined) throw new LmrunError(`llama.cpp returned no logit for token ${token}`);
+  const prob = f32(f32(Math.exp(f32(logit - summary.maxLogit))) / summary.sumExpDouble);
   return f32(Math.log(prob));
 }
 
@@ -61,7 +59,7 @@ interface Source {
 }
 
 /** Builds the request: each branch evaluated only as far as a wanted logit needs (llama.cpp also evaluates the unused last token). */
-function buildRequest(prefix: Uint32Array, branches: Uint32Array[], pairs: Array<{ source: Source; target: number }>, prefixRow: boolean): BranchRequest {
+function buildRequest(prefix: Uint32Array, branches: Uint32Array[], pairs: Array<{ source: Source; target: number }>): BranchRequest {
   const prefixTargets = new Set<number>();
   const lengths = branches.map(() => 0);
   const targets: Array<Array<Set<number> | undefined>> = branches.map((b) => Array.from({ length: b.length }, () => undefined));
@@ -75,7 +73,6 @@ function buildRequest(prefix: Uint32Array, branches: Uint32Array[], pairs: Array
   }
   return {
     prefix,
-    prefixRow,
     prefixTargets: [...prefixTargets],
     branches: branches.map((b, i) => ({ tokens: b.subarray(0, lengths[i]), targets: targets[i]!.slice(0, lengths[i]).map((s) => (s ? [...s] : undefined)) })),
   };
@@ -109,16 +106,18 @@ function planEndings(task: HellaswagTask | McTask, seqs: Uint32Array[], gold: (p
   if (seqs.some((s) => s.length === cp)) throw badTask(task, "one choice adds no token to the shared text");
   const prefix = seqs[0]!.subarray(0, cp);
   const branches = seqs.map((s) => s.subarray(cp));
+  // The first token of each choice comes from the softmax of the row after the prefix.
+  const firstTokens = branches.map((b) => ({ source: { branch: -1, pos: 0 }, target: b[0]! }));
   const pairs = branches.flatMap((b, s) => Array.from({ length: b.length - 1 }, (_, i) => ({ source: { branch: s, pos: i }, target: b[i + 1]! })));
   return {
     task,
     requiredTokens: cp + branches.reduce((n, b) => n + b.length, 0),
     sequenceTokens: cp + Math.max(...branches.map((b) => b.length)),
-    request: buildRequest(prefix, branches, pairs, true),
+    request: buildRequest(prefix, branches, [...firstTokens, ...pairs]),
     finish(result) {
-      const row = result.prefixRow!;
+      const afterPrefix = summaryAt(result, { branch: -1, pos: 0 });
       const scores = branches.map((b, s) => {
-        let sum = firstTokenLogProb(row, b[0]!);
+        let sum = firstTokenLogProb(afterPrefix, b[0]!);
         let count = 1;
         for (let i = 0; i < b.length - 1; i++) {
           const lp = logProbOf(result.branches[s]![i]!, b[i + 1]!);
@@ -183,7 +182,7 @@ export function planWinogrande(task: WinograndeTask, tokenize: (text: string) =>
     task,
     requiredTokens: cp + l0 + l1,
     sequenceTokens: cp + Math.max(l0, l1),
-    request: buildRequest(seqs[0].subarray(0, cp), branches, [...sentences[0]!.pairs, ...sentences[1]!.pairs], false),
+    request: buildRequest(seqs[0].subarray(0, cp), branches, [...sentences[0]!.pairs, ...sentences[1]!.pairs]),
     finish(result) {
       const scores = sentences.map(({ pairs, count }) => {
         let score = 0;
