@@ -4,6 +4,7 @@ import type { Llama, LlamaLogLevel } from "node-llama-cpp";
 import { lmrunHome, packageRoot } from "../config/paths.js";
 import { gpuPlatformProblem } from "../config/rules.js";
 import { loadThreadpoolShim } from "./threadpool.js";
+import { rememberBindingChecks } from "./bindingCheck.js";
 import { LmrunError, UsageError } from "../errors.js";
 import { driverFingerprint, gpuCheckKey, readGpuCheck, runGpuProbe, saveGpuCheck, type GpuCheckOutcome } from "./gpuCheck.js";
 import { emitEngineNotice } from "./notices.js";
@@ -139,6 +140,8 @@ export async function chooseBackend<T extends BackendHandle>(choice: GpuChoice, 
 
 async function createLlama(gpu: GpuChoice, exclude: GpuType[] = [], engine?: EngineBuildChoice): Promise<Llama> {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  // node-llama-cpp's binary check in a child process costs ~0.5 s a start: passed checks are remembered.
+  rememberBindingChecks(path.join(lmrunHome(), "binding-check.json"));
   const llama = await getLlama({
     gpu: gpu === "cpu" ? false : gpu === "auto" && exclude.length > 0 ? { type: "auto", exclude } : gpu,
     ...(engine
