@@ -4,7 +4,6 @@ import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
 import { modelFacts, resolveRpc, threadsAboveCoresWarning } from "../modelOptions.js";
-import { delegateToRpcChild } from "../rpcChild.js";
 import { parseGpu } from "../parse.js";
 import { envSetting, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
@@ -45,7 +44,6 @@ function phaseText(phase: BenchPhase, repetition: number, repetitions: number): 
 
 export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], flags: BenchFlags): Promise<void> {
   const rpc = resolveRpc(flags, ctx.env);
-  if (await delegateToRpcChild(ctx, rpc)) return;
   const format = (flags.output ?? "md") as OutputFormat;
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
   const settings = await readSettings(ctx.env);

@@ -14,13 +14,11 @@ import {
   givenSeed,
   modelFacts,
   resolveLoadOptionsAndTuning,
-  resolveRpc,
   resolveSampling,
   type LoadFlags,
   type SamplingFlags,
   warnIfThreadsAboveCores,
 } from "../modelOptions.js";
-import { delegateToRpcChild } from "../rpcChild.js";
 import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
 import { readTextFile } from "../prompt.js";
 
@@ -46,7 +44,8 @@ export function registerChat(program: Command, ctx: CommandContext): void {
     .option("--json", "with --sessions: print JSON")
     .option("--local", "run the model in-process even when an lmrun server is running")
     .option("--server <url>", "chat with a model of the lmrun server at this URL (default: the running one, LMRUN_HOST)");
-  addSamplingOptions(addLoadOptions(command));
+  // --sessions only lists files: it loads no model, so it never runs as the RPC child.
+  addSamplingOptions(addLoadOptions(command, { inProcess: (flags) => flags.sessions === true }));
   acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string | undefined, flags: ChatFlags) => {
     await chatCommand(ctx, model, flags);
@@ -54,7 +53,6 @@ export function registerChat(program: Command, ctx: CommandContext): void {
 }
 
 async function chatCommand(ctx: CommandContext, modelArg: string | undefined, flags: ChatFlags): Promise<void> {
-  if (!flags.sessions && (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env)))) return;
   const { SessionStore, newSessionId } = await import("../../chat/sessionStore.js");
   const paths = lmrunPaths(ctx.env);
   const store = new SessionStore(paths.sessions);

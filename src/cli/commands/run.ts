@@ -13,14 +13,12 @@ import {
   describeAppliedTuning,
   modelFacts,
   resolveLoadOptionsAndTuning,
-  resolveRpc,
   resolveSampling,
   type AppliedTuning,
   type LoadFlags,
   type SamplingFlags,
   warnIfThreadsAboveCores,
 } from "../modelOptions.js";
-import { delegateToRpcChild } from "../rpcChild.js";
 import { collect } from "../parse.js";
 import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
 import { assemblePrompt, readJsonSchemaFile, readTextFile } from "../prompt.js";
@@ -66,8 +64,6 @@ export function registerRun(program: Command, ctx: CommandContext): void {
 }
 
 async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: string[], flags: RunFlags): Promise<void> {
-  // With RPC workers the model runs in a child process that a dying worker cannot take this one down with.
-  if (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env))) return;
   if (flags.format !== undefined && flags.format !== "json") throw new UsageError(`unknown --format "${flags.format}"`, "The only format is json");
   if (flags.system !== undefined && flags.systemFile !== undefined) throw new UsageError("give --system or --system-file, not both");
   if (flags.format !== undefined && flags.jsonSchema !== undefined) throw new UsageError("give --format json or --json-schema, not both", "--json-schema already constrains the output to JSON");
