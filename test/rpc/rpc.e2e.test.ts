@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with the benchmark script
 import { freePort, startRpcWorker } from "../../scripts/rpc-workers.mjs";
 import { runCli as runCliWithDefaults, spawnCli, type CliOptions } from "../helpers/cli.js";
-import { bundledTinyModel, hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { bundledTinyModel, hasShared, repoRoot, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { GOLDEN } from "./golden.js";
 import { engineEnv, engineSkip, holdRpcWorker, rpcEngine } from "./helpers.js";
 
@@ -259,6 +259,33 @@ describe.skipIf(!rpcEngine)(`a worker killed mid-perplexity${engineSkip}`, { tim
     } finally {
       await worker.stop();
       fs.rmSync(path.dirname(text), { recursive: true, force: true });
+    }
+  }, SLOW);
+});
+
+describe.skipIf(!rpcEngine)(`a worker killed mid-eval${engineSkip}`, { timeout: SLOW }, () => {
+  // eval took --rpc but ran in-process, where llama.cpp's abort took the whole CLI down: it runs as the RPC child now, as every command with --rpc.
+  it("eval hellaswag: one clear error naming the worker, exit 1", async () => {
+    const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as { endpoint: string; log(): string; kill(): Promise<void>; stop(): Promise<void> };
+    const tasks = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-rpc-kill-")), "hellaswag.txt");
+    // The fixture's 120 tasks, 20 times: more than the worker lives.
+    fs.writeFileSync(tasks, fs.readFileSync(path.join(repoRoot, "test", "fixtures", "eval", "hellaswag.txt"), "utf8").repeat(20));
+    try {
+      const child = spawnCli(["eval", "hellaswag", bundledTinyModel, "-f", tasks, "--tasks", "2400", "--rpc", worker.endpoint], { env: engineEnv });
+      let stderr = "";
+      child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+      child.stdout!.resume();
+      const closed = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+      while ((worker.log().match(/Accepted client connection/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await worker.kill();
+      expect(await closed).toBe(1);
+      const lines = stderr.trim().split("\n");
+      expect(lines, stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^error: RPC worker ${worker.endpoint.replace(/\./g, "\\.")} \\(it is not reachable: connection refused \\(nothing listens there\\)\\) went away during the run; llama\\.cpp: `));
+    } finally {
+      await worker.stop();
+      fs.rmSync(path.dirname(tasks), { recursive: true, force: true });
     }
   }, SLOW);
 });
