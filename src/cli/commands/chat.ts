@@ -2,6 +2,7 @@ import fs from "node:fs";
 import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import { lmrunPaths } from "../../config/paths.js";
+import { readInputText } from "../../io/inputFile.js";
 import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
@@ -20,7 +21,6 @@ import {
   warnIfThreadsAboveCores,
 } from "../modelOptions.js";
 import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
-import { readTextFile } from "../prompt.js";
 
 interface ChatFlags extends LoadFlags, SamplingFlags {
   system?: string;
@@ -82,7 +82,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
       ? "Demo model `tiny` (a tiny story generator). For an assistant: lmrun chat qwen2.5:0.5b"
       : undefined;
   const system =
-    flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : (flags.system ?? resumed?.system);
+    flags.systemFile !== undefined ? (await readInputText(flags.systemFile, { what: "system prompt file", flag: "--system-file" })).trim() : (flags.system ?? resumed?.system);
   // Unlike `run`, no seed is drawn up front: each reply gets a fresh one unless --seed or /set seed fixes it.
   const given = {
     temperature: flags.temp !== undefined,
