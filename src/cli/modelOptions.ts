@@ -21,7 +21,10 @@ export function pullAllowed(): boolean {
  * Commands whose --rpc workers move the model into a child process (rpcChild.ts, delegateRpcCommands),
  * each with the test that keeps it in this process instead for some of its flags.
  */
-const rpcCommands = new WeakMap<Command, (flags: Record<string, unknown>) => boolean>();
+const rpcCommands = new WeakMap<Command, RpcInProcess>();
+
+/** Given the flags a command is about to run with: whether it runs in this process even with RPC workers. */
+export type RpcInProcess = (flags: Record<string, unknown>) => boolean;
 
 /**
  * --rpc for a command that loads a model. Given workers, the command runs again as the RPC child, so
@@ -30,7 +33,7 @@ const rpcCommands = new WeakMap<Command, (flags: Record<string, unknown>) => boo
  */
 export function addRpcOption(
   command: Command,
-  options: { description?: string; inProcess?: (flags: Record<string, unknown>) => boolean } = {},
+  options: { description?: string; inProcess?: RpcInProcess } = {},
 ): Command {
   rpcCommands.set(command, options.inProcess ?? (() => false));
   return command.option(
@@ -46,7 +49,7 @@ export function delegatesRpc(command: Command): boolean {
 }
 
 /** Flags shared by every command that loads a model (run, chat, serve, batch, perplexity, eval). */
-export function addLoadOptions(command: Command, rpc: { inProcess?: (flags: Record<string, unknown>) => boolean } = {}): Command {
+export function addLoadOptions(command: Command, rpc: { inProcess?: RpcInProcess } = {}): Command {
   command.hook("preAction", (_command, action) => {
     pullAllowedByFlag = (action.opts() as { pull?: boolean }).pull !== false;
   });

@@ -29,7 +29,7 @@ export function delegateRpcCommands(program: Command, ctx: CommandContext): void
  * the worker that went away (exit 1). Returns only when the command should simply run here (no
  * workers, already the child, or lmrun not started from its own bin script).
  */
-export async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOptions | undefined): Promise<void> {
+async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOptions | undefined): Promise<void> {
   const again = rpcChildCommand(ctx.env, rpc);
   if (again === undefined || rpc === undefined) return;
   const child = spawn(process.execPath, again.args, { env: again.env, stdio: ["inherit", "inherit", "pipe"] });
