@@ -17,12 +17,43 @@ export function pullAllowed(): boolean {
   return pullAllowedByFlag;
 }
 
-/** Flags shared by every command that loads a model (run, chat, bench, perplexity). */
-export function addLoadOptions(command: Command): Command {
+/**
+ * Commands whose --rpc workers move the model into a child process (rpcChild.ts, delegateRpcCommands),
+ * each with the test that keeps it in this process instead for some of its flags.
+ */
+const rpcCommands = new WeakMap<Command, RpcInProcess>();
+
+/** Given the flags a command is about to run with: whether it runs in this process even with RPC workers. */
+export type RpcInProcess = (flags: Record<string, unknown>) => boolean;
+
+/**
+ * --rpc for a command that loads a model. Given workers, the command runs again as the RPC child, so
+ * that llama.cpp's abort when a worker dies cannot take this process down; `inProcess` names the flags
+ * with which it runs here after all (chat --sessions loads nothing; serve supervises its own child).
+ */
+export function addRpcOption(
+  command: Command,
+  options: { description?: string; inProcess?: RpcInProcess } = {},
+): Command {
+  rpcCommands.set(command, options.inProcess ?? (() => false));
+  return command.option(
+    "--rpc <workers>",
+    options.description ?? "offload to llama.cpp RPC workers HOST:PORT[,HOST:PORT...] (default: LMRUN_RPC; needs `lmrun engine build --rpc`)",
+  );
+}
+
+/** Whether this command, about to run with these flags, runs as the RPC child when given workers. */
+export function delegatesRpc(command: Command): boolean {
+  const inProcess = rpcCommands.get(command);
+  return inProcess !== undefined && !inProcess(command.opts());
+}
+
+/** Flags shared by every command that loads a model (run, chat, serve, batch, perplexity, eval). */
+export function addLoadOptions(command: Command, rpc: { inProcess?: RpcInProcess } = {}): Command {
   command.hook("preAction", (_command, action) => {
     pullAllowedByFlag = (action.opts() as { pull?: boolean }).pull !== false;
   });
-  return command
+  command
     .option("--no-pull", "fail instead of downloading a model that is not in the store yet")
     .option("-c, --ctx <tokens>", "context size in tokens (default: the model's, capped at 4096)", parseInteger(MIN_CONTEXT, 10_000_000))
     .option("-t, --threads <n>", "CPU threads for generating tokens (default: every core on 2 cores or fewer, 1 for models under 32 MB, else half the cores; see README, Threads)", parseInteger(1, 1024))
@@ -32,9 +63,8 @@ export function addLoadOptions(command: Command): Command {
     .option("-b, --batch-size <n>", "tokens evaluated per batch", parseInteger(1, 1_000_000))
     .option("--cache-type-k <type>", "K cache type: f16, q8_0, q4_0, … (llama.cpp: -ctk; default f16)", parseCacheType)
     .option("--cache-type-v <type>", "V cache type (llama.cpp: -ctv; default f16)", parseCacheType)
-    .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes)
-    .option("--rpc <workers>", "offload to llama.cpp RPC workers HOST:PORT[,HOST:PORT...] (default: LMRUN_RPC; needs `lmrun engine build --rpc`)")
-    .option("--tensor-split <proportions>", "with --rpc: each device's share of the layers, e.g. 3,1 (llama.cpp's -ts; default: by free memory)");
+    .option("--max-ram <size>", "refuse to load a model whose estimate exceeds this (e.g. 8GB; default: free memory)", parseBytes);
+  return addRpcOption(command, rpc).option("--tensor-split <proportions>", "with --rpc: each device's share of the layers, e.g. 3,1 (llama.cpp's -ts; default: by free memory)");
 }
 
 /** Sampling flags shared by run and chat. */

@@ -20,6 +20,7 @@ import { registerStop } from "./commands/stop.js";
 import { registerVerify } from "./commands/verify.js";
 import { registerCompletion } from "./commands/completion.js";
 import { addExamples } from "./examples.js";
+import { delegateRpcCommands } from "./rpcChild.js";
 import { packageVersion } from "./version.js";
 
 
@@ -38,6 +39,8 @@ export function buildProgram(ctx: CommandContext): Command {
     ctx.verbose = globals.verbose === true;
     ctx.quiet = globals.quiet === true;
   });
+  // Any command given RPC workers runs its model in a child process a dying worker cannot take this one down with.
+  delegateRpcCommands(program, ctx);
   registerRun(program, ctx);
   registerChat(program, ctx);
   registerPull(program, ctx);

@@ -1,5 +1,5 @@
-import fs from "node:fs/promises";
-import { LmrunError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
+import { readInputText } from "../io/inputFile.js";
 import { checkGrammarSchema, SchemaProblem } from "./jsonSchema.js";
 
 /**
@@ -22,19 +22,8 @@ export function assemblePrompt(args: string[], piped: string | undefined, option
   return `${instruction}\n\n${material}`;
 }
 
-export async function readTextFile(file: string, what: string): Promise<string> {
-  try {
-    return await fs.readFile(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UsageError(`${what} not found: ${file}`);
-    if (code === "EISDIR") throw new UsageError(`${what} ${file} is a directory`);
-    throw new LmrunError(`cannot read ${what} ${file}: ${(error as Error).message}`);
-  }
-}
-
 export async function readJsonSchemaFile(file: string): Promise<object> {
-  const text = await readTextFile(file, "JSON schema file");
+  const text = await readInputText(file, { what: "JSON schema file", flag: "--json-schema" });
   let value: unknown;
   try {
     value = JSON.parse(text);

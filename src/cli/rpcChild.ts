@@ -1,23 +1,37 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import readline from "node:readline";
+import type { Command } from "commander";
 import type { RpcLoadOptions } from "../engine/types.js";
 import { LmrunError, SilentExit } from "../errors.js";
 import type { CommandContext } from "./context.js";
+import { delegatesRpc, resolveRpc } from "./modelOptions.js";
 
 /** Set in the child that runs the model: it must not delegate again. */
 export const RPC_CHILD_ENV = "LMRUN_RPC_CHILD";
 
 /**
+ * The one place where a model command given RPC workers (--rpc or LMRUN_RPC) hands itself to a child
+ * process: before the action of every command whose --rpc came from addRpcOption (run, chat, bench,
+ * perplexity, eval, batch; not chat --sessions, nor serve, which supervises a child of its own).
+ */
+export function delegateRpcCommands(program: Command, ctx: CommandContext): void {
+  program.hook("preAction", async (_program, action) => {
+    if (delegatesRpc(action)) await delegateToRpcChild(ctx, resolveRpc(action.opts(), ctx.env));
+  });
+}
+
+/**
  * With RPC workers, llama.cpp aborts the whole process when a worker dies or stops answering
  * mid-run (GGML_ABORT in its RPC client). So the command runs again in a child process with the
- * same arguments; this process relays its output, and when the child dies of such an abort it
- * names the worker that went away, in one line, and exits 1. Returns false when the command should
- * simply run here (no --rpc, already the child, or lmrun not started from its own bin script).
+ * same arguments; this process relays its output, and when the child ends it ends too: with the
+ * child's exit code (SilentExit), or, when the child died of such an abort, with one line naming
+ * the worker that went away (exit 1). Returns only when the command should simply run here (no
+ * workers, already the child, or lmrun not started from its own bin script).
  */
-export async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOptions | undefined): Promise<boolean> {
+async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOptions | undefined): Promise<void> {
   const again = rpcChildCommand(ctx.env, rpc);
-  if (again === undefined || rpc === undefined) return false;
+  if (again === undefined || rpc === undefined) return;
   const child = spawn(process.execPath, again.args, { env: again.env, stdio: ["inherit", "inherit", "pipe"] });
   const forward = (): void => {
     if (child.exitCode === null) child.kill("SIGTERM");

@@ -1,4 +1,6 @@
+import { parseChatMessages } from "../chat/messages.js";
 import { UsageError } from "../errors.js";
+import type { ChatMessage } from "./wire.js";
 
 /**
  * `lmrun batch` input: one JSON object a line (JSONL), each a request:
@@ -9,10 +11,7 @@ import { UsageError } from "../errors.js";
  * Unknown fields are ignored, as the APIs do. Blank lines are skipped.
  */
 
-export interface BatchMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
-}
+export type BatchMessage = ChatMessage;
 
 export interface BatchSamplingOverrides {
   temperature?: number;
@@ -103,7 +102,7 @@ function parseItem(raw: string, line: number): BatchItem | BadLine {
     if (typeof o.prompt !== "string" || o.prompt.trim() === "") return { line, reason: '"prompt" must be a non-empty string' };
     item.prompt = o.prompt;
   } else if (o.messages !== undefined) {
-    const messages = parseMessages(o.messages);
+    const messages = parseChatMessages(o.messages);
     if (typeof messages === "string") return { line, reason: messages };
     item.messages = messages;
   } else {
@@ -128,20 +127,6 @@ function parseItem(raw: string, line: number): BatchItem | BadLine {
     item.sampling.stop = stop as string[];
   }
   return item;
-}
-
-function parseMessages(value: unknown): BatchMessage[] | string {
-  if (!Array.isArray(value) || value.length === 0) return '"messages" must be a non-empty array';
-  const messages: BatchMessage[] = [];
-  for (const [i, m] of value.entries()) {
-    const role = (m as { role?: unknown } | null)?.role;
-    const content = (m as { content?: unknown } | null)?.content;
-    if (role !== "system" && role !== "user" && role !== "assistant") return `messages[${i}].role must be system, user or assistant`;
-    if (typeof content !== "string") return `messages[${i}].content must be a string`;
-    messages.push({ role, content });
-  }
-  if (messages.at(-1)!.role !== "user") return "the last message must be the user's (the one to answer)";
-  return messages;
 }
 
 /** All bad lines in one error line (the first few named), so the file is fixed in one go. */

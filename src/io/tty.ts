@@ -19,10 +19,15 @@ export function stdinKind(stdin: { isTTY?: boolean; fd?: unknown }): "terminal" 
 
 /** Reads all of stdin when it is piped; returns undefined when stdin is a terminal. */
 export async function readPipedStdin(stdin: Readable & { isTTY?: boolean }): Promise<string | undefined> {
+  return (await readPipedStdinBytes(stdin))?.toString("utf8");
+}
+
+/** readPipedStdin's bytes, undecoded. */
+export async function readPipedStdinBytes(stdin: Readable & { isTTY?: boolean }): Promise<Buffer | undefined> {
   if (stdin.isTTY) return undefined;
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
 }
 
 export function isInteractive(streams: { stdin: { isTTY?: boolean }; stdout: { isTTY?: boolean } }): boolean {

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
-import { toHttpError, type Job, type JobOutcome, type Service } from "./service.js";
+import type { Job, JobOutcome, Service } from "./service.js";
 
 /**
  * OpenAI's API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models.
@@ -300,9 +300,7 @@ export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res:
 export async function embed(service: Service, name: string, param: string, texts: string[], keepAliveMs?: number): Promise<{ vectors: number[][]; promptTokens: number; model: string; loadMs: number }> {
   const held = await service.hold(name, param, keepAliveMs);
   try {
-    const { vectors, promptTokens } = await service.pool.embed(held.entry, texts).catch((error: unknown) => {
-      throw toHttpError(error);
-    });
+    const { vectors, promptTokens } = await service.embed(held.entry, texts);
     return { vectors, promptTokens, model: held.model.name, loadMs: held.loadMs };
   } finally {
     held.release();

@@ -95,6 +95,13 @@ export class Service {
     return { model, entry, loadMs, release: () => this.pool.release(entry, keepAliveMs) };
   }
 
+  /** Embeddings on a held model's embedding context; a failure in the API's shape. */
+  async embed(entry: PoolEntry, texts: string[]): Promise<{ vectors: number[][]; promptTokens: number }> {
+    return this.pool.embed(entry, texts).catch((error: unknown) => {
+      throw toHttpError(error);
+    });
+  }
+
   async run(job: Job): Promise<JobOutcome> {
     const model = this.model(job.model, job.modelParam);
     const timeout = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;

@@ -43,7 +43,7 @@ describe("batch input lines", () => {
       { line: 3, reason: 'id 1 was already used on line 1' },
       { line: 4, reason: 'no "prompt" or "messages"' },
       { line: 5, reason: '"temperature" must be a number from 0 to 100' },
-      { line: 6, reason: "the last message must be the user's (the one to answer)" },
+      { line: 6, reason: "the last message must be the user's turn to answer" },
       { line: 7, reason: "not a JSON object" },
       { line: 8, reason: 'give "prompt" or "messages", not both' },
     ]);

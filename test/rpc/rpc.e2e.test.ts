@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with the benchmark script
 import { freePort, startRpcWorker } from "../../scripts/rpc-workers.mjs";
 import { runCli as runCliWithDefaults, spawnCli, type CliOptions } from "../helpers/cli.js";
-import { bundledTinyModel, hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { bundledTinyModel, hasShared, repoRoot, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 import { GOLDEN } from "./golden.js";
 import { engineEnv, engineSkip, holdRpcWorker, rpcEngine } from "./helpers.js";
 
@@ -237,29 +237,42 @@ describe.skipIf(!rpcEngine)(`two RPC workers on 127.0.0.1${engineSkip}`, { timeo
   });
 });
 
-describe.skipIf(!rpcEngine)(`a worker killed mid-perplexity${engineSkip}`, { timeout: SLOW }, () => {
+/**
+ * Runs a long scoring command (its input: `repeated` 20 times) on a fresh worker, kills the worker
+ * once the model is connected and scoring, and expects one line naming the worker and exit 1.
+ */
+async function expectWorkerDeathNamed(command: (input: string) => string[], repeated: string): Promise<void> {
+  const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as { endpoint: string; log(): string; kill(): Promise<void>; stop(): Promise<void> };
+  const input = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-rpc-kill-")), "long.txt");
+  fs.writeFileSync(input, fs.readFileSync(repeated, "utf8").repeat(20));
+  try {
+    const child = spawnCli([...command(input), "--rpc", worker.endpoint], { env: engineEnv });
+    let stderr = "";
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.stdout!.resume();
+    const closed = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+    // The pre-flight is the first client; the model's connection the second. Then let it score a while.
+    while ((worker.log().match(/Accepted client connection/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await worker.kill();
+    expect(await closed).toBe(1);
+    const lines = stderr.trim().split("\n");
+    expect(lines, stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^error: RPC worker ${worker.endpoint.replace(/\./g, "\\.")} \\(it is not reachable: connection refused \\(nothing listens there\\)\\) went away during the run; llama\\.cpp: `));
+  } finally {
+    await worker.stop();
+    fs.rmSync(path.dirname(input), { recursive: true, force: true });
+  }
+}
+
+describe.skipIf(!rpcEngine)(`a worker killed mid-perplexity or mid-eval${engineSkip}`, { timeout: SLOW }, () => {
   it("perplexity: one clear error naming the worker, exit 1", async () => {
-    const worker = (await startRpcWorker({ threads: 1, env: engineEnv })) as { endpoint: string; log(): string; kill(): Promise<void>; stop(): Promise<void> };
-    const text = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-rpc-kill-")), "long.txt");
-    fs.writeFileSync(text, fs.readFileSync(GOLDEN.perplexityText(), "utf8").repeat(20));
-    try {
-      const child = spawnCli(["perplexity", bundledTinyModel, "-f", text, "-c", "128", "--rpc", worker.endpoint], { env: engineEnv });
-      let stderr = "";
-      child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-      child.stdout!.resume();
-      const closed = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
-      // The pre-flight is the first client; the model's connection the second. Then let it score a while.
-      while ((worker.log().match(/Accepted client connection/g) ?? []).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      await worker.kill();
-      expect(await closed).toBe(1);
-      const lines = stderr.trim().split("\n");
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(new RegExp(`^error: RPC worker ${worker.endpoint.replace(/\./g, "\\.")} \\(it is not reachable: connection refused \\(nothing listens there\\)\\) went away during the run; llama\\.cpp: `));
-    } finally {
-      await worker.stop();
-      fs.rmSync(path.dirname(text), { recursive: true, force: true });
-    }
+    await expectWorkerDeathNamed((text) => ["perplexity", bundledTinyModel, "-f", text, "-c", "128"], GOLDEN.perplexityText());
+  }, SLOW);
+
+  // eval took --rpc but ran in-process, where llama.cpp's abort took the whole CLI down (SIGABRT): it runs as the RPC child now, as every command with --rpc.
+  it("eval hellaswag: one clear error naming the worker, exit 1", async () => {
+    await expectWorkerDeathNamed((tasks) => ["eval", "hellaswag", bundledTinyModel, "-f", tasks, "--tasks", "2400"], path.join(repoRoot, "test", "fixtures", "eval", "hellaswag.txt"));
   }, SLOW);
 });
 

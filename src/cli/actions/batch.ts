@@ -1,4 +1,3 @@
-import fs from "node:fs/promises";
 import { badLinesError, idKey, parseBatch } from "../../client/batchFile.js";
 import { fileSink, stdoutSink, type AnswerSink } from "../../client/batchOutput.js";
 import type { BatchDefaults } from "../../client/batchRemote.js";
@@ -7,7 +6,7 @@ import { readSettings } from "../../config/config.js";
 import { LmrunError, UsageError, formatError } from "../../errors.js";
 import { formatEta } from "../../io/pullProgress.js";
 import { startSpinner } from "../../io/progress.js";
-import { readPipedStdin } from "../../io/tty.js";
+import { readInputText } from "../../io/inputFile.js";
 import type { CommandContext } from "../context.js";
 import { modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
 
@@ -30,7 +29,7 @@ const LOG_PROGRESS_EVERY_MS = 10_000;
 export async function batchCommand(ctx: CommandContext, modelRef: string, input: string, flags: BatchFlags): Promise<void> {
   if (flags.resume === true && flags.output === undefined) throw new UsageError("--resume needs -o FILE", "It continues the answers in that file");
   const source = input === "-" ? "stdin" : input;
-  const text = input === "-" ? await readStdin(ctx) : await readInput(input);
+  const text = await readInputText(input, { what: "batch file", stdin: ctx.stdin });
   const { items, bad } = parseBatch(text);
   if (bad.length > 0) throw badLinesError(source, bad);
   if (items.length === 0) throw new UsageError(`${source} holds no requests`, 'One JSON object a line, e.g. {"id": 1, "prompt": "..."}');
@@ -163,21 +162,4 @@ function summaryLine(s: BatchSummary, skipped: number, where: string): string {
     `batch (${where}): ${s.done} answered${s.failed > 0 ? `, ${s.failed} failed` : ""}${skipped > 0 ? `, ${skipped} skipped (answered before)` : ""}` +
     ` in ${seconds.toFixed(1)} s: ${(s.done / Math.max(seconds, 1e-9)).toFixed(2)} requests/s, ${(s.generatedTokens / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s generated`
   );
-}
-
-async function readStdin(ctx: CommandContext): Promise<string> {
-  const piped = await readPipedStdin(ctx.stdin);
-  if (piped === undefined) throw new UsageError("batch - reads requests from stdin, which is a terminal", "Pipe a JSONL file in, or give its path");
-  return piped;
-}
-
-async function readInput(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UsageError(`batch file not found: ${file}`);
-    if (code === "EISDIR") throw new UsageError(`${file} is a directory`);
-    throw new LmrunError(`cannot read ${file}: ${(error as Error).message}`);
-  }
 }

@@ -4,13 +4,13 @@ import path from "node:path";
 import type { CommandContext } from "../context.js";
 import { UsageError } from "../../errors.js";
 import { modelFacts, resolveRpc, threadsAboveCoresWarning } from "../modelOptions.js";
-import { delegateToRpcChild } from "../rpcChild.js";
 import { parseGpu } from "../parse.js";
 import { envSetting, openSettings, readSettings } from "../../config/config.js";
 import { packageRoot } from "../../config/paths.js";
 import { defaultThreads } from "../../config/defaults.js";
 import { threadpoolShimAvailable } from "../../engine/threadpool.js";
 import type { GpuChoice } from "../../engine/types.js";
+import { readInputText } from "../../io/inputFile.js";
 import { progressAllowed } from "../../io/tty.js";
 import { statusLine } from "../../io/statusLine.js";
 import { compareRecords, formatComparison, parseRecords, unmatchedTests } from "../../bench/compare.js";
@@ -45,7 +45,6 @@ function phaseText(phase: BenchPhase, repetition: number, repetitions: number): 
 
 export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], flags: BenchFlags): Promise<void> {
   const rpc = resolveRpc(flags, ctx.env);
-  if (await delegateToRpcChild(ctx, rpc)) return;
   const format = (flags.output ?? "md") as OutputFormat;
   if (!FORMATS.includes(format)) throw new UsageError(`-o "${flags.output}" is not an output format`, `Use one of ${FORMATS.join(", ")}`);
   const settings = await readSettings(ctx.env);
@@ -60,7 +59,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   let params: BenchParams = flags.tune ? tuneSweep(modelRefs[0]!, flags, threadsDefault) : buildBenchParams(modelRefs, flags, { threads: threadsDefault });
   const threadsWarning = flags.threads !== undefined ? threadsAboveCoresWarning([["-t", Math.max(...params.nThreads)]]) : undefined;
   if (threadsWarning !== undefined) ctx.out.warn(threadsWarning);
-  const oldRecords = flags.compare !== undefined ? parseRecords(await readOrExplain(flags.compare), flags.compare) : undefined;
+  const oldRecords = flags.compare !== undefined ? parseRecords(await readInputText(flags.compare, { what: "results file", flag: "--compare" }), flags.compare) : undefined;
   const gpu: GpuChoice = flags.gpu !== undefined ? parseGpu(flags.gpu) : (envSetting<GpuChoice>(ctx.env, "LMRUN_GPU") ?? (settings.gpu as GpuChoice | undefined) ?? "auto");
   // With workers: the RPC engine build and the registered workers first, before anything reads a model
   // header (node-llama-cpp would load its prebuilt binding for that: a second llama.cpp in this process).
@@ -90,7 +89,7 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
   }
 
   if (flags.promptFile !== undefined) {
-    const prompt = await readOrExplain(flags.promptFile);
+    const prompt = await readInputText(flags.promptFile, { what: "prompt file", flag: "--prompt-file" });
     if (prompt.trim() === "") throw new UsageError(`--prompt-file ${flags.promptFile} is empty`, "Give a file with the text to time");
     await runPromptFileBench(ctx, { params, models, gpu, prompt, format, rpc });
     return;
@@ -182,16 +181,6 @@ export async function runBenchCommand(ctx: CommandContext, modelRefs: string[], 
     ctx.out.diag(
       `tuned ${fileName}: threads ${best.threads} (tg ${best.genTs.toFixed(2)} t/s), batch size ${best.batchSize} (pp ${best.promptTs.toFixed(2)} t/s); saved as the default for run and chat (\`lmrun config get tuned\` shows it, \`lmrun config unset tuned.${fileName}\` removes it)`,
     );
-  }
-}
-
-async function readOrExplain(file: string): Promise<string> {
-  try {
-    return await fs.readFile(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UsageError(`file not found: ${file}`);
-    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
   }
 }
 

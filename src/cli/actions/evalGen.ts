@@ -1,12 +1,12 @@
-import fs from "node:fs/promises";
 import path from "node:path";
 import { readSettings } from "../../config/config.js";
-import { CancelledError, LmrunError, UsageError } from "../../errors.js";
+import { CancelledError, UsageError } from "../../errors.js";
 import type { GenTask } from "../../eval/gen/tasks.js";
 import type { MetricName, MetricReport } from "../../eval/gen/score.js";
 import type { GeneratedAnswer } from "../../eval/gen/generator.js";
 import { writeFileAtomic } from "../../fs/atomicWrite.js";
 import { formatDuration } from "../../io/format.js";
+import { decodeUtf8, readInputBytes } from "../../io/inputFile.js";
 import { statusLine } from "../../io/statusLine.js";
 import type { CommandContext } from "../context.js";
 import { modelFacts, resolveLoadOptions, resolveSampling, type LoadFlags, type SamplingFlags } from "../modelOptions.js";
@@ -31,22 +31,9 @@ export interface EvalGenFlags extends LoadFlags, SamplingFlags {
 export const DEFAULT_GEN_MAX_TOKENS = 128;
 export const DEFAULT_GEN_PARALLEL = 4;
 
-async function readInput(file: string, what: string): Promise<string> {
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UsageError(`${what} not found: ${file}`, "Check the path");
-    if (code === "EISDIR") throw new UsageError(`${file} is a directory`, `Give the ${what}`);
-    throw new LmrunError(`cannot read ${file}: ${(error as Error).message}`);
-  }
-  if (bytes.length === 0) throw new UsageError(`${file} is empty`, `Give a ${what} with one JSON object per line`);
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new UsageError(`${file} is not valid UTF-8`, "JSONL files are UTF-8 text");
-  }
+async function readInput(file: string, what: string, flag: string): Promise<string> {
+  const bytes = await readInputBytes(file, { what, flag, emptyHint: `Give a ${what} with one JSON object per line` });
+  return decodeUtf8(bytes, file, "JSONL files are UTF-8 text");
 }
 
 interface GenRun {
@@ -67,8 +54,8 @@ export async function evalGenCommand(ctx: CommandContext, modelRef: string | und
 
   if (flags.scoreOnly !== undefined) {
     if (modelRef !== undefined || flags.base !== undefined) throw new UsageError("--score-only scores answers made elsewhere: give no model and no --base");
-    const tasks = flags.file !== undefined ? new Map(parseGenTasks(await readInput(flags.file, "tasks file"), path.basename(flags.file)).map((t) => [t.id, t])) : undefined;
-    const answers = parseAnswers(await readInput(flags.scoreOnly, "answers file"), path.basename(flags.scoreOnly), tasks);
+    const tasks = flags.file !== undefined ? new Map(parseGenTasks(await readInput(flags.file, "tasks file", "-f"), path.basename(flags.file)).map((t) => [t.id, t])) : undefined;
+    const answers = parseAnswers(await readInput(flags.scoreOnly, "answers file", "--score-only"), path.basename(flags.scoreOnly), tasks);
     const { report } = score.scoreItems(answers, metrics, stem);
     if (flags.json) return ctx.out.json({ answersFile: path.resolve(flags.scoreOnly), ...report, metricsRequested: metrics });
     ctx.out.text(score.formatMetricTable(report, metrics));
@@ -77,7 +64,7 @@ export async function evalGenCommand(ctx: CommandContext, modelRef: string | und
 
   if (modelRef === undefined) throw new UsageError("no model to generate with", "Give a model, or --score-only ANSWERS.jsonl to score answers made elsewhere");
   if (flags.file === undefined) throw new UsageError("no tasks file", "Give one with -f tasks.jsonl (lines {\"id\", \"prompt\", \"reference\"})");
-  const tasks = parseGenTasks(await readInput(flags.file, "tasks file"), path.basename(flags.file));
+  const tasks = parseGenTasks(await readInput(flags.file, "tasks file", "-f"), path.basename(flags.file));
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling({ ...flags, temp: flags.temp ?? 0, maxTokens: flags.maxTokens ?? DEFAULT_GEN_MAX_TOKENS }, settings);
   const sequences = flags.parallel ?? DEFAULT_GEN_PARALLEL;

@@ -1,9 +1,9 @@
-import fs from "node:fs/promises";
 import path from "node:path";
 import { readSettings } from "../../config/config.js";
-import { CancelledError, LmrunError, UsageError } from "../../errors.js";
+import { CancelledError, UsageError } from "../../errors.js";
 import type { BranchScorer } from "../../engine/branchScoring.js";
 import { formatDuration } from "../../io/format.js";
+import { decodeUtf8, readInputBytes } from "../../io/inputFile.js";
 import { statusLine } from "../../io/statusLine.js";
 import type { ChoiceTask, Selection, TaskKind } from "../../eval/tasks/datasets.js";
 import type { Score } from "../../eval/tasks/report.js";
@@ -53,25 +53,11 @@ interface ModelRun {
 
 async function readTaskFile(file: string | undefined): Promise<Uint8Array> {
   if (file === undefined) throw new UsageError("no task file", "Give one with -f FILE");
-  try {
-    const bytes = await fs.readFile(file);
-    if (bytes.length === 0) throw new UsageError(`${file} is empty`, "Give a task file in llama-perplexity's format");
-    return bytes;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new UsageError(`task file not found: ${file}`, "Check the path given to -f");
-    if (code === "EISDIR") throw new UsageError(`${file} is a directory`, "Give a task file to -f");
-    if (error instanceof LmrunError) throw error;
-    throw new LmrunError(`cannot read ${file}: ${(error as Error).message}`);
-  }
+  return readInputBytes(file, { what: "task file", flag: "-f", emptyHint: "Give a task file in llama-perplexity's format" });
 }
 
 function decodeText(bytes: Uint8Array, source: string): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new UsageError(`${source} is not valid UTF-8 text`, "HellaSwag and Winogrande files are text; multiple choice (mc) files are llama.cpp's binary format");
-  }
+  return decodeUtf8(bytes, source, "HellaSwag and Winogrande files are text; multiple choice (mc) files are llama.cpp's binary format");
 }
 
 async function selectTasks(kind: TaskKind, file: string, bytes: Uint8Array, count: number | undefined): Promise<Selection<ChoiceTask>> {

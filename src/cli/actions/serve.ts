@@ -1,15 +1,11 @@
 import type { Socket } from "node:net";
 import { readSettings, type Settings } from "../../config/config.js";
 import { DEFAULT_SERVE_HOST, DEFAULT_SERVE_PORT, parseHostSetting, removeServerRecord, serverUrl, writeServerRecord } from "../../config/serverRecord.js";
-import { ModelPool, type ServableModel } from "../../engine/scheduler/modelPool.js";
+import type { ServableModel } from "../../engine/scheduler/modelPool.js";
 import { UsageError } from "../../errors.js";
 import { extendTerminationGrace, markTerminationHandled } from "../../termination.js";
-import { modelsDirectory, resolveModel } from "../../models/resolve.js";
-import { Metrics } from "../../server/metrics.js";
-import { ModelNames } from "../../server/modelNames.js";
 import { isLoopbackHost } from "../../server/security.js";
 import { formatAccessEntry, LmrunServer, type ServerBackend } from "../../server/server.js";
-import { Service } from "../../server/service.js";
 import type { ServeFlags } from "../commands/serve.js";
 import type { CommandContext } from "../context.js";
 import type { RpcLoadOptions } from "../../engine/types.js";
@@ -109,8 +105,18 @@ interface ServeBackend {
   close(): Promise<void>;
 }
 
-/** The models in this process (without --rpc, or as the child of `serve --rpc`). */
+/**
+ * The models in this process (without --rpc, or as the child of `serve --rpc`). Its modules load
+ * here, not with this file: the parent of `serve --rpc` only forwards, and stays small.
+ */
 async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFlags, settings: Settings, parallel: number, write: (line: string) => void): Promise<ServeBackend> {
+  const [{ ModelPool }, { Metrics }, { ModelNames }, { Service }, { modelsDirectory, resolveModel }] = await Promise.all([
+    import("../../engine/scheduler/modelPool.js"),
+    import("../../server/metrics.js"),
+    import("../../server/modelNames.js"),
+    import("../../server/service.js"),
+    import("../../models/resolve.js"),
+  ]);
   const { seed: drawnSeed, maxTokens, ...sampling } = resolveSampling(flags, settings);
   // The operator's own references may be paths, URLs or pulls (as for run); a request's never are.
   const commandLine: ServableModel[] = [];

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { BenchFlags } from "../actions/bench.js";
 import type { CommandContext } from "../context.js";
 import { acceptLlamaCppSpellings, LLAMA_BENCH_SPELLINGS } from "../llamaCppFlags.js";
+import { addRpcOption } from "../modelOptions.js";
 import { collect, parseGpu } from "../parse.js";
 
 
@@ -24,8 +25,8 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     .option("--cache-type-v <type>", "V cache type (llama-bench: -ctv; default f16)", collect)
     .option("--no-warmup", "skip the warm-up run")
     .option("-o, --output <format>", "md, csv, json or jsonl (default md)")
-    .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", (v: string) => parseGpu(v))
-    .option("--rpc <workers>", "offload to llama.cpp RPC workers HOST:PORT[,...] (llama-bench: -rpc; default: LMRUN_RPC; needs `lmrun engine build --rpc`)")
+    .option("--gpu <backend>", "compute backend: auto, cuda, vulkan, metal or cpu", (v: string) => parseGpu(v));
+  addRpcOption(command, { description: "offload to llama.cpp RPC workers HOST:PORT[,...] (llama-bench: -rpc; default: LMRUN_RPC; needs `lmrun engine build --rpc`)" })
     .option("--prompt-file <file>", "instead of random tokens: this text through the same path as `run` (TTFT, prompt and generation t/s)")
     .option("--compare <old.json>", "print deltas against an earlier -o json/jsonl run, marked where beyond the noise")
     .option("--tune", "find the fastest threads and batch size for this model (among -t and -b if given) and save them as its default for run and chat")

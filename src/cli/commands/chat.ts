@@ -2,6 +2,7 @@ import fs from "node:fs";
 import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import { lmrunPaths } from "../../config/paths.js";
+import { readInputText } from "../../io/inputFile.js";
 import { colorEnabled } from "../../io/output.js";
 import { isInteractive } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
@@ -14,15 +15,12 @@ import {
   givenSeed,
   modelFacts,
   resolveLoadOptionsAndTuning,
-  resolveRpc,
   resolveSampling,
   type LoadFlags,
   type SamplingFlags,
   warnIfThreadsAboveCores,
 } from "../modelOptions.js";
-import { delegateToRpcChild } from "../rpcChild.js";
 import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
-import { readTextFile } from "../prompt.js";
 
 interface ChatFlags extends LoadFlags, SamplingFlags {
   system?: string;
@@ -46,7 +44,8 @@ export function registerChat(program: Command, ctx: CommandContext): void {
     .option("--json", "with --sessions: print JSON")
     .option("--local", "run the model in-process even when an lmrun server is running")
     .option("--server <url>", "chat with a model of the lmrun server at this URL (default: the running one, LMRUN_HOST)");
-  addSamplingOptions(addLoadOptions(command));
+  // --sessions only lists files: it loads no model, so it never runs as the RPC child.
+  addSamplingOptions(addLoadOptions(command, { inProcess: (flags) => flags.sessions === true }));
   acceptLlamaCppSpellings(command, { ...LOAD_SPELLINGS, ...SAMPLING_SPELLINGS }, "-n -1 generates until the model stops or the context is full; --seed -1 draws a random seed.");
   command.action(async (model: string | undefined, flags: ChatFlags) => {
     await chatCommand(ctx, model, flags);
@@ -54,7 +53,6 @@ export function registerChat(program: Command, ctx: CommandContext): void {
 }
 
 async function chatCommand(ctx: CommandContext, modelArg: string | undefined, flags: ChatFlags): Promise<void> {
-  if (!flags.sessions && (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env)))) return;
   const { SessionStore, newSessionId } = await import("../../chat/sessionStore.js");
   const paths = lmrunPaths(ctx.env);
   const store = new SessionStore(paths.sessions);
@@ -84,7 +82,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
       ? "Demo model `tiny` (a tiny story generator). For an assistant: lmrun chat qwen2.5:0.5b"
       : undefined;
   const system =
-    flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : (flags.system ?? resumed?.system);
+    flags.systemFile !== undefined ? (await readInputText(flags.systemFile, { what: "system prompt file", flag: "--system-file" })).trim() : (flags.system ?? resumed?.system);
   // Unlike `run`, no seed is drawn up front: each reply gets a fresh one unless --seed or /set seed fixes it.
   const given = {
     temperature: flags.temp !== undefined,

@@ -66,7 +66,8 @@ export function registerEval(program: Command, ctx: CommandContext): void {
     .option("--answers <file>", "also write the answers as JSONL (for --score-only later)")
     .option("--base <model>", "also answer with this model and report the difference with its 95% interval")
     .option("--json", "print one JSON object");
-  addSamplingOptions(addLoadOptions(gen));
+  // --score-only loads no model, so it never runs as the RPC child.
+  addSamplingOptions(addLoadOptions(gen, { inProcess: (flags) => flags.scoreOnly !== undefined }));
   const maxTokens = gen.options.find((o) => o.long === "--max-tokens");
   if (maxTokens) maxTokens.description = "maximum tokens per answer (default 128)";
   const temp = gen.options.find((o) => o.long === "--temp");

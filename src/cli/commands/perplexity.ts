@@ -7,8 +7,7 @@ import { progressAllowed } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
 import { CancelledError, isTerminated, UsageError } from "../../errors.js";
 import { acceptLlamaCppSpellings, LOAD_SPELLINGS } from "../llamaCppFlags.js";
-import { addLoadOptions, resolveLoadOptions, resolveRpc, warnIfThreadsAboveCores, type LoadFlags } from "../modelOptions.js";
-import { delegateToRpcChild } from "../rpcChild.js";
+import { addLoadOptions, resolveLoadOptions, warnIfThreadsAboveCores, type LoadFlags } from "../modelOptions.js";
 import { parseInteger } from "../parse.js";
 import { resolveAndLoad } from "../prepareModel.js";
 
@@ -57,7 +56,6 @@ function describeOption(command: Command, long: string, description: string): vo
 }
 
 async function perplexityCommand(ctx: CommandContext, models: string[], flags: PerplexityFlags): Promise<void> {
-  if (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env))) return;
   const mode = flags.base !== undefined ? "compare" : flags.klDivergence ? "kld" : "ppl";
   if (models.length > 1 && mode !== "compare") throw new UsageError("several models need --base MODEL to compare them with", "Or run one model at a time");
   if (mode === "compare" && (flags.klDivergence || flags.klDivergenceBase !== undefined)) {

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { readSettings } from "../../config/config.js";
 import type { RunOutcome, RunSpec } from "../../client/run.js";
 import type { GenerateRequest } from "../../engine/types.js";
+import { readInputText } from "../../io/inputFile.js";
 import { formatRunStats } from "../../io/stats.js";
 import { readPipedStdin, stdinKind } from "../../io/tty.js";
 import type { CommandContext } from "../context.js";
@@ -13,17 +14,15 @@ import {
   describeAppliedTuning,
   modelFacts,
   resolveLoadOptionsAndTuning,
-  resolveRpc,
   resolveSampling,
   type AppliedTuning,
   type LoadFlags,
   type SamplingFlags,
   warnIfThreadsAboveCores,
 } from "../modelOptions.js";
-import { delegateToRpcChild } from "../rpcChild.js";
 import { collect } from "../parse.js";
 import { contextRaisedNote, resolveAndLoad } from "../prepareModel.js";
-import { assemblePrompt, readJsonSchemaFile, readTextFile } from "../prompt.js";
+import { assemblePrompt, readJsonSchemaFile } from "../prompt.js";
 
 interface RunFlags extends LoadFlags, SamplingFlags {
   system?: string;
@@ -66,13 +65,11 @@ export function registerRun(program: Command, ctx: CommandContext): void {
 }
 
 async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: string[], flags: RunFlags): Promise<void> {
-  // With RPC workers the model runs in a child process that a dying worker cannot take this one down with.
-  if (await delegateToRpcChild(ctx, resolveRpc(flags, ctx.env))) return;
   if (flags.format !== undefined && flags.format !== "json") throw new UsageError(`unknown --format "${flags.format}"`, "The only format is json");
   if (flags.system !== undefined && flags.systemFile !== undefined) throw new UsageError("give --system or --system-file, not both");
   if (flags.format !== undefined && flags.jsonSchema !== undefined) throw new UsageError("give --format json or --json-schema, not both", "--json-schema already constrains the output to JSON");
   const jsonSchema = flags.jsonSchema !== undefined ? await readJsonSchemaFile(flags.jsonSchema) : flags.format === "json" ? ("json" as const) : undefined;
-  const systemPrompt = flags.systemFile !== undefined ? (await readTextFile(flags.systemFile, "system prompt file")).trim() : flags.system;
+  const systemPrompt = flags.systemFile !== undefined ? (await readInputText(flags.systemFile, { what: "system prompt file", flag: "--system-file" })).trim() : flags.system;
   // With the instruction in the arguments, the model loads while a slow pipe is still being read
   // (`sleep 6 | lmrun run M hi` waited 6 s before loading); without it, stdin is the prompt and comes first.
   const promptReady = promptMaterial(ctx, promptArgs, flags.stdin !== false).then((piped) =>

@@ -51,7 +51,8 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .option("--allow-host <name>", "also answer requests whose Host header is this name (repeatable, * for any)", collect)
     .option("--log-format <format>", "access log on stderr: text or json (default text)", logFormat)
     .option("--max-body <size>", "largest request body (default 8MB)", parseBytes);
-  addSamplingOptions(addLoadOptions(command));
+  // With --rpc, serve stays the server users see and runs its models in a child it supervises (actions/serve.ts).
+  addSamplingOptions(addLoadOptions(command, { inProcess: () => true }));
   command.action(async (models: string[], flags: ServeFlags) => {
     const { serveCommand } = await import("../actions/serve.js");
     await serveCommand(ctx, models, flags);

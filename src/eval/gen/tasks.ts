@@ -1,3 +1,5 @@
+import { parseChatMessages } from "../../chat/messages.js";
+import type { ChatMessage } from "../../client/wire.js";
 import { UsageError } from "../../errors.js";
 
 /**
@@ -13,7 +15,7 @@ export interface GenTask {
   prompt: string;
   systemPrompt?: string;
   /** A conversation of several turns (ends with the user turn to answer); needs a chat template. */
-  messages?: Array<{ role: "system" | "user" | "assistant"; content: string }>;
+  messages?: ChatMessage[];
   references: string[];
 }
 
@@ -100,22 +102,15 @@ export function parseGenTasks(text: string, source: string): GenTask[] {
  */
 function fromMessages(messages: unknown, where: string): Pick<GenTask, "prompt" | "systemPrompt" | "messages"> {
   const shape = '[{"role": "system", "content": ...}, {"role": "user", "content": ...}, {"role": "assistant", ...}, {"role": "user", ...}]';
-  if (!Array.isArray(messages) || messages.length === 0 || messages.some((m) => typeof m !== "object" || m === null || typeof m.content !== "string" || typeof m.role !== "string")) {
-    throw new UsageError(`${where}: "messages" must be a non-empty array of {"role", "content"} objects`, `e.g. ${shape}`);
-  }
-  const list = messages as Array<{ role: string; content: string }>;
-  for (const [i, m] of list.entries()) {
-    if (m.role !== "system" && m.role !== "user" && m.role !== "assistant") {
-      throw new UsageError(`${where}: message ${i + 1} has role "${m.role}"; roles are system, user and assistant`, `e.g. ${shape}`);
-    }
-    if (m.role === "system" && i > 0) throw new UsageError(`${where}: a system message may only come first (message ${i + 1})`, `e.g. ${shape}`);
-  }
-  if (list.at(-1)!.role !== "user") throw new UsageError(`${where}: the last message must be the user's turn to answer`, `e.g. ${shape}`);
+  const list = parseChatMessages(messages);
+  if (typeof list === "string") throw new UsageError(`${where}: ${list}`, `e.g. ${shape}`);
+  const late = list.findIndex((m, i) => m.role === "system" && i > 0);
+  if (late > 0) throw new UsageError(`${where}: a system message may only come first (message ${late + 1})`, `e.g. ${shape}`);
   const system = list[0]!.role === "system" ? list[0]!.content : undefined;
   const turns = system !== undefined ? list.slice(1) : list;
   const last = turns.at(-1)!.content;
   if (turns.length === 1) return { prompt: last, ...(system !== undefined ? { systemPrompt: system } : {}) };
-  return { prompt: last, messages: list as NonNullable<GenTask["messages"]> };
+  return { prompt: last, messages: list };
 }
 
 /** --score-only: answers with their references, or references looked up by id in the tasks file. */
