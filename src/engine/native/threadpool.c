@@ -662,9 +662,30 @@ static int match_taps(llama_batch batch, tap_match ** found) {
     return matches;
 }
 
+/* Rows to summarise, shared out between threads (llama-perplexity's compute_logprobs() uses them all). */
+typedef struct {
+    logit_tap ** taps;
+    const float ** rows;
+    int count, stride, first;
+    int32_t n_vocab;
+} summary_work;
+
+static void * summarize_share(void * data) {
+    summary_work * work = data;
+    for (int m = work->first; m < work->count; m += work->stride) summarize_row(work->rows[m], work->n_vocab, work->taps[m]);
+    return NULL;
+}
+
+#define SUMMARY_THREADS_MAX 8
+/* Below this many logits a second thread costs more than it saves. */
+#define SUMMARY_WORK_PER_THREAD 2000000L
+
 /* After it (under taps_lock): the summaries, from the rows llama.cpp kept. */
 static void finish_taps(struct llama_context * ctx, const tap_match * found, int matches, int32_t status) {
     int32_t n_vocab = real.get_model && real.model_get_vocab && real.vocab_n_tokens ? real.vocab_n_tokens(real.model_get_vocab(real.get_model(ctx))) : 0;
+    logit_tap ** todo = malloc(sizeof(logit_tap *) * (size_t)matches);
+    const float ** rows = malloc(sizeof(float *) * (size_t)matches);
+    int count = 0;
     for (int m = 0; m < matches; m++) {
         logit_tap * tap = taps[found[m].tap];
         __atomic_sub_fetch(&taps_pending, 1, __ATOMIC_RELEASE);
@@ -673,9 +694,31 @@ static void finish_taps(struct llama_context * ctx, const tap_match * found, int
             continue;
         }
         const float * row = status == 0 && n_vocab > 0 && real.get_logits_ith ? real.get_logits_ith(ctx, found[m].index) : NULL;
-        if (row) summarize_row(row, n_vocab, tap);
+        if (row && todo && rows) {
+            todo[count] = tap;
+            rows[count++] = row;
+        } else if (row) {
+            summarize_row(row, n_vocab, tap);
+        }
         tap->state = row ? TAP_DONE : TAP_FAILED;
     }
+    int threads = real.n_threads_batch ? real.n_threads_batch(ctx) : 1;
+    long per_thread = (long)count * n_vocab / SUMMARY_WORK_PER_THREAD;
+    if (threads > per_thread) threads = (int)per_thread;
+    if (threads > SUMMARY_THREADS_MAX) threads = SUMMARY_THREADS_MAX;
+    if (threads < 1) threads = 1;
+    summary_work work[SUMMARY_THREADS_MAX];
+    pthread_t helpers[SUMMARY_THREADS_MAX];
+    bool started[SUMMARY_THREADS_MAX] = {0};
+    for (int t = 0; t < threads; t++) work[t] = (summary_work){ todo, rows, count, threads, t, n_vocab };
+    for (int t = 1; t < threads; t++) started[t] = pthread_create(&helpers[t], NULL, summarize_share, &work[t]) == 0;
+    summarize_share(&work[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(helpers[t], NULL);
+        else summarize_share(&work[t]);
+    }
+    free(todo);
+    free(rows);
 }
 
 int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
