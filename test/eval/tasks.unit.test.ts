@@ -119,6 +119,13 @@ describe("the scoring plans", () => {
     );
   });
 
+  it("a choice that with its context exceeds one sequence's -c tokens fails before scoring, naming a -c that fits", () => {
+    const task = { kind: "hellaswag" as const, index: 0, context: "x".repeat(60), gold: 0, endings: ["a", "b", "c", "y".repeat(80)] as [string, string, string, string] };
+    expect(() => planAll([task], charTokens, { batchTokens: 256, sequenceTokens: 128, ctx: 128 })).toThrow(
+      /task 1 \(1 in the file\): a choice with its context needs 142 tokens, more than one sequence's 128 \(-c\)/,
+    );
+  });
+
   it("Winogrande with a short tail reads llama.cpp's logits, including the FIXME: sentence 2's first score uses sentence 1's last logits", () => {
     // "ab_d": sentences "abXd" / "abYd"; 1 token after the choice (< 4), so the choice itself is scored.
     const plan = planWinogrande({ kind: "winogrande", index: 0, first: "ab", second: "d", choices: ["X", "Y"], answer: 1 }, charTokens);
