@@ -1,3 +1,4 @@
+import v8 from "node:v8";
 import type { Socket } from "node:net";
 import { readSettings, type Settings } from "../../config/config.js";
 import { DEFAULT_SERVE_HOST, DEFAULT_SERVE_PORT, parseHostSetting, removeServerRecord, serverUrl, writeServerRecord } from "../../config/serverRecord.js";
@@ -110,6 +111,7 @@ interface ServeBackend {
  * here, not with this file: the parent of `serve --rpc` only forwards, and stays small.
  */
 async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFlags, settings: Settings, parallel: number, write: (line: string) => void): Promise<ServeBackend> {
+  keepYoungGenerationSmall();
   const [{ ModelPool }, { Metrics }, { ModelNames }, { Service }, { modelsDirectory, resolveModel }] = await Promise.all([
     import("../../engine/scheduler/modelPool.js"),
     import("../../server/metrics.js"),
@@ -168,6 +170,17 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
 }
 
 /** serve --rpc: the models run in a child process that a dead worker may take down; this process stays up. */
+/**
+ * A server streams many small objects (tokens, SSE chunks) and keeps few: V8 then doubles its young
+ * generation up to its maximum (3 x 16 MB), which the process keeps. Not growing it kept serve's RSS
+ * 25 MB lower under four streaming clients (296 -> 271 MB on the 135M model, three interleaved runs)
+ * with the same throughput (186/179/207 vs 185/176/194 t/s). As a start-up flag V8 ignores a factor
+ * of 1; set at run time it applies to every later growth decision.
+ */
+function keepYoungGenerationSmall(): void {
+  v8.setFlagsFromString("--semi-space-growth-factor=1");
+}
+
 function modelProcessBackend(command: { args: string[]; env: NodeJS.ProcessEnv }, rpc: RpcLoadOptions, write: (line: string) => void): ServeBackend {
   const models = new ModelProcess({ command, rpc, write });
   return {
