@@ -14,8 +14,10 @@
  * after the context. A context keeps one pool per thread count it uses (prompt and generation can
  * differ); ggml pauses the one not in use. Anything missing: plain pass-through.
  *
- * Being on the decode path, it also times llama_decode (run --verbose) and offers the bench a
- * synchronous one-token decode (llama-bench's test_gen loop, below).
+ * Being on the decode path, it also times llama_decode (run --verbose), offers the bench a
+ * synchronous one-token decode (llama-bench's test_gen loop, below), and gives eval what
+ * llama-perplexity's task scores use: a unified KV cache on request (llama_init_from_model is
+ * interposed the same way) and the log-probability summaries of chosen rows, computed in the decode.
  *
  * It is also a small Node-API module so that process.dlopen() accepts and keeps it.
  * The declarations below mirror llama.h / ggml.h of the llama.cpp release node-llama-cpp ships
