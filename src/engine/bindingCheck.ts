@@ -1,10 +1,9 @@
 import childProcess, { type ChildProcess, type ForkOptions } from "node:child_process";
-import crypto from "node:crypto";
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import { syncBuiltinESMExports } from "node:module";
-import { writeFileAtomic } from "../fs/atomicWrite.js";
+import { checkKey, readCheckCache, writeCheckCache } from "../fs/checkCache.js";
 
 /**
  * node-llama-cpp loads a prebuilt binary only after a child process has loaded it and initialised
@@ -51,27 +50,20 @@ export function bindingCheckKey(bindingPath: string): string | undefined {
   try {
     const stat = fs.statSync(bindingPath);
     const cpu = os.cpus()[0]?.model ?? "";
-    const text = JSON.stringify([bindingPath, stat.size, stat.mtimeMs, process.versions.modules, process.arch, os.release(), cpu]);
-    return crypto.createHash("sha256").update(text).digest("hex").slice(0, 24);
+    return checkKey([bindingPath, stat.size, stat.mtimeMs, process.versions.modules, process.arch, os.release(), cpu], 24);
   } catch {
     return undefined;
   }
 }
 
 function readCache(cacheFile: string): CheckCache {
-  try {
-    const parsed = JSON.parse(fs.readFileSync(cacheFile, "utf8")) as Partial<CheckCache>;
-    if (parsed.version === 1 && parsed.passed && typeof parsed.passed === "object") return parsed as CheckCache;
-  } catch {
-    // missing or unreadable: checks run for real
-  }
-  return { version: 1, passed: {} };
+  return readCheckCache<CheckCache>(cacheFile, (c) => c.version === 1 && typeof c.passed === "object" && c.passed !== null) ?? { version: 1, passed: {} };
 }
 
 function remember(cacheFile: string, key: string): void {
   const cache = readCache(cacheFile);
   cache.passed[key] = new Date().toISOString();
-  writeFileAtomic(cacheFile, `${JSON.stringify(cache, null, 2)}\n`, { mode: 0o644 }).catch(() => {});
+  writeCheckCache(cacheFile, cache, { mode: 0o644 }).catch(() => {});
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { LlamaContextSequence } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
-import { textTokenizer, vocabularySize } from "./scoring.js";
+import { rowOf, textTokenizer, vocabularySize } from "./scoring.js";
 import { logitTaps, type LogitTaps } from "./threadpool.js";
 
 /**
@@ -213,8 +213,7 @@ async function scoreOneSequence(seq: LlamaContextSequence, vocabSize: number, re
 
 /** The summary of a whole row, with softmax()'s double sum of the float exponentials. */
 function summaryOfRow(logits: Map<number, number>, vocabSize: number, targets: number[], sumExp: number): LogitSummary {
-  const row = new Float32Array(vocabSize);
-  for (const [token, value] of logits) row[token] = value;
+  const row = rowOf(logits, vocabSize);
   let max = row[0]!;
   for (let i = 1; i < row.length; i++) if (row[i]! > max) max = row[i]!;
   let sumExpDouble = 0;

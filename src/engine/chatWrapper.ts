@@ -1,9 +1,8 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { ChatHistoryItem, ChatWrapper, LlamaModel } from "node-llama-cpp";
 import { lmrunHome } from "../config/paths.js";
-import { writeFileAtomic } from "../fs/atomicWrite.js";
+import { checkKey, readCheckCache, writeCheckCache } from "../fs/checkCache.js";
 import { nodeLlamaCppVersion } from "./binding.js";
 
 /**
@@ -75,8 +74,7 @@ type WrapperClass = { new (options?: object): ChatWrapper; _getOptionConfigurati
 function cacheKey(modelPath: string, template: string): string | undefined {
   try {
     const stat = fs.statSync(modelPath);
-    const identity = [nodeLlamaCppVersion(), path.resolve(modelPath), stat.size, stat.mtimeMs, template];
-    return crypto.createHash("sha256").update(JSON.stringify(identity)).digest("hex");
+    return checkKey([nodeLlamaCppVersion(), path.resolve(modelPath), stat.size, stat.mtimeMs, template]);
   } catch {
     return undefined;
   }
@@ -168,13 +166,7 @@ function fingerprint(wrapper: ChatWrapper): string | undefined {
 }
 
 function readCache(file: string): CacheFile {
-  try {
-    const parsed = JSON.parse(fs.readFileSync(file, "utf8")) as CacheFile;
-    if (parsed && parsed.version === 1 && typeof parsed.entries === "object" && parsed.entries !== null) return parsed;
-  } catch {
-    // missing or corrupt: start afresh
-  }
-  return { version: 1, entries: {} };
+  return readCheckCache<CacheFile>(file, (c) => c.version === 1 && typeof c.entries === "object" && c.entries !== null) ?? { version: 1, entries: {} };
 }
 
 async function writeCache(file: string, cache: CacheFile): Promise<void> {
@@ -182,5 +174,5 @@ async function writeCache(file: string, cache: CacheFile): Promise<void> {
     .filter(([, e]) => e && typeof e.wrapper === "string" && typeof e.config === "number")
     .sort(([, a], [, b]) => String(b.usedAt).localeCompare(String(a.usedAt)))
     .slice(0, MAX_ENTRIES);
-  await writeFileAtomic(file, JSON.stringify({ version: 1, entries: Object.fromEntries(entries) }, null, 2) + "\n");
+  await writeCheckCache(file, { version: 1, entries: Object.fromEntries(entries) });
 }

@@ -1,8 +1,7 @@
 import { spawn } from "node:child_process";
-import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import { CancelledError } from "../errors.js";
-import { writeFileAtomic } from "../fs/atomicWrite.js";
+import { checkKey, readCheckCache, writeCheckCache } from "../fs/checkCache.js";
 
 /**
  * A GPU backend that loads can still crash at its first kernel: a CUDA build whose PTX is newer
@@ -36,8 +35,7 @@ export interface GpuCheckIdentity {
 }
 
 export function gpuCheckKey(identity: GpuCheckIdentity): string {
-  const text = JSON.stringify([identity.backend, identity.bindingVersion, identity.devices, identity.driver]);
-  return crypto.createHash("sha256").update(text).digest("hex").slice(0, 16);
+  return checkKey([identity.backend, identity.bindingVersion, identity.devices, identity.driver], 16);
 }
 
 /** The NVIDIA kernel module's version line on Linux; empty elsewhere. */
@@ -50,23 +48,17 @@ export async function driverFingerprint(): Promise<string> {
 }
 
 export async function readGpuCheck(cacheFile: string, key: string): Promise<GpuCheckOutcome | undefined> {
-  return (await readCache(cacheFile)).entries[key];
+  return readCache(cacheFile).entries[key];
 }
 
 export async function saveGpuCheck(cacheFile: string, key: string, outcome: GpuCheckOutcome): Promise<void> {
-  const cache = await readCache(cacheFile);
+  const cache = readCache(cacheFile);
   cache.entries[key] = outcome;
-  await writeFileAtomic(cacheFile, `${JSON.stringify(cache, null, 2)}\n`, { mode: 0o644 });
+  await writeCheckCache(cacheFile, cache, { mode: 0o644 });
 }
 
-async function readCache(cacheFile: string): Promise<GpuCheckCache> {
-  try {
-    const parsed = JSON.parse(await fs.readFile(cacheFile, "utf8")) as Partial<GpuCheckCache>;
-    if (parsed.version === 1 && parsed.entries && typeof parsed.entries === "object") return parsed as GpuCheckCache;
-  } catch {
-    // missing or unreadable: the check simply runs again
-  }
-  return { version: 1, entries: {} };
+function readCache(cacheFile: string): GpuCheckCache {
+  return readCheckCache<GpuCheckCache>(cacheFile, (c) => c.version === 1 && typeof c.entries === "object" && c.entries !== null) ?? { version: 1, entries: {} };
 }
 
 /**

@@ -112,8 +112,8 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
   const batchThreads = options.batchThreads ?? Math.max(1, llama.cpuMathCores);
   setAdaptiveThreads(options.adaptiveThreads === true, options.adaptiveThreads === true && options.batchThreads === undefined);
   let context: LlamaContext;
-  const unifiedBefore = threadpoolStatus().unifiedContexts;
   const unifiedAsked = options.unifiedKvCache === true && requestUnifiedKvCache(options.sequences ?? 1);
+  const unifiedBefore = unifiedAsked ? threadpoolStatus().unifiedContexts : 0;
   try {
     context = await model.createContext({
       contextSize,

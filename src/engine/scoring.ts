@@ -136,9 +136,7 @@ export function createChunkScorer(loaded: LoadedModel): ChunkScorer {
         onTokenResult(index, result) {
           const logits = result.next.logits;
           if (logits === undefined || index < first) return;
-          const row = new Float32Array(vocabSize);
-          for (const [token, value] of logits) row[token] = value;
-          rows[index - first] = row;
+          rows[index - first] = rowOf(logits, vocabSize);
           delete result.next.logits;
         },
       });
@@ -148,6 +146,13 @@ export function createChunkScorer(loaded: LoadedModel): ChunkScorer {
       });
     },
   };
+}
+
+/** A logit row from the Map node-llama-cpp hands back (token -> logit). */
+export function rowOf(logits: Map<number, number>, vocabSize: number): Float32Array {
+  const row = new Float32Array(vocabSize);
+  for (const [token, value] of logits) row[token] = value;
+  return row;
 }
 
 /** n_vocab as llama.cpp counts it: the tokenizer's token list (node-llama-cpp has no direct accessor). */

@@ -169,7 +169,6 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
   };
 }
 
-/** serve --rpc: the models run in a child process that a dead worker may take down; this process stays up. */
 /**
  * A server streams many small objects (tokens, SSE chunks) and keeps few: V8 then doubles its young
  * generation up to its maximum (3 x 16 MB), which the process keeps. Not growing it kept serve's RSS
@@ -181,6 +180,7 @@ function keepYoungGenerationSmall(): void {
   v8.setFlagsFromString("--semi-space-growth-factor=1");
 }
 
+/** serve --rpc: the models run in a child process that a dead worker may take down; this process stays up. */
 function modelProcessBackend(command: { args: string[]; env: NodeJS.ProcessEnv }, rpc: RpcLoadOptions, write: (line: string) => void): ServeBackend {
   const models = new ModelProcess({ command, rpc, write });
   return {
