@@ -29,6 +29,7 @@ done
 if [ "$(uname -s)" = Linux ]; then
   grep -qx package/dist/native/threadpool.node <<<"$listing" || fail "the tarball lacks dist/native/threadpool.node (no C compiler when packing?)"
 fi
+grep -qx package/dist/vendor/node-llama-cpp.js <<<"$listing" || fail "the tarball lacks dist/vendor/node-llama-cpp.js (node-llama-cpp's one-file bundle: esbuild missing when packing?)"
 unwanted="$(grep -E '^package/(src|test|scripts|\.ci)/|\.map$|\.tsbuildinfo$|^package/node_modules/' <<<"$listing" || true)"
 [ -z "$unwanted" ] || fail "the tarball carries what users do not need: $(head -3 <<<"$unwanted" | tr '\n' ' ')"
 echo "package test: tarball $(( $(stat -c %s "$tarball") / 1024 )) KB, $(wc -l <<<"$listing") files" >&2
@@ -69,7 +70,15 @@ check() { # prefix
   if [ "$(uname -s)" = Linux ]; then
     grep -q "^cpu threads:" <<<"$info" || fail "lmrun info says nothing about the threadpool shim"
   fi
-  echo "package test: npx lmrun run tiny -> '${out:0:40}…'; lmrun --version $version; lmrun info: $(grep -E '^(backend|cpu threads):' <<<"$info" | tr -s ' ' | tr '\n' ';')" >&2
+  # The bundle is used when the installed node-llama-cpp is the version it was made from.
+  local installed_nlc
+  installed_nlc="$(node -p "require('$prefix/node_modules/node-llama-cpp/package.json').version")"
+  if [ "$installed_nlc" = "$nlc_version" ]; then
+    grep -q "^node-llama-cpp: *$nlc_version (one-file bundle)" <<<"$info" || fail "lmrun info does not report node-llama-cpp's bundle: $(grep node-llama-cpp <<<"$info")"
+  else
+    grep -q "^node-llama-cpp: *$installed_nlc\$" <<<"$info" || fail "with node-llama-cpp $installed_nlc (bundle of $nlc_version) lmrun info says: $(grep node-llama-cpp <<<"$info")"
+  fi
+  echo "package test: npx lmrun run tiny -> '${out:0:40}…'; lmrun --version $version; lmrun info: $(grep -E '^(backend|cpu threads|node-llama-cpp):' <<<"$info" | tr -s ' ' | tr '\n' ';')" >&2
 }
 
 cd "$work"

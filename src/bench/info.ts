@@ -15,7 +15,7 @@ export function formatSystemReport(report: SystemReport): string {
     ["backend", `${report.activeBackend} (used with --gpu ${report.gpuChoice})`],
     ["gpus", report.gpus.length > 0 ? report.gpus.map((g) => g.name).join(", ") : "none"],
     ["vram", report.vram ? `${formatBytes(report.vram.totalBytes)} (${formatBytes(report.vram.freeBytes)} free)` : "-"],
-    ["node-llama-cpp", report.versions.nodeLlamaCpp],
+    ["node-llama-cpp", `${report.versions.nodeLlamaCpp}${report.versions.nodeLlamaCppLoadedFrom === "bundle" ? " (one-file bundle)" : ""}`],
     ["llama.cpp", `${report.versions.llamaCppRelease} (build ${report.versions.llamaCppCommit})`],
     ["node", report.versions.node],
   ];

@@ -4,6 +4,7 @@ import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
 import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 function toHistoryItems(turns: ChatTurn[]): ChatHistoryItem[] {
   return turns.map((turn): ChatHistoryItem => {
@@ -47,7 +48,7 @@ export class LlamaChatEngine implements ChatEngine {
   }
 
   static async create(loaded: LoadedModel, options: { modelName: string; systemPrompt?: string | undefined }): Promise<LlamaChatEngine> {
-    const { LlamaChatSession } = await import("node-llama-cpp");
+    const { LlamaChatSession } = await loadNodeLlamaCpp();
     const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
     const session = new LlamaChatSession({ contextSequence: loaded.context.getSequence(), autoDisposeSequence: true, chatWrapper });
     const engine = new LlamaChatEngine(loaded, session, options.modelName);

@@ -4,6 +4,7 @@ import type { ChatHistoryItem, ChatWrapper, LlamaModel } from "node-llama-cpp";
 import { lmrunHome } from "../config/paths.js";
 import { checkKey, readCheckCache, writeCheckCache } from "../fs/checkCache.js";
 import { nodeLlamaCppVersion } from "./binding.js";
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 /**
  * The chat wrapper for a model, as node-llama-cpp's resolveChatWrapper() picks it, remembered per
@@ -45,7 +46,7 @@ export interface ResolvedChatWrapper {
 
 /** `modelPath` is the model's file (node-llama-cpp only exposes its base name). */
 export async function chatWrapperFor(model: LlamaModel, modelPath: string, cacheFile: string = chatWrapperCachePath()): Promise<ResolvedChatWrapper> {
-  const nlc = await import("node-llama-cpp");
+  const nlc = await loadNodeLlamaCpp();
   const template = model.fileInfo.metadata?.tokenizer?.chat_template;
   // Without a Jinja template resolution is by name only, which is cheap: nothing to remember.
   if (typeof template !== "string" || template.trim() === "") return { chatWrapper: nlc.resolveChatWrapper(model), cached: false };

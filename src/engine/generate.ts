@@ -5,6 +5,7 @@ import type { LoadedModel } from "./model.js";
 import { StopTextFilter } from "./stopText.js";
 import { setContextThreads } from "./threads.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 export interface GenerateHooks {
   onText?: (text: string) => void;
@@ -102,7 +103,7 @@ export async function generateOnSequence(
   request: GenerateRequest,
   hooks: GenerateHooks = {},
 ): Promise<GenerationResult> {
-  const { LlamaChat, LlamaCompletion } = await import("node-llama-cpp");
+  const { LlamaChat, LlamaCompletion } = await loadNodeLlamaCpp();
   const contextSize = sequence.contextSize;
   const threads = hooks.threads ?? {
     prompt: () => setContextThreads(loaded.context, loaded.summary.batchThreads),

@@ -4,11 +4,12 @@
  * anything else (an abort inside llama.cpp included) marks the backend as failing.
  * Usage: node gpuProbeChild.js <cuda|vulkan|metal|cpu> <model.gguf>
  */
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 const [backend, modelPath] = process.argv.slice(2);
 
 async function probe(): Promise<void> {
   if (!backend || !modelPath) throw new Error("usage: gpuProbeChild.js BACKEND MODEL");
-  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   const llama = await getLlama({
     gpu: backend === "cpu" ? false : (backend as "cuda" | "vulkan" | "metal"),
     build: "never",

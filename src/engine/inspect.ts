@@ -4,6 +4,7 @@ import type { GgufFileInfo, GgufInsights, Llama } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { getSharedLlama } from "./llama.js";
 import { checkModelFileHeader, checkParsedHeader, checkTensorData } from "./modelFile.js";
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 /**
  * What `lmrun show` prints: the model's GGUF metadata and node-llama-cpp's insights, including the
@@ -47,7 +48,7 @@ export interface InspectSource {
 
 /** Reads the GGUF header (only the header for a URL: node-llama-cpp fetches byte ranges) and estimates memory. */
 export async function inspectModel(source: InspectSource, options: { signal?: AbortSignal } = {}): Promise<ModelReport> {
-  const { readGgufFileInfo, GgufInsights, GgufFileType, GgmlType } = await import("node-llama-cpp");
+  const { readGgufFileInfo, GgufInsights, GgufFileType, GgmlType } = await loadNodeLlamaCpp();
   let fileInfo: GgufFileInfo;
   const target = source.path ?? source.url!;
   // A missing file, a directory, not GGUF: the one-line answers run gives, not ENOENT/EISDIR from the reader.

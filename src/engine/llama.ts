@@ -9,6 +9,7 @@ import { LmrunError, UsageError } from "../errors.js";
 import { driverFingerprint, gpuCheckKey, readGpuCheck, runGpuProbe, saveGpuCheck, type GpuCheckOutcome } from "./gpuCheck.js";
 import { emitEngineNotice } from "./notices.js";
 import type { GpuChoice } from "./types.js";
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 /**
  * One llama.cpp binding per process, created on first use.
@@ -139,7 +140,7 @@ export async function chooseBackend<T extends BackendHandle>(choice: GpuChoice, 
 }
 
 async function createLlama(gpu: GpuChoice, exclude: GpuType[] = [], engine?: EngineBuildChoice): Promise<Llama> {
-  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   // node-llama-cpp's binary check in a child process costs ~0.5 s a start: passed checks are remembered.
   rememberBindingChecks(path.join(lmrunHome(), "binding-check.json"));
   const llama = await getLlama({

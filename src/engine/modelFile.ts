@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import type { GgufFileInfo, GgufInsights, Llama } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 /**
  * Cheap checks on a model file before llama.cpp sees it, so that a wrong path,
@@ -56,7 +57,7 @@ export async function checkModelFileHeader(modelPath: string): Promise<{ sizeByt
  * estimates; without it they still give the data size.
  */
 export async function readModelHeader(modelPath: string, sizeBytes: number, llama?: Llama): Promise<{ fileInfo: GgufFileInfo; insights: GgufInsights }> {
-  const { readGgufFileInfo, GgufInsights } = await import("node-llama-cpp");
+  const { readGgufFileInfo, GgufInsights } = await loadNodeLlamaCpp();
   const fileName = path.basename(modelPath);
   let fileInfo: GgufFileInfo;
   try {

@@ -1,6 +1,7 @@
 import type { LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
+import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 /**
  * Evaluates whole chunks of tokens and hands back what perplexity needs from each scored
@@ -167,7 +168,7 @@ export function vocabularySize(model: LlamaModel): number {
 
 /** The tokenizer's token strings from a GGUF header, without loading the weights (for vocabulary checks). */
 export async function readVocabularyTokens(modelPath: string): Promise<readonly string[] | undefined> {
-  const { readGgufFileInfo } = await import("node-llama-cpp");
+  const { readGgufFileInfo } = await loadNodeLlamaCpp();
   const info = await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false });
   const tokens: unknown = info.metadata?.tokenizer?.ggml?.tokens;
   return Array.isArray(tokens) ? (tokens as string[]) : undefined;

@@ -4,6 +4,7 @@ import { llamaCppBuild, nodeLlamaCppVersion } from "./binding.js";
 import { backendLabel, backendUnavailable, cachedGpuCheck, getSharedLlama } from "./llama.js";
 import { threadpoolStatus } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
+import { loadNodeLlamaCpp, nodeLlamaCppLoadedFrom } from "./nodeLlamaCpp.js";
 
 /** What lmrun sees of this machine and of the llama.cpp it runs on (`lmrun info`, bench records). */
 export interface SystemReport {
@@ -19,7 +20,15 @@ export interface SystemReport {
   backends: { name: string; loads: boolean; error?: string; testRun?: "passed" | "failed" }[];
   /** Whether CPU decoding keeps its threads between tokens (lmrun's shim) or starts them per decode. */
   cpuThreads: { persistentPool: boolean; detail: string };
-  versions: { nodeLlamaCpp: string; llamaCppRelease: string; llamaCppCommit: string; llamaCppBuildNumber: number; node: string };
+  versions: {
+    nodeLlamaCpp: string;
+    /** "bundle": lmrun's one-file build of the installed version (faster start); "package": the package's modules. */
+    nodeLlamaCppLoadedFrom: "bundle" | "package";
+    llamaCppRelease: string;
+    llamaCppCommit: string;
+    llamaCppBuildNumber: number;
+    node: string;
+  };
 }
 
 function cpuModel(): string {
@@ -31,7 +40,7 @@ export async function systemReport(options: { gpu: GpuChoice; probeBackends: boo
   const llama = await getSharedLlama(options.gpu).catch((error: unknown) => {
     throw backendUnavailable(options.gpu, error);
   });
-  const { getLlamaGpuTypes, getLlama, LlamaLogLevel } = await import("node-llama-cpp");
+  const { getLlamaGpuTypes, getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
   const gpus = (await llama.getGpuDeviceNames().catch(() => [] as string[])).map((name) => ({ name }));
   let vramState = llama.gpu === false ? null : await llama.getVramState().catch(() => null);
   const features = (/CPU : (.*)/.exec(llama.systemInfo)?.[1] ?? "")
@@ -89,6 +98,7 @@ export async function systemReport(options: { gpu: GpuChoice; probeBackends: boo
     },
     versions: {
       nodeLlamaCpp: nodeLlamaCppVersion(),
+      nodeLlamaCppLoadedFrom: nodeLlamaCppLoadedFrom() ?? "package",
       llamaCppRelease: build.release,
       llamaCppCommit: build.commit,
       llamaCppBuildNumber: build.buildNumber,

@@ -5,9 +5,10 @@ import type { ChatWrapper, LlamaModel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chatWrapperFor, identify, rebuild } from "../../src/engine/chatWrapper.js";
 import { loadModel, type LoadedModel } from "../../src/engine/model.js";
+import { loadNodeLlamaCpp } from "../../src/engine/nodeLlamaCpp.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
 
-const nlc = await import("node-llama-cpp");
+const nlc = await loadNodeLlamaCpp();
 
 /** How a wrapper lays out a conversation: equal for interchangeable wrappers. */
 function layout(wrapper: ChatWrapper): string {

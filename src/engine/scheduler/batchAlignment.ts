@@ -1,14 +1,9 @@
-import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
 import type { LlamaContext, LlamaContextSequence } from "node-llama-cpp";
+import { loadNodeLlamaCpp } from "../nodeLlamaCpp.js";
 
 // node-llama-cpp's locks live in its own copy of lifecycle-utils (a module-level map): asking about them
 // needs that very module instance, not whichever copy another package would resolve.
-const fromNodeLlamaCpp = createRequire(createRequire(import.meta.url).resolve("node-llama-cpp"));
-const { isLockActive, waitForLockRelease } = (await import(pathToFileURL(fromNodeLlamaCpp.resolve("lifecycle-utils")).href)) as {
-  isLockActive(scope: readonly unknown[]): boolean;
-  waitForLockRelease(scope: readonly unknown[]): Promise<void>;
-};
+const { isLockActive, waitForLockRelease } = await loadNodeLlamaCpp();
 
 /**
  * Keeps the sequences that generate together in the same llama_decode batch, without starving a
