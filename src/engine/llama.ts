@@ -230,8 +230,13 @@ export function backendUnavailable(gpu: GpuChoice, error: unknown): LmrunError {
   const message = error instanceof Error ? error.message : String(error);
   const noBinary = (error as { name?: string } | null)?.name === "NoBinaryFoundError" || message === "NoBinaryFoundError";
   // NoBinaryFoundError: no installed build of that backend loads here (missing, or its driver/runtime is not on the machine).
-  const why = noBinary ? `none of node-llama-cpp's ${GPU_LABELS[gpu]} builds of llama.cpp loads here (is the ${GPU_LABELS[gpu]} driver installed?)` : message;
-  return new LmrunError(`cannot use ${GPU_LABELS[gpu]} on this machine: ${why}`, {
+  const anyBuild = gpu === "auto" || gpu === "cpu";
+  const why = !noBinary
+    ? message
+    : anyBuild
+      ? "none of the llama.cpp builds node-llama-cpp ships loads here, not even the CPU one"
+      : `none of node-llama-cpp's ${GPU_LABELS[gpu]} builds of llama.cpp loads here (is the ${GPU_LABELS[gpu]} driver installed?)`;
+  return new LmrunError(`cannot ${gpu === "auto" ? "run llama.cpp" : `use ${GPU_LABELS[gpu]}`} on this machine: ${why}`, {
     hint: noBinary && gpu !== "auto" && gpu !== "cpu"
       ? `Use --gpu auto or --gpu cpu; with the driver installed, a build for this machine is made by: lmrun engine build --gpu ${gpu}`
       : noBinary
