@@ -1,6 +1,6 @@
 import { TerminatedError } from "./errors.js";
 import { main } from "./main.js";
-import { terminationGraceMs, terminationHandled } from "./termination.js";
+import { endWithPackageRunner, terminationGraceMs, terminationHandled } from "./termination.js";
 
 /**
  * Ends the process by the signal itself, at once. Not process.exit(): it first joins libuv's worker
@@ -58,6 +58,7 @@ export async function runFromProcess(): Promise<void> {
     controller.abort(new TerminatedError());
     terminationDeadline = setTimeout(() => dieOf("SIGTERM"), terminationGraceMs());
   });
+  endWithPackageRunner();
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") {
       // The reader went away (| head): stop generating and end quietly.

@@ -25,3 +25,20 @@ export function markTerminationHandled(): void {
 export function terminationHandled(): boolean {
   return handled;
 }
+
+/**
+ * Ends this process like SIGTERM when the package runner that started it (npx, npm exec, npm run)
+ * dies. npm does not pass SIGTERM on to its child: `kill -TERM <npx's pid>` from a process manager or
+ * a container stop left `npx lmrun serve` running, holding its port, with init as its parent
+ * (measured with npm 11). The parent's death shows as a new parent id; checked twice a second.
+ */
+export function endWithPackageRunner(env: NodeJS.ProcessEnv = process.env, intervalMs = 500): void {
+  if (env.npm_execpath === undefined || process.platform === "win32") return;
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, "SIGTERM");
+  }, intervalMs);
+  watch.unref();
+}
