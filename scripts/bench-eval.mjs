@@ -79,8 +79,10 @@ if (skip !== "hellaswag") {
     // line or two when it exits, so its rows are compared as printed.
     const text = tableRows((await checked(process.execPath, lmrunArgs)).stdout);
     const same = llamaRows.length >= Number(tasks) - 2 && llamaRows.every((row, i) => row === text[i]);
+    const firstDifferent = llamaRows.findIndex((row, i) => row !== text[i]);
+    if (firstDifferent >= 0) console.log(`  first row that differs (${firstDifferent + 1}):\n    llama-perplexity ${llamaRows[firstDifferent]}\n    lmrun            ${text[firstDifferent]}`);
     const med = (k) => median(phases.map((p) => p[k] * 1000));
-    rows.push([path.basename(model), tasks, seconds(llama), seconds(lmrun), (median(lmrun) / median(llama)).toFixed(2), `${(med("load") / 1000).toFixed(2)} / ${(med("scoring") / 1000).toFixed(2)}`, same ? `yes (${llamaRows.length} rows)` : "NO"]);
+    rows.push([path.basename(model), tasks, seconds(llama), seconds(lmrun), (median(lmrun) / median(llama)).toFixed(2), `${(med("load") / 1000).toFixed(2)} / ${(med("scoring") / 1000).toFixed(2)}`, same ? `yes (${llamaRows.length} rows)` : firstDifferent >= 0 ? `from row ${firstDifferent + 1}` : "NO"]);
   }
   console.log();
   printTable(["model", "tasks", "llama-perplexity s median (best)", "lmrun eval s median (best)", "lmrun/llama", "lmrun load / scoring s", "same table"], rows);
