@@ -2,7 +2,7 @@ import type { LlamaContextSequence } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
 import { rowOf, textTokenizer, vocabularySize } from "./scoring.js";
-import { logitTaps, type LogitTaps } from "./threadpool.js";
+import { logitTaps, prefixSharing, type LogitTaps, type PrefixSharing } from "./threadpool.js";
 
 /**
  * Scores several continuations ("branches") of one shared prefix, as llama-perplexity's
@@ -60,16 +60,19 @@ type Input = Parameters<LlamaContextSequence["controlledEvaluate"]>[0];
 /** node-llama-cpp internals the shared-prefix way needs (present in the release lmrun pins; checked before use). */
 interface SequenceInternals {
   _sequenceId: number;
-  _copyStateFromOtherSequence(other: LlamaContextSequence, upToTokenIndex: number): Promise<boolean>;
   _tokenMeter: unknown;
   _contextShift: unknown;
+  /** The sequence's record of the tokens its cells hold, and the position of the next one. */
+  _contextTokens: number[];
+  _nextTokenIndex: number;
   /** The decode step evaluate() runs: queues the tokens in the context's next batch, then records them as the sequence's. */
   _decodeTokens(tokens: number[], logits: boolean[], evaluationPriority: undefined, tokenMeter: unknown, contextShift: unknown, logitDataMapper: () => null): Promise<unknown>;
 }
 
 function internals(seq: LlamaContextSequence): SequenceInternals | undefined {
   const inner = seq as unknown as Partial<SequenceInternals>;
-  return typeof inner._sequenceId === "number" && typeof inner._copyStateFromOtherSequence === "function" && typeof inner._decodeTokens === "function" && inner._tokenMeter !== undefined && inner._contextShift !== undefined
+  return typeof inner._sequenceId === "number" && typeof inner._decodeTokens === "function" && Array.isArray(inner._contextTokens) &&
+    typeof inner._nextTokenIndex === "number" && inner._tokenMeter !== undefined && inner._contextShift !== undefined
     ? (inner as SequenceInternals)
     : undefined;
 }
@@ -93,8 +96,9 @@ export function createBranchScorer(loaded: LoadedModel, options: { branchesPerTa
   const sequences: LlamaContextSequence[] = [];
   for (let i = 0; i < loaded.context.totalSequences; i++) sequences.push(loaded.context.getSequence());
   const taps = logitTaps();
+  const sharing = prefixSharing();
   const groupSize = Math.max(1, options.branchesPerTask);
-  const shared = loaded.kvUnified && taps !== undefined && sequences.length >= groupSize && sequences.every((s) => internals(s) !== undefined);
+  const shared = loaded.kvUnified && taps !== undefined && sharing !== undefined && sequences.length >= groupSize && sequences.every((s) => internals(s) !== undefined);
   const common = { vocabSize, sequenceSize: loaded.context.contextSize, tokenize: tokenizer.tokenize };
   if (shared) {
     const groups: LlamaContextSequence[][] = [];
@@ -108,7 +112,10 @@ export function createBranchScorer(loaded: LoadedModel, options: { branchesPerTa
       // before its earlier ones, and llama.cpp's CPU flash attention then scores some tasks wrongly
       // (logits off by up to 1 on stories260K, measured).
       scoreRound: (requests, signal) =>
-        inRound(requests, groups, signal, (group, request) => scoreSharedPrefix(taps, group, request, signal), () => Promise.all(sequences.map((seq) => seq.clearHistory()))),
+        inRound(requests, groups, signal, (group, request) => scoreSharedPrefix(taps, sharing, group, request), () => {
+          sharing.clear();
+          return Promise.all(sequences.map((seq) => seq.clearHistory()));
+        }),
     };
   }
   const singles = sequences.slice(0, Math.max(1, options.tasksAtOnce));
@@ -146,13 +153,19 @@ function summaryFromTap(values: number[] | null, targets: number[], where: strin
   return { maxLogit: values[0]!, sumExp: values[1]!, sumExpDouble: values[2]!, logits: new Map(targets.map((token, i) => [token, values[i + 3]!])) };
 }
 
-async function scoreSharedPrefix(taps: LogitTaps, group: LlamaContextSequence[], request: BranchRequest, signal?: AbortSignal): Promise<BranchResult> {
+/**
+ * One task in one llama_decode, as llama-perplexity does: the first sequence brings the prefix and its
+ * branch, the prefix's tokens also carry the other branches' sequences (the shim's prefix sharing: one
+ * set of cells for all), and each other sequence brings its branch right after the prefix. The other
+ * sequences' records are set to hold the prefix, as a copy from the first would leave them.
+ */
+async function scoreSharedPrefix(taps: LogitTaps, sharing: PrefixSharing, group: LlamaContextSequence[], request: BranchRequest): Promise<BranchResult> {
   const { prefix, branches } = request;
   if (branches.length > group.length) throw new Error(`a task with ${branches.length} branches on ${group.length} sequences`);
-  const first = group[0]!;
+  const first = internals(group[0]!)!;
   const outstanding = new Set<number>();
-  const tap = (seq: LlamaContextSequence, position: number, targets: number[]): number => {
-    const id = taps.tap(internals(seq)!._sequenceId, position, targets);
+  const tap = (seq: SequenceInternals, position: number, targets: number[]): number => {
+    const id = taps.tap(seq._sequenceId, position, targets);
     if (id < 0) throw new LmrunError("could not ask llama.cpp for the logits to score (out of memory?)");
     outstanding.add(id);
     return id;
@@ -162,27 +175,30 @@ async function scoreSharedPrefix(taps: LogitTaps, group: LlamaContextSequence[],
     return summaryFromTap(taps.take(id), targets, where);
   };
   try {
-    const prefixTap = request.prefixTargets.length > 0 ? tap(first, prefix.length - 1, request.prefixTargets) : -1;
-    await appendTokens(internals(first)!, prefix);
-    const prefixSummary = prefixTap >= 0 ? take(prefixTap, request.prefixTargets, "after the prefix") : undefined;
-    if (signal?.aborted) throw signal.reason;
-    // The other branches' sequences take the prefix's cells (tags in a unified cache, nothing copied).
-    for (let b = 1; b < branches.length; b++) {
-      if (branches[b]!.tokens.length === 0) continue;
-      if (!(await internals(group[b]!)!._copyStateFromOtherSequence(first, prefix.length))) {
-        throw new LmrunError("llama.cpp could not share a task's prefix between sequences");
-      }
+    const others = branches.flatMap((branch, b) => (b > 0 && branch.tokens.length > 0 ? [internals(group[b]!)!] : []));
+    if (others.length > 0 && !sharing.share(first._sequenceId, prefix.length, others.map((seq) => seq._sequenceId))) {
+      throw new LmrunError("could not share a task's prefix between sequences (out of memory?)");
     }
-    const scored = await Promise.all(
-      branches.map(async (branch, b) => {
-        if (branch.tokens.length === 0) return [];
-        const seq = group[b]!;
-        const ids = branch.targets.map((targets, i) => (targets?.length ? tap(seq, prefix.length + i, targets) : -1));
-        await appendTokens(internals(seq)!, branch.tokens);
-        return ids.map((id, i) => (id < 0 ? undefined : take(id, branch.targets[i]!, `in branch ${b + 1}`)));
-      }),
-    );
-    return { prefixSummary, branches: scored };
+    const prefixTap = request.prefixTargets.length > 0 ? tap(first, prefix.length - 1, request.prefixTargets) : -1;
+    // Every branch is queued before the context's next batch goes out, the first sequence first: one decode.
+    const scored = branches.map((branch, b) => {
+      const seq = internals(group[b]!)!;
+      const ids = branch.targets.map((targets, i) => (targets?.length ? tap(seq, prefix.length + i, targets) : -1));
+      let tokens = branch.tokens;
+      if (b === 0) {
+        tokens = new Uint32Array(prefix.length + branch.tokens.length);
+        tokens.set(prefix);
+        tokens.set(branch.tokens, prefix.length);
+      } else if (branch.tokens.length > 0) {
+        seq._contextTokens = Array.from(prefix);
+        seq._nextTokenIndex = prefix.length;
+      }
+      if (tokens.length === 0) return Promise.resolve([]);
+      return appendTokens(seq, tokens).then(() => ids.map((id, i) => (id < 0 ? undefined : take(id, branch.targets[i]!, `in branch ${b + 1}`))));
+    });
+    const results = await Promise.all(scored);
+    const prefixSummary = prefixTap >= 0 ? take(prefixTap, request.prefixTargets, "after the prefix") : undefined;
+    return { prefixSummary, branches: results };
   } finally {
     for (const id of outstanding) taps.take(id); // frees taps a failed evaluation left behind
   }

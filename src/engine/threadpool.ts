@@ -39,6 +39,19 @@ interface ShimModule {
   tapLogits?(sequenceId: number, position: number, targets: number[]): number;
   takeTap?(id: number): number[] | null;
   clearTaps?(): null;
+  sharePrefix?(sequenceId: number, count: number, others: number[]): boolean;
+  clearSharedPrefixes?(): null;
+}
+
+/**
+ * A task's context decoded once for all its choices, in the same llama_decode as the choices, as
+ * llama-perplexity does (see native/threadpool.c, shared prefixes).
+ */
+export interface PrefixSharing {
+  /** In the next decode holding them, the tokens of `sequenceId` below `count` belong to `others` too. */
+  share(sequenceId: number, count: number, others: number[]): boolean;
+  /** Drops what no decode used. */
+  clear(): void;
 }
 
 /**
@@ -149,6 +162,13 @@ export function setAdaptiveThreads(generation: boolean, batches: boolean): void 
  */
 export function requestUnifiedKvCache(sequences: number): boolean {
   return shim?.requestUnifiedKvCache?.(sequences) === true;
+}
+
+/** The shim's prefix sharing, when it is loaded and offers it. */
+export function prefixSharing(): PrefixSharing | undefined {
+  const { sharePrefix, clearSharedPrefixes } = shim ?? {};
+  if (!sharePrefix || !clearSharedPrefixes) return undefined;
+  return { share: sharePrefix, clear: () => void clearSharedPrefixes() };
 }
 
 /** The shim's logit taps, when it is loaded and offers them. */

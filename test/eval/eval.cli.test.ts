@@ -110,6 +110,10 @@ describe("eval hellaswag|winogrande|mc on the bundled tiny model equal llama-per
     const expected = fs.readFileSync(path.join(golden, "stories260K-Q8_0.hellaswag.txt"), "utf8");
     expect(rows(r.stdout)).toEqual(rows(expected));
     expect(r.stdout).toContain("Final HellaSwag score(120 tasks): 27.50000000% [20.3029%, 36.0930%] (95% confidence interval)");
+    // Four tasks a round (16 sequences, each task's context shared by its endings in one decode): the same rows.
+    const four = await runCli(["eval", "hellaswag", model, "-f", fixture("hellaswag.txt"), "--tasks", "120", "-t", "1", "--parallel", "4"]);
+    expect(four.code).toBe(0);
+    expect(rows(four.stdout)).toEqual(rows(expected));
   });
   it.skipIf(!shimBuilt)("HellaSwag without the threadpool shim (one sequence per task, node-llama-cpp's own logits): the same table", async () => {
     const r = await runCli(["eval", "hellaswag", model, "-f", fixture("hellaswag.txt"), "--tasks", "120", "-t", "1", "--verbose"], { env: { LMRUN_THREADPOOL: "0" } });

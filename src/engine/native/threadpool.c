@@ -723,13 +723,93 @@ static void finish_taps(struct llama_context * ctx, const tap_match * found, int
     free(rows);
 }
 
+/*
+ * ---- Shared prefixes (lmrun eval) ----
+ * llama-perplexity scores a task in one llama_decode: the context's tokens carry the sequence ids of
+ * all the choices (one set of cells for all of them) and each choice's tokens follow with its own id.
+ * node-llama-cpp gives each token one sequence id, so eval decoded the context first, tagged its
+ * cells for the other choices (an asynchronous call and a lock per choice), then decoded the choices.
+ * sharePrefix(seq, count, others[]) asks that in the next decode that holds them, the tokens of `seq`
+ * at positions below `count` belong to `others` too; the entry is used once. llama.cpp accepts such
+ * tokens with a unified KV cache (requestUnifiedKvCache) and checks the positions itself.
+ */
+#define SHARED_PREFIXES_MAX 256
+#define SHARED_SEQS_MAX 64
+typedef struct {
+    int32_t seq, count, n_ids;
+    int32_t ids[SHARED_SEQS_MAX]; /* ids[0] == seq */
+} shared_prefix;
+static shared_prefix * shared_prefixes[SHARED_PREFIXES_MAX];
+static int shared_pending = 0;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * Rewrites `batch` (a copy: node-llama-cpp's arrays are not touched) so that the shared prefixes it
+ * holds carry their sequence sets. Returns the entries used, to free after the decode (their ids are
+ * what the rewritten batch points to); *n_seq_id and *seq_id are the new arrays (NULL when unused).
+ */
+static int apply_shared_prefixes(llama_batch * batch, int32_t ** n_seq_id, int32_t *** seq_id, shared_prefix ** used) {
+    int n_used = 0;
+    *n_seq_id = NULL;
+    *seq_id = NULL;
+    pthread_mutex_lock(&shared_lock);
+    for (int k = 0; k < SHARED_PREFIXES_MAX; k++) {
+        shared_prefix * entry = shared_prefixes[k];
+        if (!entry) continue;
+        bool matched = false;
+        for (int32_t i = 0; i < batch->n_tokens; i++) {
+            if (batch->n_seq_id[i] != 1 || batch->seq_id[i][0] != entry->seq || batch->pos[i] >= entry->count) continue;
+            if (!*n_seq_id) {
+                *n_seq_id = malloc(sizeof(int32_t) * (size_t)batch->n_tokens);
+                *seq_id = malloc(sizeof(int32_t *) * (size_t)batch->n_tokens);
+                if (!*n_seq_id || !*seq_id) {
+                    free(*n_seq_id);
+                    free(*seq_id);
+                    *n_seq_id = NULL;
+                    *seq_id = NULL;
+                    pthread_mutex_unlock(&shared_lock);
+                    return n_used;
+                }
+                memcpy(*n_seq_id, batch->n_seq_id, sizeof(int32_t) * (size_t)batch->n_tokens);
+                memcpy(*seq_id, batch->seq_id, sizeof(int32_t *) * (size_t)batch->n_tokens);
+            }
+            (*n_seq_id)[i] = entry->n_ids;
+            (*seq_id)[i] = entry->ids;
+            matched = true;
+        }
+        if (matched) {
+            used[n_used++] = entry;
+            shared_prefixes[k] = NULL;
+            __atomic_sub_fetch(&shared_pending, 1, __ATOMIC_RELEASE);
+        }
+    }
+    pthread_mutex_unlock(&shared_lock);
+    if (*n_seq_id) {
+        batch->n_seq_id = *n_seq_id;
+        batch->seq_id = *seq_id;
+    }
+    return n_used;
+}
+
 int32_t llama_decode(struct llama_context * ctx, llama_batch batch) {
-    if (__atomic_load_n(&taps_pending, __ATOMIC_ACQUIRE) == 0 || !batch.logits || !batch.pos || !batch.seq_id) return decode_with_pools(ctx, batch);
-    tap_match * found;
-    pthread_mutex_lock(&taps_lock);
-    int matches = match_taps(batch, &found);
-    pthread_mutex_unlock(&taps_lock);
+    bool tapped = __atomic_load_n(&taps_pending, __ATOMIC_ACQUIRE) != 0 && batch.logits && batch.pos && batch.seq_id;
+    bool sharing = __atomic_load_n(&shared_pending, __ATOMIC_ACQUIRE) != 0 && batch.pos && batch.seq_id && batch.n_seq_id;
+    if (!tapped && !sharing) return decode_with_pools(ctx, batch);
+    tap_match * found = NULL;
+    int matches = 0;
+    if (tapped) {
+        pthread_mutex_lock(&taps_lock);
+        matches = match_taps(batch, &found);
+        pthread_mutex_unlock(&taps_lock);
+    }
+    int32_t * n_seq_id = NULL;
+    int32_t ** seq_id = NULL;
+    shared_prefix * used[SHARED_PREFIXES_MAX];
+    int n_used = sharing ? apply_shared_prefixes(&batch, &n_seq_id, &seq_id, used) : 0;
     int32_t status = decode_with_pools(ctx, batch);
+    for (int k = 0; k < n_used; k++) free(used[k]);
+    free(n_seq_id);
+    free(seq_id);
     if (matches > 0) {
         pthread_mutex_lock(&taps_lock);
         finish_taps(ctx, found, matches, status);
@@ -1028,6 +1108,59 @@ static napi_value clear_taps(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/* sharePrefix(sequenceId, count, otherSequenceIds[]): true when registered (see shared_prefix). */
+static napi_value share_prefix(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3], result;
+    int32_t seq = -1, count = 0;
+    uint32_t n_others = 0;
+    bool ok = napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 3 && napi_get_value_int32(env, argv[0], &seq) == 0 &&
+        napi_get_value_int32(env, argv[1], &count) == 0 && napi_get_array_length(env, argv[2], &n_others) == 0 &&
+        seq >= 0 && count > 0 && n_others + 1 <= SHARED_SEQS_MAX;
+    shared_prefix * entry = ok ? calloc(1, sizeof *entry) : NULL;
+    ok = entry != NULL;
+    if (ok) {
+        entry->seq = seq;
+        entry->count = count;
+        entry->n_ids = 1 + (int32_t)n_others;
+        entry->ids[0] = seq;
+        for (uint32_t o = 0; ok && o < n_others; o++) {
+            napi_value element;
+            ok = napi_get_element(env, argv[2], o, &element) == 0 && napi_get_value_int32(env, element, &entry->ids[1 + o]) == 0 && entry->ids[1 + o] >= 0;
+        }
+    }
+    if (ok) {
+        ok = false;
+        pthread_mutex_lock(&shared_lock);
+        for (int k = 0; k < SHARED_PREFIXES_MAX && !ok; k++) {
+            if (shared_prefixes[k]) continue;
+            shared_prefixes[k] = entry;
+            __atomic_add_fetch(&shared_pending, 1, __ATOMIC_RELEASE);
+            ok = true;
+        }
+        pthread_mutex_unlock(&shared_lock);
+    }
+    if (!ok) free(entry);
+    napi_get_boolean(env, ok, &result);
+    return result;
+}
+
+/* clearSharedPrefixes(): drops the entries no decode used (a round that failed or stopped). */
+static napi_value clear_shared_prefixes(napi_env env, napi_callback_info info) {
+    (void)info;
+    pthread_mutex_lock(&shared_lock);
+    for (int k = 0; k < SHARED_PREFIXES_MAX; k++) {
+        if (!shared_prefixes[k]) continue;
+        free(shared_prefixes[k]);
+        shared_prefixes[k] = NULL;
+        __atomic_sub_fetch(&shared_pending, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&shared_lock);
+    napi_value result;
+    napi_get_null(env, &result);
+    return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     napi_value fn;
     if (napi_create_function(env, "status", 6, status, NULL, &fn) == 0) {
@@ -1056,6 +1189,12 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "clearTaps", 9, clear_taps, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "clearTaps", fn);
+    }
+    if (napi_create_function(env, "sharePrefix", 11, share_prefix, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "sharePrefix", fn);
+    }
+    if (napi_create_function(env, "clearSharedPrefixes", 19, clear_shared_prefixes, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "clearSharedPrefixes", fn);
     }
 
     return exports;
