@@ -119,6 +119,17 @@ async function throughput(name, lmrun, llama) {
       `4-client aggregate ${fmt(best(four.lmrun.map((x) => x.aggregateTps), Math.max))} vs ${fmt(best(four.llama.map((x) => x.aggregateTps), Math.max))} t/s; ` +
       `tokens per request: lmrun ${one.lmrun[0].tokens}, llama-server ${one.llama[0].tokens}\n`,
   );
+  // Paired: each round's ratio between the two servers (they ran back to back), so that the machine's
+  // drift over the run (20-30% here) falls out; the median and range of those.
+  const paired = (a, b) => {
+    const ratios = a.map((x, i) => x / b[i]).sort((p, q) => p - q);
+    return `${median(ratios).toFixed(2)}x (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`;
+  };
+  console.log(
+    `paired per-round ratios, median (range): 1-client TTFT ${paired(one.llama.map((x) => x.ttftMs), one.lmrun.map((x) => x.ttftMs))}, ` +
+      `1-client gen ${paired(one.lmrun.map((x) => x.genTps), one.llama.map((x) => x.genTps))}, ` +
+      `4-client aggregate ${paired(four.lmrun.map((x) => x.aggregateTps), four.llama.map((x) => x.aggregateTps))}\n`,
+  );
   for (const row of rows) summary.push([name, ...row]);
 }
 
