@@ -57,6 +57,17 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     expect(cached).toBeLessThan(longer.usage!.prompt_tokens);
   });
 
+  it("one client going back and forth between two prompts finds each still cached, in its own slot", async () => {
+    const cachedOf = (usage: unknown) => (usage as { prompt_tokens_details?: { cached_tokens: number } }).prompt_tokens_details?.cached_tokens ?? 0;
+    const first = "Lily and her friend Tom went to the park to play with a big red ball";
+    const second = "A small dog named Max lived in a blue house near the river";
+    const a = await client.completions.create({ model: "tiny", prompt: first, max_tokens: 2, temperature: 0 });
+    await client.completions.create({ model: "tiny", prompt: second, max_tokens: 2, temperature: 0 });
+    const again = await client.completions.create({ model: "tiny", prompt: first, max_tokens: 2, temperature: 0 });
+    // All but the last prompt token come from the slot's cache (the second prompt went to the other slot).
+    expect(cachedOf(again.usage)).toBe(a.usage!.prompt_tokens - 1);
+  });
+
   it("chat, non-streaming and streaming, give the same greedy text; streaming ends with usage and [DONE]", async () => {
     const model = hasShared ? "stories260K-Q8_0-synthetic-chat-template.gguf" : "tiny";
     const messages = [

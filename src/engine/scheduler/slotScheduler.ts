@@ -14,9 +14,10 @@ import type { GenerateRequest, GenerationResult } from "../types.js";
  * code `lmrun run` uses, so a request's text at temperature 0 is run's text.
  *
  * - A free slot is chosen by the longest prefix its cached tokens share with the new prompt (a chat
- *   client that re-sends the conversation evaluates only the new turn); without a useful prefix,
- *   the lowest free sequence id, so that busy ids stay packed (llama.cpp splits a batch into
- *   several passes when the active sequence ids are not consecutive).
+ *   client that re-sends the conversation evaluates only the new turn); without a useful prefix, the
+ *   least recently used of the free slots that keep the busy ids consecutive (llama.cpp splits a
+ *   batch into several passes when the active sequence ids are not), so that one client going
+ *   back and forth between conversations or prompts finds each still cached in its own slot.
  * - When every slot is busy, requests wait in a bounded FIFO queue; past it QueueFullError.
  * - An aborted signal takes a request out of the queue, or stops its generation within a token.
  */
@@ -58,6 +59,8 @@ interface Slot {
   id: number;
   sequence: LlamaContextSequence;
   busy: boolean;
+  /** When it was last taken (a count of takings; 0: never), for the least recently used choice. */
+  lastTaken: number;
 }
 
 interface Waiter {
@@ -74,6 +77,7 @@ export class SlotScheduler {
   private readonly slots: Slot[];
   private readonly queue: Waiter[] = [];
   private promptPhases = 0;
+  private takings = 0;
   private readonly aligner: BatchAligner | undefined;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
@@ -97,7 +101,7 @@ export class SlotScheduler {
     for (let i = 0; i < total; i++) {
       const sequence = loaded.context.getSequence();
       this.aligner?.align(sequence);
-      this.slots.push({ id: i, sequence, busy: false });
+      this.slots.push({ id: i, sequence, busy: false, lastTaken: 0 });
     }
   }
 
@@ -197,7 +201,7 @@ export class SlotScheduler {
   private acquire(tokens: readonly Token[], signal: AbortSignal | undefined): Promise<Slot> {
     const free = this.pickSlot(tokens);
     if (free !== undefined && this.queue.length === 0) {
-      free.busy = true;
+      this.take(free);
       return Promise.resolve(free);
     }
     if (this.queue.length >= this.options.maxQueue) return Promise.reject(new QueueFullError(this.retryAfterSeconds()));
@@ -219,6 +223,11 @@ export class SlotScheduler {
     });
   }
 
+  private take(slot: Slot): void {
+    slot.busy = true;
+    slot.lastTaken = ++this.takings;
+  }
+
   private release(slot: Slot): void {
     slot.busy = false;
     const next = this.queue[0];
@@ -226,29 +235,46 @@ export class SlotScheduler {
       const chosen = this.pickSlot(next.tokens) ?? slot;
       this.queue.shift();
       next.cleanup();
-      chosen.busy = true;
+      this.take(chosen);
       next.resolve(chosen);
       return;
     }
     this.notifyIdle();
   }
 
-  /** The free slot whose cache shares the longest useful prefix with `tokens`, else the lowest free id. */
+  /**
+   * The free slot whose cache shares the longest useful prefix with `tokens`; else, among the free
+   * slots next to the busy ones (any free slot when none is busy, or when the busy ids already have a
+   * gap), the least recently taken, the lowest id first.
+   */
   private pickSlot(tokens: readonly Token[]): Slot | undefined {
     let best: Slot | undefined;
     let bestPrefix = 0;
-    let lowest: Slot | undefined;
+    let lowestBusy = Infinity;
+    let highestBusy = -Infinity;
+    let busyCount = 0;
     for (const slot of this.slots) {
-      if (slot.busy) continue;
-      lowest ??= slot;
+      if (slot.busy) {
+        lowestBusy = Math.min(lowestBusy, slot.id);
+        highestBusy = Math.max(highestBusy, slot.id);
+        busyCount++;
+        continue;
+      }
       const prefix = slot.sequence.nextTokenIndex > 0 ? slot.sequence.compareContextTokens(tokens as Token[]).firstDifferentIndex : 0;
       if (prefix > bestPrefix) {
         best = slot;
         bestPrefix = prefix;
       }
     }
-    const useful = bestPrefix >= 2 && bestPrefix >= tokens.length * MIN_PREFIX_SHARE;
-    return useful ? best : lowest;
+    if (best !== undefined && bestPrefix >= 2 && bestPrefix >= tokens.length * MIN_PREFIX_SHARE) return best;
+    const packed = busyCount > 0 && highestBusy - lowestBusy + 1 === busyCount;
+    const keepsPacked = (slot: Slot) => !packed || slot.id === lowestBusy - 1 || slot.id === highestBusy + 1;
+    let chosen: Slot | undefined;
+    for (const slot of this.slots) {
+      if (slot.busy || !keepsPacked(slot)) continue;
+      if (chosen === undefined || slot.lastTaken < chosen.lastTaken) chosen = slot;
+    }
+    return chosen ?? this.slots.find((slot) => !slot.busy);
   }
 
   /** More than one busy slot (asked per token per sequence: stops at the second instead of counting). */
