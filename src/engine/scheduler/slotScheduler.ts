@@ -244,8 +244,8 @@ export class SlotScheduler {
 
   /**
    * The free slot whose cache shares the longest useful prefix with `tokens`; else, among the free
-   * slots next to the busy ones (any free slot when none is busy, or when the busy ids already have a
-   * gap), the least recently taken, the lowest id first.
+   * slots next to the busy ones or in a gap between them (any free slot when none is busy), the least
+   * recently taken, the lowest id first.
    */
   private pickSlot(tokens: readonly Token[]): Slot | undefined {
     let best: Slot | undefined;
@@ -267,8 +267,8 @@ export class SlotScheduler {
       }
     }
     if (best !== undefined && bestPrefix >= 2 && bestPrefix >= tokens.length * MIN_PREFIX_SHARE) return best;
-    const packed = busyCount > 0 && highestBusy - lowestBusy + 1 === busyCount;
-    const keepsPacked = (slot: Slot) => !packed || slot.id === lowestBusy - 1 || slot.id === highestBusy + 1;
+    // Next to the busy run, or in a gap of it: the busy ids stay (or become more) consecutive.
+    const keepsPacked = (slot: Slot) => busyCount === 0 || (slot.id >= lowestBusy - 1 && slot.id <= highestBusy + 1);
     let chosen: Slot | undefined;
     for (const slot of this.slots) {
       if (slot.busy || !keepsPacked(slot)) continue;
