@@ -10,11 +10,11 @@ import { logitTaps, prefixSharing, type LogitTaps, type PrefixSharing } from "./
  * and nothing else.
  *
  * Two ways, chosen by what the context offers:
- * - shared prefix (a unified KV cache and the threadpool shim's logit taps, Linux): as
- *   llama-perplexity does it. The prefix is evaluated once on the task's first sequence, its cells
- *   are shared with one sequence per further branch (a copy that only tags cells), and all branches
- *   are evaluated at once; the summaries at the scored positions are computed in the decode itself.
- *   Several tasks may run in a round, and their tokens meet in the same decodes.
+ * - shared prefix (a unified KV cache and the threadpool shim's logit taps and prefix sharing,
+ *   Linux): as llama-perplexity does it. A task is one llama_decode: the prefix's tokens carry every
+ *   branch's sequence id (one set of cells for all) and each branch follows on its own sequence; the
+ *   summaries at the scored positions are computed in the decode itself. Several tasks may run in a
+ *   round, and their tokens meet in the same decode.
  * - one sequence per task (elsewhere): the prefix, then each branch after it, erased again; the
  *   summaries come through node-llama-cpp's sampling call, one per scored position.
  */
@@ -82,8 +82,8 @@ function internals(seq: LlamaContextSequence): SequenceInternals | undefined {
  * sampler each call, whose n_vocab-entry buffer is fresh memory until the garbage collector frees it
  * (~1.1 ms of page faults on a 32k vocabulary, measured; five calls a task).
  */
-function appendTokens(seq: SequenceInternals, tokens: Uint32Array): Promise<unknown> {
-  return seq._decodeTokens(Array.from(tokens), [], undefined, seq._tokenMeter, seq._contextShift, () => null);
+function appendTokens(seq: SequenceInternals, tokens: number[]): Promise<unknown> {
+  return seq._decodeTokens(tokens, [], undefined, seq._tokenMeter, seq._contextShift, () => null);
 }
 
 /**
@@ -98,11 +98,11 @@ export function createBranchScorer(loaded: LoadedModel, options: { branchesPerTa
   const taps = logitTaps();
   const sharing = prefixSharing();
   const groupSize = Math.max(1, options.branchesPerTask);
-  const shared = loaded.kvUnified && taps !== undefined && sharing !== undefined && sequences.length >= groupSize && sequences.every((s) => internals(s) !== undefined);
+  const inner = sequences.map(internals);
   const common = { vocabSize, sequenceSize: loaded.context.contextSize, tokenize: tokenizer.tokenize };
-  if (shared) {
-    const groups: LlamaContextSequence[][] = [];
-    for (let i = 0; i + groupSize <= sequences.length && groups.length < options.tasksAtOnce; i += groupSize) groups.push(sequences.slice(i, i + groupSize));
+  if (loaded.kvUnified && taps !== undefined && sharing !== undefined && sequences.length >= groupSize && inner.every((s) => s !== undefined)) {
+    const groups: SequenceInternals[][] = [];
+    for (let i = 0; i + groupSize <= inner.length && groups.length < options.tasksAtOnce; i += groupSize) groups.push(inner.slice(i, i + groupSize) as SequenceInternals[]);
     return {
       ...common,
       method: "shared prefix",
@@ -159,10 +159,10 @@ function summaryFromTap(values: number[] | null, targets: number[], where: strin
  * set of cells for all), and each other sequence brings its branch right after the prefix. The other
  * sequences' records are set to hold the prefix, as a copy from the first would leave them.
  */
-async function scoreSharedPrefix(taps: LogitTaps, sharing: PrefixSharing, group: LlamaContextSequence[], request: BranchRequest): Promise<BranchResult> {
+async function scoreSharedPrefix(taps: LogitTaps, sharing: PrefixSharing, group: SequenceInternals[], request: BranchRequest): Promise<BranchResult> {
   const { prefix, branches } = request;
   if (branches.length > group.length) throw new Error(`a task with ${branches.length} branches on ${group.length} sequences`);
-  const first = internals(group[0]!)!;
+  const first = group[0]!;
   const outstanding = new Set<number>();
   const tap = (seq: SequenceInternals, position: number, targets: number[]): number => {
     const id = taps.tap(seq._sequenceId, position, targets);
@@ -175,21 +175,17 @@ async function scoreSharedPrefix(taps: LogitTaps, sharing: PrefixSharing, group:
     return summaryFromTap(taps.take(id), targets, where);
   };
   try {
-    const others = branches.flatMap((branch, b) => (b > 0 && branch.tokens.length > 0 ? [internals(group[b]!)!] : []));
+    const others = branches.flatMap((branch, b) => (b > 0 && branch.tokens.length > 0 ? [group[b]!] : []));
     if (others.length > 0 && !sharing.share(first._sequenceId, prefix.length, others.map((seq) => seq._sequenceId))) {
       throw new LmrunError("could not share a task's prefix between sequences (out of memory?)");
     }
     const prefixTap = request.prefixTargets.length > 0 ? tap(first, prefix.length - 1, request.prefixTargets) : -1;
     // Every branch is queued before the context's next batch goes out, the first sequence first: one decode.
     const scored = branches.map((branch, b) => {
-      const seq = internals(group[b]!)!;
+      const seq = group[b]!;
       const ids = branch.targets.map((targets, i) => (targets?.length ? tap(seq, prefix.length + i, targets) : -1));
-      let tokens = branch.tokens;
-      if (b === 0) {
-        tokens = new Uint32Array(prefix.length + branch.tokens.length);
-        tokens.set(prefix);
-        tokens.set(branch.tokens, prefix.length);
-      } else if (branch.tokens.length > 0) {
+      const tokens = b === 0 ? [...prefix, ...branch.tokens] : Array.from(branch.tokens);
+      if (b > 0 && tokens.length > 0) {
         seq._contextTokens = Array.from(prefix);
         seq._nextTokenIndex = prefix.length;
       }

@@ -274,7 +274,9 @@ export class SlotScheduler {
       if (slot.busy || !keepsPacked(slot)) continue;
       if (chosen === undefined || slot.lastTaken < chosen.lastTaken) chosen = slot;
     }
-    return chosen ?? this.slots.find((slot) => !slot.busy);
+    // Whenever a slot is free one qualifies: a free slot below the lowest busy id means the one right
+    // below it is free too (likewise above the highest), and a free slot between them fills a gap.
+    return chosen;
   }
 
   /** More than one busy slot (asked per token per sequence: stops at the second instead of counting). */
