@@ -92,13 +92,13 @@ async function throughput(name, lmrun, llama) {
   // 1. One client.
   const one = { lmrun: [], llama: [] };
   for (let r = 0; r < rounds; r++) {
-    for (const [key, server] of order(r, lmrun, llama)) one[key].push(await completion(server, prompts[r % prompts.length], tokens));
+    for await (const [key, server] of order(r, lmrun, llama)) one[key].push(await completion(server, prompts[r % prompts.length], tokens));
   }
   checkSameText("1 client", one);
   // 2. Four at once.
   const four = { lmrun: [], llama: [] };
   for (let r = 0; r < rounds; r++) {
-    for (const [key, server] of order(r, lmrun, llama)) four[key].push(await concurrent(server, tokens));
+    for await (const [key, server] of order(r, lmrun, llama)) four[key].push(await concurrent(server, tokens));
   }
   const rows = [];
   const ttft = (k) => median(one[k].map((x) => x.ttftMs));
@@ -137,7 +137,7 @@ async function secondTurn(name, lmrun, llama) {
   // 5. Second turn of a conversation (the whole conversation re-sent, as chat clients do).
   const turns = { lmrun: [], llama: [] };
   for (let r = 0; r < rounds; r++) {
-    for (const [key, server] of order(r, lmrun, llama)) {
+    for await (const [key, server] of order(r, lmrun, llama)) {
       // A new conversation each round, different from its first token on: nothing cached from the last one.
       const opening = `Story ${r + 1}. ${longStory}`;
       const first = await completion(server, opening, 16);
@@ -257,8 +257,42 @@ async function shellLoop(name, lmrun) {
 }
 
 /** A then B in even rounds, B then A in odd ones, so neither always runs on a warmer machine. */
-function order(round, lmrun, llama) {
-  return round % 2 === 0 ? [["lmrun", lmrun], ["llama", llama]] : [["llama", llama], ["lmrun", lmrun]];
+/**
+ * The two servers in this round's order, each measured only once both are idle: after its last token a
+ * server's ggml threads keep spinning on a core for ~120 ms (llama.cpp's polling level 50; both servers
+ * do it), which would otherwise overlap the other server's next request (a 64-token request on
+ * stories260K lasts 40-80 ms) and measure each against a busy neighbour rather than alone, as it runs.
+ */
+async function* order(round, lmrun, llama) {
+  const pair = round % 2 === 0 ? [["lmrun", lmrun], ["llama", llama]] : [["llama", llama], ["lmrun", lmrun]];
+  for (const entry of pair) {
+    await idle([lmrun.child.pid, llama.child.pid]);
+    yield entry;
+  }
+}
+
+/** Waits (up to 2 s) until these processes used no CPU for 60 ms in a row (Linux /proc; elsewhere a fixed 300 ms). */
+async function idle(pids) {
+  const cpuTicks = () => {
+    let total = 0;
+    for (const pid of pids) {
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(")").pop().trim().split(" ");
+      total += Number(fields[11]) + Number(fields[12]);
+    }
+    return total;
+  };
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  if (process.platform !== "linux") return sleep(300);
+  const deadline = performance.now() + 2000;
+  let last = cpuTicks();
+  let quietSince = performance.now();
+  while (performance.now() < deadline) {
+    await sleep(20);
+    const now = cpuTicks();
+    if (now !== last) quietSince = performance.now();
+    else if (performance.now() - quietSince >= 60) return;
+    last = now;
+  }
 }
 
 /** One streaming /v1/completions request: TTFT, generation rate between the first and the last token, and the text. */
