@@ -2,6 +2,7 @@ import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, LlamaConte
 import { LmrunError } from "../errors.js";
 import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
+import { ContinuationText } from "./continuationText.js";
 import { StopTextFilter } from "./stopText.js";
 import { setContextThreads } from "./threads.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
@@ -175,6 +176,20 @@ export async function generateOnSequence(
   let toolCalls: ToolCall[] | undefined;
   // Chat and completion objects are per request; disposing them leaves the sequence (and its cache) to the caller.
   const completion = chat ? undefined : new LlamaCompletion({ contextSequence: sequence });
+  // A raw prompt goes in as llama.cpp's tokens (see completionPromptTokens), the answer comes out as its continuation.
+  const rawPromptTokens = chat ? [] : completionPromptTokens(loaded, userText);
+  const inputTokens = rawPromptTokens.slice(completionBos(loaded) !== undefined ? 1 : 0);
+  const continuation = new ContinuationText((tokens, special, last) => loaded.model.detokenize(tokens, special, last), rawPromptTokens);
+  const completionHooks = {
+    onToken: (tokens: Token[]) => {
+      continuation.tokens(tokens);
+      onToken(tokens);
+    },
+    onTextChunk: (chunk: string) => {
+      const shown = continuation.chunk(chunk); // also when nobody streams: the whole text needs its prefix
+      hooks.onText?.(shown);
+    },
+  };
   try {
     if (chat) {
       const history = buildHistory(request, userText);
@@ -197,12 +212,13 @@ export async function generateOnSequence(
       hooks.signal?.addEventListener("abort", () => stopper.abort(), { once: true });
       if (hooks.signal?.aborted) stopper.abort();
       const { customStopTriggers: _matchedHere, ...options } = common;
-      const response = await completion!.generateCompletionWithMeta(userText, {
+      const response = await completion!.generateCompletionWithMeta(inputTokens, {
         ...options,
         signal: stopper.signal,
         stopOnAbortSignal: true,
+        onToken: completionHooks.onToken,
         onTextChunk: (chunk: string) => {
-          const shown = filter.push(chunk);
+          const shown = filter.push(continuation.chunk(chunk));
           if (shown.length > 0) hooks.onText?.(shown);
           if (filter.stopped) stopper.abort();
         },
@@ -214,8 +230,8 @@ export async function generateOnSequence(
       text = filter.text;
       nativeStop = filter.stopped ? "customStopTrigger" : response.metadata.stopReason;
     } else {
-      const response = await completion!.generateCompletionWithMeta(userText, common);
-      text = response.response;
+      const response = await completion!.generateCompletionWithMeta(inputTokens, { ...common, ...completionHooks });
+      text = continuation.whole(response.response);
       nativeStop = response.metadata.stopReason;
     }
   } finally {
@@ -283,14 +299,21 @@ export async function promptTokensOf(loaded: LoadedModel, request: GenerateReque
 }
 
 /**
- * A raw prompt's tokens as LlamaCompletion evaluates them: after a BOS it trims the leading space
- * that an SPM tokeniser would add ("Once" rather than "▁Once"), so the counts and the slot's cached
- * tokens must come from the same tokenisation, not from tokenize(text) alone.
+ * A raw prompt's tokens as llama.cpp evaluates them (llama-cli, llama-server: the BOS, then the text
+ * with an SPM tokeniser's word-start space, "▁Once"). LlamaCompletion given the string would drop that
+ * space after the BOS ("O", "n", "ce": a start the model never saw in training), so lmrun hands it
+ * these tokens (without the BOS, which LlamaCompletion adds). The counts and the slot's cached tokens
+ * come from the same list.
  */
 function completionPromptTokens(loaded: LoadedModel, text: string): Token[] {
-  const bos = loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? loaded.model.tokens.bos : undefined;
-  const tokens = loaded.model.tokenize(text, false, bos !== undefined ? "trimLeadingSpace" : undefined);
+  const bos = completionBos(loaded);
+  const tokens = loaded.model.tokenize(text, false);
   return bos !== undefined ? [bos, ...tokens] : tokens;
+}
+
+/** The token LlamaCompletion puts before the prompt, if any. */
+function completionBos(loaded: LoadedModel): Token | undefined {
+  return loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? loaded.model.tokens.bos : undefined;
 }
 
 function countPromptTokens(

@@ -115,6 +115,22 @@ describe("lmrun run on the bundled demo model", () => {
 });
 
 describe.skipIf(!hasShared)(sharedTitle("lmrun run on shared models"), () => {
+  it("tokenises and continues a raw prompt as llama.cpp does (llama-completion's text, leading space included)", async () => {
+    // `llama-completion -m stories260K-Q8_0.gguf -p PROMPT -n 32 --temp 0 --no-display-prompt` from the
+    // llama.cpp node-llama-cpp ships (de3ff81, `npm run llama-tools`), 2026-12-07. Given the string,
+    // LlamaCompletion would drop the SPM word-start space after the BOS ("O", "n", "ce" instead of
+    // "▁Once", 38 prompt tokens instead of llama-server's 36) and answer "One day, she saw a big, red ball..."; and its
+    // first word would lose its space.
+    const prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
+    const golden = " One day, Lily's mommy told her that they were going to the park to play. Lily was very exc";
+    const plain = await runCli(["run", storiesQ8, prompt, "-n", "32", "--temp", "0", "--local"]);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toBe(golden);
+    const json = JSON.parse((await runCli(["run", storiesQ8, prompt, "-n", "32", "--temp", "0", "--local", "--json"])).stdout);
+    expect(json.text).toBe(golden);
+    expect(json.promptTokens).toBe(36);
+  });
+
   it("applies the chat template and the system prompt", async () => {
     const plain = JSON.parse((await runCli(["run", chatModel, "Hello", "--temp", "0", "-n", "8", "--json"])).stdout);
     const sys = JSON.parse((await runCli(["run", chatModel, "Hello", "--system", "You are a storyteller.", "--temp", "0", "-n", "8", "--json"])).stdout);

@@ -86,7 +86,8 @@ describe.skipIf(!rpcEngine)(`serve --rpc on a worker on 127.0.0.1${engineSkip}`,
     expect((JSON.parse(ps.stdout) as { models: { name: string }[] }).models.map((m) => m.name)).toEqual(["tiny"]);
 
     // One access-log line per request (the child's, with the model and tokens), none twice.
-    expect(server.log().match(/POST \/api\/generate 200 model="tiny" tokens=7\+48 /g)).toHaveLength(1);
+    // 5 prompt tokens: BOS and "▁Once ▁upon ▁a ▁time", as llama-completion counts them.
+    expect(server.log().match(/POST \/api\/generate 200 model="tiny" tokens=5\+48 /g)).toHaveLength(1);
     expect(server.log().match(/POST \/v1\/chat\/completions 200/g)).toHaveLength(1);
     expect(server.log()).toMatch(/POST \/api\/generate 401 /);
     // The child's key is not on any command line.
