@@ -256,12 +256,12 @@ async function shellLoop(name, lmrun) {
   summary.push([name, "run call above server time / node -e 0", fmt(a), `node ${fmt(b)}`, ratio(a, b), "≤ 2x"]);
 }
 
-/** A then B in even rounds, B then A in odd ones, so neither always runs on a warmer machine. */
 /**
- * The two servers in this round's order, each measured only once both are idle: after its last token a
- * server's ggml threads keep spinning on a core for ~120 ms (llama.cpp's polling level 50; both servers
- * do it), which would otherwise overlap the other server's next request (a 64-token request on
- * stories260K lasts 40-80 ms) and measure each against a busy neighbour rather than alone, as it runs.
+ * A then B in even rounds, B then A in odd ones, so neither always runs on a warmer machine; each is
+ * measured only once both are idle. After its last token a server's ggml threads keep spinning on a
+ * core for ~120 ms (llama.cpp's polling level 50; both servers do it), which would otherwise overlap
+ * the other server's next request (a 64-token request on stories260K lasts 40-80 ms) and measure each
+ * next to a busy neighbour rather than alone, as it runs.
  */
 async function* order(round, lmrun, llama) {
   const pair = round % 2 === 0 ? [["lmrun", lmrun], ["llama", llama]] : [["llama", llama], ["lmrun", lmrun]];

@@ -311,9 +311,12 @@ function completionPromptTokens(loaded: LoadedModel, text: string): Token[] {
   return bos !== undefined ? [bos, ...tokens] : tokens;
 }
 
-/** The token LlamaCompletion puts before the prompt, if any. */
+/** The token LlamaCompletion puts before the prompt, if any (its resolveBeginningTokenToPrepend's rule). */
 function completionBos(loaded: LoadedModel): Token | undefined {
-  return loaded.model.tokens.bos !== null && loaded.model.tokens.shouldPrependBosToken ? loaded.model.tokens.bos : undefined;
+  const { vocabularyType, tokens } = loaded.model;
+  if (vocabularyType === "rwkv" || vocabularyType === "ugm") return undefined;
+  if (vocabularyType === "wpm") return tokens.bos ?? undefined;
+  return tokens.bos !== null && tokens.shouldPrependBosToken ? tokens.bos : undefined;
 }
 
 function countPromptTokens(
