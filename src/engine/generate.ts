@@ -119,7 +119,8 @@ export async function generateOnSequence(
 
   // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
   let userText = request.prompt;
-  let promptTokenCount = countPromptTokens(loaded, chat, request, userText);
+  let promptTokenList = promptTokensFor(loaded, chat, request, userText);
+  let promptTokenCount = promptTokenList.length;
   let truncatedPromptTokens = 0;
   const room = contextSize - 1;
   if (promptTokenCount > room) {
@@ -137,7 +138,8 @@ export async function generateOnSequence(
     const keep = Math.max(0, room - reserve - overhead);
     truncatedPromptTokens = textTokens.length - keep;
     userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
-    promptTokenCount = countPromptTokens(loaded, chat, request, userText);
+    promptTokenList = promptTokensFor(loaded, chat, request, userText);
+    promptTokenCount = promptTokenList.length;
   }
 
   // Prompt batches use the batch threads; the first sampled token switches to generation threads.
@@ -177,7 +179,7 @@ export async function generateOnSequence(
   // Chat and completion objects are per request; disposing them leaves the sequence (and its cache) to the caller.
   const completion = chat ? undefined : new LlamaCompletion({ contextSequence: sequence });
   // A raw prompt goes in as llama.cpp's tokens (see completionPromptTokens), the answer comes out as its continuation.
-  const rawPromptTokens = chat ? [] : completionPromptTokens(loaded, userText);
+  const rawPromptTokens = chat ? [] : promptTokenList;
   const inputTokens = rawPromptTokens.slice(completionBos(loaded) !== undefined ? 1 : 0);
   const continuation = new ContinuationText((tokens, special, last) => loaded.model.detokenize(tokens, special, last), rawPromptTokens);
   const completionHooks = {
@@ -319,14 +321,15 @@ function completionBos(loaded: LoadedModel): Token | undefined {
   return tokens.bos !== null && tokens.shouldPrependBosToken ? tokens.bos : undefined;
 }
 
-function countPromptTokens(
+/** The prompt's tokens as the model will see them: the chat template's, or llama.cpp's for a raw prompt. */
+function promptTokensFor(
   loaded: LoadedModel,
   chat: InstanceType<typeof import("node-llama-cpp").LlamaChat> | undefined,
   request: GenerateRequest,
   userText: string,
-): number {
-  if (!chat) return completionPromptTokens(loaded, userText).length;
+): Token[] {
+  if (!chat) return completionPromptTokens(loaded, userText);
   const tools = request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
   const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: buildHistory(request, userText), ...(tools ? { availableFunctions: tools } : {}) });
-  return contextText.tokenize(loaded.model.tokenizer).length;
+  return contextText.tokenize(loaded.model.tokenizer);
 }
