@@ -67,10 +67,10 @@ export function addLoadOptions(command: Command, rpc: { inProcess?: RpcInProcess
   return addRpcOption(command, rpc).option("--tensor-split <proportions>", "with --rpc: each device's share of the layers, e.g. 3,1 (llama.cpp's -ts; default: by free memory)");
 }
 
-/** Sampling flags shared by run and chat. */
-export function addSamplingOptions(command: Command): Command {
+/** Sampling flags shared by run, chat and serve (whose requests generate until the context is full unless they say otherwise, as llama-server's and ollama's do). */
+export function addSamplingOptions(command: Command, maxTokensDefault = String(DEFAULT_MAX_TOKENS)): Command {
   return command
-    .option("-n, --max-tokens <n>", `maximum tokens to generate; -1: until the model stops or the context is full (default ${DEFAULT_MAX_TOKENS})`, parseMaxTokens)
+    .option("-n, --max-tokens <n>", `maximum tokens to generate; -1: until the model stops or the context is full (default ${maxTokensDefault})`, parseMaxTokens)
     .option("--temp <t>", `temperature; 0 is greedy and deterministic (default ${DEFAULT_SAMPLING.temperature})`, parseNumber(0, 100))
     .option("--top-k <k>", `top-k sampling; 0 disables (default ${DEFAULT_SAMPLING.topK})`, parseInteger(0, 1_000_000))
     .option("--top-p <p>", `top-p sampling; 1 disables (default ${DEFAULT_SAMPLING.topP})`, parseNumber(0, 1))

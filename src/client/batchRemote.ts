@@ -64,12 +64,13 @@ function requestFor(model: string, item: BatchItem, defaults: BatchDefaults) {
   const { sampling, stop } = itemSampling(item, defaults);
   const options = wireOptions(sampling, stop);
   if (item.messages !== undefined) {
-    return { path: "/api/chat", body: { model, messages: item.messages, stream: false, options } };
+    // A conversation too long for the context fails, as it does in-process (ollama's default would cut it).
+    return { path: "/api/chat", body: { model, messages: item.messages, stream: false, options, truncate: false } };
   }
   const system = item.system ?? defaults.system;
   return {
     path: "/api/generate",
-    body: { model, prompt: item.prompt ?? "", ...(system !== undefined ? { system } : {}), ...(defaults.raw ? { raw: true } : {}), stream: false, options },
+    body: { model, prompt: item.prompt ?? "", ...(system !== undefined && !defaults.raw ? { system } : {}), ...(defaults.raw ? { raw: true } : {}), stream: false, options, truncate: false },
   };
 }
 

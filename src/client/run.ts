@@ -50,11 +50,13 @@ export function generateBody(model: string, spec: RunSpec): GenerateBody {
   return {
     model,
     prompt: spec.prompt,
-    ...(spec.systemPrompt !== undefined ? { system: spec.systemPrompt } : {}),
+    // Plain completion has no system prompt (run warns); ollama refuses the pair.
+    ...(spec.systemPrompt !== undefined && !spec.raw ? { system: spec.systemPrompt } : {}),
     ...(spec.raw ? { raw: true } : {}),
     stream: true,
     ...(spec.jsonSchema !== undefined ? { format: spec.jsonSchema } : {}),
-    options: { ...wireOptions(spec.sampling, spec.stop), ...(spec.truncate ? { lmrun_truncate: true } : {}) },
+    options: wireOptions(spec.sampling, spec.stop),
+    truncate: spec.truncate,
   };
 }
 

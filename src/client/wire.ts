@@ -14,8 +14,6 @@ export interface WireOptions {
   seed?: number;
   num_predict?: number;
   stop?: string[];
-  /** lmrun only: keep the end of an overlong prompt (`run --truncate`). */
-  lmrun_truncate?: boolean;
 }
 
 export interface GenerateBody {
@@ -28,6 +26,8 @@ export interface GenerateBody {
   format?: "json" | object;
   options?: WireOptions;
   keep_alive?: number | string;
+  /** Cut an overlong prompt (ollama's default: true); `run` sends false unless --truncate, as it runs locally. */
+  truncate?: boolean;
 }
 
 export interface ChatMessage {

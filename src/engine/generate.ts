@@ -8,6 +8,48 @@ import { setContextThreads } from "./threads.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
+/** A prompt longer than the context (and not to be truncated): the server's 400 "context_length_exceeded". */
+export class PromptTooLongError extends LmrunError {
+  constructor(
+    message: string,
+    /** What was too long: a raw prompt or a conversation. */
+    readonly field: "prompt" | "messages",
+  ) {
+    super(message, { exitCode: 2, hint: "Raise --ctx, shorten the prompt, or pass --truncate to keep its end" });
+  }
+}
+
+/**
+ * The longest tail of a conversation that fits, dropping its oldest messages but never a system
+ * message or the last message; undefined if even those do not fit. `fits` is monotone in what is
+ * dropped, so the number to drop is found by bisection (each test tokenises the whole template).
+ */
+export function dropOldestMessages(messages: ChatMessage[], fits: (candidate: ChatMessage[]) => boolean): ChatMessage[] | undefined {
+  const droppable = messages.flatMap((m, index) => (m.role !== "system" && index < messages.length - 1 ? [index] : []));
+  const without = (count: number) => {
+    const dropped = new Set(droppable.slice(0, count));
+    return messages.filter((_, index) => !dropped.has(index));
+  };
+  if (!fits(without(droppable.length))) return undefined;
+  let low = 0;
+  let high = droppable.length;
+  while (low < high) {
+    const mid = Math.floor((low + high) / 2);
+    if (fits(without(mid))) high = mid;
+    else low = mid + 1;
+  }
+  // A tool result without the assistant turn that called it is dropped too (it would answer nothing).
+  return dropOrphanToolResults(without(low));
+}
+
+function dropOrphanToolResults(messages: ChatMessage[]): ChatMessage[] {
+  let rest = messages;
+  for (let orphan = linkToolResults(rest).orphan; orphan !== undefined; orphan = linkToolResults(rest).orphan) {
+    rest = rest.filter((_, index) => index !== orphan);
+  }
+  return rest;
+}
+
 export interface GenerateHooks {
   onText?: (text: string) => void;
   signal?: AbortSignal;
@@ -58,21 +100,44 @@ function buildHistory(request: GenerateRequest, userText: string): ChatHistoryIt
 }
 
 /**
+ * Which tool call each tool message answers: the call whose id it names, else the first call of the
+ * nearest earlier assistant message that is still unanswered (ollama's clients often name none).
+ * `orphan` is the first tool message that answers nothing (the servers refuse it with a 400).
+ */
+export function linkToolResults(messages: ChatMessage[]): { resultOf(messageIndex: number, callIndex: number): string | undefined; orphan: number | undefined } {
+  const results = new Map<string, string>();
+  let orphan: number | undefined;
+  let lastAssistant = -1;
+  for (const [index, m] of messages.entries()) {
+    if (m.role === "assistant") lastAssistant = index;
+    if (m.role !== "tool") continue;
+    const calls = lastAssistant >= 0 ? (messages[lastAssistant]!.toolCalls ?? []) : [];
+    let callIndex = m.toolCallId !== undefined ? calls.findIndex((c, i) => c.id === m.toolCallId && !results.has(`${lastAssistant}:${i}`)) : -1;
+    if (callIndex < 0) callIndex = calls.findIndex((_c, i) => !results.has(`${lastAssistant}:${i}`));
+    if (callIndex < 0) {
+      orphan ??= index;
+      continue;
+    }
+    results.set(`${lastAssistant}:${callIndex}`, m.text);
+  }
+  return { resultOf: (messageIndex, callIndex) => results.get(`${messageIndex}:${callIndex}`), orphan };
+}
+
+/**
  * A conversation as node-llama-cpp's chat history: an assistant turn's tool calls become function
  * call items carrying the results of the tool messages that answer them, and the history ends with
  * an empty model turn, the one to generate.
  */
 export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
-  const results = new Map<string, string>();
-  for (const m of messages) if (m.role === "tool" && m.toolCallId !== undefined) results.set(m.toolCallId, m.text);
+  const links = linkToolResults(messages);
   const history: ChatHistoryItem[] = [];
-  for (const m of messages) {
+  for (const [index, m] of messages.entries()) {
     if (m.role === "system") history.push({ type: "system", text: m.text });
     else if (m.role === "user") history.push({ type: "user", text: m.text });
     else if (m.role === "assistant") {
       const response: ChatModelResponse["response"] = m.text.length > 0 ? [m.text] : [];
-      for (const call of m.toolCalls ?? []) {
-        response.push({ type: "functionCall", name: call.name, params: call.arguments, result: results.get(call.id) ?? "" });
+      for (const [callIndex, call] of (m.toolCalls ?? []).entries()) {
+        response.push({ type: "functionCall", name: call.name, params: call.arguments, result: links.resultOf(index, callIndex) ?? "" });
       }
       history.push({ type: "model", response });
     }
@@ -119,27 +184,37 @@ export async function generateOnSequence(
 
   // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
   let userText = request.prompt;
+  let messages = request.messages;
   let promptTokenList = promptTokensFor(loaded, chat, request, userText);
   let promptTokenCount = promptTokenList.length;
   let truncatedPromptTokens = 0;
   const room = contextSize - 1;
   if (promptTokenCount > room) {
-    if (!request.truncate || request.messages !== undefined) {
-      throw new LmrunError(
+    const tooLong = () =>
+      new PromptTooLongError(
         `the prompt is ${promptTokenCount} tokens but the context holds ${contextSize} (${loaded.summary.requestedContextSize !== undefined ? `llama.cpp's smallest here, for -c ${loaded.summary.requestedContextSize}; ` : ""}the model was trained on ${loaded.summary.trainContextSize})`,
-        { exitCode: 2, hint: "Raise --ctx, shorten the prompt, or pass --truncate to keep its end" },
+        request.messages !== undefined ? "messages" : "prompt",
       );
-    }
-    const textTokens = loaded.model.tokenize(userText, false);
-    const overhead = promptTokenCount - textTokens.length;
+    if (!request.truncate) throw tooLong();
     // Leave room for the reply (up to half the context): a prompt cut to fill the context would
-    // make every generated token shift it.
+    // leave the reply a token or two.
     const reserve = request.maxTokens < 0 ? Math.floor(contextSize / 2) : Math.min(request.maxTokens, Math.floor(contextSize / 2));
-    const keep = Math.max(0, room - reserve - overhead);
-    truncatedPromptTokens = textTokens.length - keep;
-    userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
-    promptTokenList = promptTokensFor(loaded, chat, request, userText);
+    const originalCount = promptTokenCount;
+    if (messages !== undefined) {
+      // A conversation loses its oldest turns (system messages and the last message stay), as ollama does.
+      const kept = dropOldestMessages(messages, (candidate) => promptTokensFor(loaded, chat, { ...request, messages: candidate }, userText).length <= room - reserve);
+      if (kept === undefined) throw tooLong();
+      messages = kept;
+      promptTokenList = promptTokensFor(loaded, chat, { ...request, messages }, userText);
+    } else {
+      const textTokens = loaded.model.tokenize(userText, false);
+      const overhead = promptTokenCount - textTokens.length;
+      const keep = Math.max(0, room - reserve - overhead);
+      userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
+      promptTokenList = promptTokensFor(loaded, chat, request, userText);
+    }
     promptTokenCount = promptTokenList.length;
+    truncatedPromptTokens = originalCount - promptTokenCount;
   }
 
   // Prompt batches use the batch threads; the first sampled token switches to generation threads.
@@ -161,8 +236,9 @@ export async function generateOnSequence(
     onToken,
     ...(hooks.onText ? { onTextChunk: hooks.onText } : {}),
     ...(hooks.signal ? { signal: hooks.signal, stopOnAbortSignal: true } : {}),
-    // -1 (llama.cpp's -n -1): no limit but the context (no endless generation through context shifts).
-    maxTokens: request.maxTokens >= 0 ? request.maxTokens : Math.max(1, contextSize - promptTokenCount),
+    // Generation ends where the context does, as llama.cpp's tools do by default (no context shift);
+    // -1 (llama.cpp's -n -1): no limit but that.
+    maxTokens: Math.max(1, request.maxTokens >= 0 ? Math.min(request.maxTokens, contextSize - promptTokenCount) : contextSize - promptTokenCount),
     temperature: request.sampling.temperature,
     topK: request.sampling.topK,
     topP: request.sampling.topP,
@@ -194,7 +270,7 @@ export async function generateOnSequence(
   };
   try {
     if (chat) {
-      const history = buildHistory(request, userText);
+      const history = buildHistory(messages !== undefined ? { ...request, messages } : request, userText);
       if (functions) {
         // Function calling and a grammar exclude each other in node-llama-cpp (the server refuses both at once).
         const { grammar: _grammar, ...withoutGrammar } = common;

@@ -80,14 +80,9 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
   const insights: GgufInsights = await GgufInsights.from(fileInfo, llama);
   // A file cut after its header (a truncated download) is refused as run refuses it, not described.
   if (local !== undefined) checkTensorData(fileInfo, insights.modelSize, local.sizeBytes, path.basename(target));
-  const metadata = fileInfo.metadata as unknown as {
-    general?: { name?: string; architecture?: string; file_type?: number; license?: string };
-    tokenizer?: { chat_template?: string };
-  };
-  const fileType = metadata.general?.file_type;
-  const dominant = insights.dominantTensorType;
-  const quant =
-    fileType !== undefined ? String(GgufFileType[fileType] ?? fileType).replace(/^(MOSTLY|ALL)_/, "") : dominant !== undefined ? GgmlType[dominant] : undefined;
+  const facts = await factsOf(fileInfo, insights);
+  const quant = facts.quant;
+  const metadata = fileInfo.metadata as unknown as { general?: { license?: string } };
 
   const vram = llama && llama.gpu !== false ? await llama.getVramState() : undefined;
   const machine = {
@@ -126,14 +121,14 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
   const fitting = memory.filter((m) => (m.gpu ? m.gpu.fits : m.cpu.fits)).map((m) => m.contextSize);
   return {
     source: source.path !== undefined ? { kind: "file", path: source.path } : { kind: "remote", url: source.url! },
-    name: metadata.general?.name,
-    architecture: metadata.general?.architecture,
-    parameters: insights.totalParameters || undefined,
+    name: facts.name,
+    architecture: facts.architecture,
+    parameters: facts.parameters,
     quant,
     // node-llama-cpp counts the output layer too; people quote the block count.
     layers: Number((fileInfo.architectureMetadata as { block_count?: number } | undefined)?.block_count ?? insights.totalLayers - 1),
     contextLength: train,
-    chatTemplate: typeof metadata.tokenizer?.chat_template === "string" ? metadata.tokenizer.chat_template : undefined,
+    chatTemplate: facts.chatTemplate,
     license: metadata.general?.license,
     modelBytes: insights.modelSize,
     machine,
@@ -141,5 +136,49 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
     largestFittingContext: fitting.length > 0 ? Math.max(...fitting) : null,
     recommended,
     warnings: insights.getWarnings(source.path),
+  };
+}
+
+/** What a GGUF header says of a model, without loading it (the server's /api/show and /api/tags). */
+export interface ModelFileFacts {
+  name: string | undefined;
+  architecture: string | undefined;
+  parameters: number | undefined;
+  /** llama.cpp's file type name (Q4_K_M, Q8_0, F16 ...). */
+  quant: string | undefined;
+  contextLength: number | undefined;
+  embeddingLength: number | undefined;
+  chatTemplate: string | undefined;
+  /** The model pools its outputs into one vector (an embedding model such as BERT), rather than predicting tokens. */
+  pooling: boolean;
+}
+
+export async function describeModelFile(modelPath: string): Promise<ModelFileFacts> {
+  const { readGgufFileInfo, GgufInsights } = await loadNodeLlamaCpp();
+  const fileInfo = await readGgufFileInfo(modelPath, { sourceType: "filesystem", logWarnings: false });
+  return factsOf(fileInfo, await GgufInsights.from(fileInfo));
+}
+
+async function factsOf(fileInfo: GgufFileInfo, insights: GgufInsights): Promise<ModelFileFacts> {
+  const { GgufFileType, GgmlType } = await loadNodeLlamaCpp();
+  const metadata = fileInfo.metadata as unknown as {
+    general?: { name?: string; architecture?: string; file_type?: number };
+    tokenizer?: { chat_template?: string };
+  };
+  const architecture = fileInfo.architectureMetadata as { embedding_length?: number; pooling_type?: number } | undefined;
+  const fileType = metadata.general?.file_type;
+  const dominant = insights.dominantTensorType;
+  const quant =
+    fileType !== undefined ? String(GgufFileType[fileType] ?? fileType).replace(/^(MOSTLY|ALL)_/, "") : dominant !== undefined ? GgmlType[dominant] : undefined;
+  return {
+    name: metadata.general?.name,
+    architecture: metadata.general?.architecture,
+    parameters: insights.totalParameters || undefined,
+    quant,
+    contextLength: insights.trainContextSize,
+    embeddingLength: architecture?.embedding_length,
+    chatTemplate: typeof metadata.tokenizer?.chat_template === "string" ? metadata.tokenizer.chat_template : undefined,
+    // llama.cpp's LLAMA_POOLING_TYPE_NONE is 0; generative models have no pooling_type key at all.
+    pooling: architecture?.pooling_type !== undefined && architecture.pooling_type > 0,
   };
 }

@@ -103,12 +103,18 @@ export class Fields {
 export function readSampling(f: Fields, maxTemperature: number): Partial<SamplingOptions> {
   return {
     temperature: f.number("temperature", { min: 0, max: maxTemperature }),
-    topK: f.number("top_k", { integer: true, min: 0, max: 1_000_000 }),
+    // llama.cpp: top_k <= 0 disables it (ollama and llama-server clients send -1).
+    topK: atLeastZero(f.number("top_k", { integer: true, min: -1_000_000, max: 1_000_000 })),
     topP: f.number("top_p", { min: 0, max: 1 }),
     minP: f.number("min_p", { min: 0, max: 1 }),
     repeatPenalty: f.number("repeat_penalty", { min: 0, max: 10 }),
-    seed: f.number("seed", { integer: true, min: 0, max: 2 ** 32 - 1 }),
+    // -1 is llama.cpp's and ollama's "random", which unset means here.
+    seed: f.number("seed", { integer: true, min: -1, max: 2 ** 32 - 1 }) === -1 ? undefined : f.number("seed"),
     presencePenalty: f.number("presence_penalty", { min: -2, max: 2 }),
     frequencyPenalty: f.number("frequency_penalty", { min: -2, max: 2 }),
   };
+}
+
+function atLeastZero(value: number | undefined): number | undefined {
+  return value === undefined ? undefined : Math.max(0, value);
 }

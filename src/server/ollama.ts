@@ -1,11 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import { describeModelFile, type ModelFileFacts } from "../engine/inspect.js";
 import { threadpoolStatus } from "../engine/threadpool.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
-import { bodyWithModel, embed, type AdapterContext } from "./openai.js";
+import { bodyWithModel, checkToolResults, embed, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 import type { LmrunFinalExtension } from "./wire.js";
 
@@ -37,25 +40,29 @@ function formatOf(f: Fields): Job["jsonSchema"] {
 }
 
 /** ollama's `options` (Modelfile parameters); unknown ones (num_thread, num_gpu ...) are ignored, as ollama does. */
-function optionsOf(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop" | "truncate"> & { numCtx: number | undefined } {
+function optionsOf(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop" | "truncate"> {
   const o = f.object("options") ?? new Fields({}, "options");
   const numPredict = o.number("num_predict", { integer: true, min: -2 });
   if (numPredict === 0) throw badRequest('"options.num_predict" must be positive, or -1 for no limit', "options.num_predict");
+  // A slot's context is fixed when the model loads (lmrun serve --ctx); a client's num_ctx (Open WebUI
+  // and Continue send 8k and more) is read for its type and otherwise left, as ollama caps it at the model's.
+  o.number("num_ctx", { integer: true, min: 1 });
   return {
-    // -1 (no limit) and -2 (fill the context) are bounded by the slot's context.
-    maxTokens: numPredict !== undefined && numPredict > 0 ? numPredict : undefined,
+    // -1 (no limit) and -2 (fill the context): until the model stops or the slot's context is full.
+    maxTokens: numPredict === undefined ? undefined : numPredict > 0 ? numPredict : -1,
     maxTokensParam: "options.num_predict",
     sampling: readSampling(o, 100),
     stop: o.strings("stop", { maxItems: 16 }) ?? [],
-    truncate: o.boolean("lmrun_truncate") === true,
-    numCtx: o.number("num_ctx", { integer: true, min: 1 }),
+    // ollama's default: a prompt or conversation longer than the context loses its start (or its oldest
+    // messages). lmrun's own client sends "truncate": false unless run --truncate.
+    truncate: f.boolean("truncate") ?? true,
   };
 }
 
-function checkNumCtx(numCtx: number | undefined, outcomeContext: number): void {
-  if (numCtx !== undefined && numCtx > outcomeContext) {
-    throw badRequest(`"options.num_ctx" ${numCtx} is larger than the server's ${outcomeContext}-token context per slot (set it with lmrun serve --ctx)`, "options.num_ctx");
-  }
+/** Go's ollama client sends unset strings as "" (no omitempty): "" is absent. */
+function optionalString(f: Fields, name: string): string | undefined {
+  const value = f.string(name);
+  return value === "" ? undefined : value;
 }
 
 function noImages(f: Fields, at: string): void {
@@ -133,12 +140,12 @@ async function loadOrUnload(ctx: AdapterContext, res: ServerResponse, model: str
   const createdAt = new Date().toISOString();
   if (keepAliveMs === 0) {
     await ctx.service.pool.unload(servable.path);
-    sendJson(res, 200, shape({ model: servable.name, created_at: createdAt, done: true, done_reason: "unload" }));
+    sendJson(res, 200, shape({ model, created_at: createdAt, done: true, done_reason: "unload" }));
     return;
   }
   const held = await ctx.service.hold(model, "model", keepAliveMs);
   held.release();
-  sendJson(res, 200, shape({ model: servable.name, created_at: createdAt, done: true, done_reason: "load", load_duration: ns(held.loadMs) }));
+  sendJson(res, 200, shape({ model, created_at: createdAt, done: true, done_reason: "load", load_duration: ns(held.loadMs) }));
 }
 
 export async function generate(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -147,12 +154,13 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
   const prompt = f.string("prompt") ?? "";
   const keepAliveMs = keepAliveOf(f);
   noImages(f, "");
-  if (f.has("suffix") && f.string("suffix") !== "") throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
-  if (f.has("template")) throw badRequest('"template" is not supported: the model\'s own chat template is used (or "raw": true for none)', "template");
+  if (optionalString(f, "suffix") !== undefined) throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
+  if (optionalString(f, "template") !== undefined) throw badRequest('"template" is not supported: the model\'s own chat template is used (or "raw": true for none)', "template");
   const options = optionsOf(f);
   const jsonSchema = formatOf(f);
   const raw = f.boolean("raw") === true;
-  const system = f.string("system");
+  const system = optionalString(f, "system");
+  if (raw && system !== undefined) throw badRequest('raw mode does not support "system": put the system text in the prompt', "system");
   const stream = f.boolean("stream") !== false;
   if (prompt === "") return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, response: "" }));
   const job = {
@@ -165,7 +173,7 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
     jsonSchema,
     keepAliveMs,
   };
-  await respond(ctx, res, job, stream, receivedAt, options.numCtx, {
+  await respond(ctx, res, job, stream, receivedAt, {
     piece: (text) => ({ response: text }),
     last: () => ({ response: "" }),
     whole: (outcome) => ({ response: outcome.result.text }),
@@ -214,6 +222,7 @@ export async function chat(ctx: AdapterContext, req: IncomingMessage, res: Serve
   const receivedAt = performance.now();
   const { f, model } = await bodyWithModel(ctx, req);
   const messages = messagesOf(f);
+  checkToolResults(messages);
   const keepAliveMs = keepAliveOf(f);
   const options = optionsOf(f);
   const jsonSchema = formatOf(f);
@@ -224,8 +233,10 @@ export async function chat(ctx: AdapterContext, req: IncomingMessage, res: Serve
   if (messages.length === 0) return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, ...message("") }));
   const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, keepAliveMs };
   const calls = (outcome: JobOutcome) =>
-    outcome.result.toolCalls ? { tool_calls: outcome.result.toolCalls.map((c) => ({ function: { name: c.name, arguments: c.arguments ?? {} } })) } : {};
-  await respond(ctx, res, job, stream, receivedAt, options.numCtx, {
+    outcome.result.toolCalls
+      ? { tool_calls: outcome.result.toolCalls.map((c, index) => ({ id: `call_${crypto.randomBytes(4).toString("hex")}`, function: { index, name: c.name, arguments: c.arguments ?? {} } })) }
+      : {};
+  await respond(ctx, res, job, stream, receivedAt, {
     piece: (text) => message(text),
     last: (outcome) => message("", calls(outcome)),
     whole: (outcome) => message(outcome.result.text, calls(outcome)),
@@ -244,21 +255,14 @@ async function respond(
   job: Omit<Job, "signal" | "onText" | "onStart">,
   stream: boolean,
   receivedAt: number,
-  numCtx: number | undefined,
   shape: Shape,
 ): Promise<void> {
   const client = new AbortController();
   onClientGone(res, () => client.abort());
-  // num_ctx is checked against the loaded model before generating: a hold is cheap when it is warm.
-  if (numCtx !== undefined) {
-    const held = await ctx.service.hold(job.model, job.modelParam);
-    held.release();
-    checkNumCtx(numCtx, held.entry.loaded.context.contextSize);
-  }
   if (!stream) {
     const outcome = await ctx.service.run({ ...job, signal: client.signal });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    sendJson(res, 200, { model: outcome.model.name, created_at: new Date().toISOString(), ...shape.whole(outcome), ...finalFields(outcome, receivedAt) });
+    sendJson(res, 200, { model: job.model, created_at: new Date().toISOString(), ...shape.whole(outcome), ...finalFields(outcome, receivedAt) });
     return;
   }
   const writer = new StreamWriter(res, "application/x-ndjson");
@@ -274,7 +278,7 @@ async function respond(
       onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
     });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    send({ model: outcome.model.name, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
+    send({ model: job.model, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
     await pending;
     writer.end();
   } catch (error) {
@@ -286,14 +290,55 @@ async function respond(
   }
 }
 
+/** Header facts per file, read once (a file that changes is read again). */
+const factsCache = new Map<string, { mtimeMs: number; facts: Promise<ModelFileFacts | undefined> }>();
+
+function factsFor(modelPath: string): Promise<ModelFileFacts | undefined> {
+  const mtimeMs = fs.statSync(modelPath, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  const cached = factsCache.get(modelPath);
+  if (cached && cached.mtimeMs === mtimeMs) return cached.facts;
+  // A file that cannot be read is listed without details; loading it says what is wrong.
+  const facts = describeModelFile(modelPath).catch(() => undefined);
+  factsCache.set(modelPath, { mtimeMs, facts });
+  return facts;
+}
+
+/** ollama's parameter_size: "135M", "7.2B". */
+function parameterSize(parameters: number | undefined): string {
+  if (!parameters) return "";
+  if (parameters >= 1e9) return `${(parameters / 1e9).toFixed(1)}B`;
+  if (parameters >= 1e6) return `${Math.round(parameters / 1e6)}M`;
+  return `${Math.round(parameters / 1e3)}K`;
+}
+
+function detailsOf(facts: ModelFileFacts | undefined, quant?: string) {
+  const family = facts?.architecture ?? "";
+  return {
+    parent_model: "",
+    format: "gguf",
+    family,
+    families: family ? [family] : null,
+    parameter_size: parameterSize(facts?.parameters),
+    quantization_level: facts?.quant ?? quant ?? "",
+  };
+}
+
+/** What clients filter model pickers by: a generative model completes (and calls tools if its template takes them); a pooling one embeds. */
+function capabilitiesOf(facts: ModelFileFacts | undefined): string[] {
+  if (facts?.pooling) return ["embedding"];
+  return facts?.chatTemplate !== undefined && /\btools\b/.test(facts.chatTemplate) ? ["completion", "tools"] : ["completion"];
+}
+
 export async function tags(ctx: AdapterContext, res: ServerResponse): Promise<void> {
-  const models = ctx.service.options.names.list().map((m) => ({
+  const listed = ctx.service.options.names.list();
+  const facts = await Promise.all(listed.map((m) => factsFor(m.path)));
+  const models = listed.map((m, index) => ({
     name: m.name,
     model: m.name,
     modified_at: m.modifiedAt,
     size: m.sizeBytes,
     digest: m.digest,
-    details: { parent_model: "", format: "gguf", family: "", families: null, parameter_size: "", quantization_level: m.quant ?? "" },
+    details: detailsOf(facts[index], m.quant),
     // lmrun's client maps a file path the user gave to the name the server knows it by.
     lmrun: { path: m.path },
   }));
@@ -301,12 +346,12 @@ export async function tags(ctx: AdapterContext, res: ServerResponse): Promise<vo
 }
 
 export async function ps(ctx: AdapterContext, res: ServerResponse): Promise<void> {
-  const models = ctx.service.pool.list().map((e) => ({
+  const models = await Promise.all(ctx.service.pool.list().map(async (e) => ({
     name: e.name,
     model: e.name,
     size: e.loaded.summary.sizeBytes,
     digest: "",
-    details: { parent_model: "", format: "gguf", family: e.loaded.summary.architecture ?? "", families: null, parameter_size: "", quantization_level: "" },
+    details: detailsOf(await factsFor(e.loaded.summary.path)),
     // ollama's "forever" is a far-future time; Go's zero time would read as expired.
     expires_at: new Date(e.expiresAt ?? (e.keepAliveMs < 0 ? Date.UTC(2318, 0, 1) : Date.now() + e.keepAliveMs)).toISOString(),
     size_vram: 0,
@@ -319,32 +364,31 @@ export async function ps(ctx: AdapterContext, res: ServerResponse): Promise<void
       keepAliveMs: e.keepAliveMs,
       loadedAt: new Date(e.loadedAt).toISOString(),
     },
-  }));
+  })));
   sendJson(res, 200, { models });
 }
 
 export async function show(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
   const name = f.string("model") ?? f.string("name");
-  if (name === undefined) throw badRequest('"model" is required', "model");
+  if (name === undefined || name === "") throw badRequest('"model" is required', "model");
   const model = ctx.service.model(name, "model");
   const listed = ctx.service.options.names.list().find((m) => m.path === model.path);
-  const loaded = ctx.service.pool.get(model.path);
-  const summary = loaded?.loaded.summary;
+  const facts = await factsFor(model.path);
+  const architecture = facts?.architecture ?? "llama";
+  // From the file, loaded or not: clients read <architecture>.context_length for the window they may fill.
+  const modelInfo: Record<string, string | number> = { "general.architecture": architecture };
+  if (facts?.name !== undefined) modelInfo["general.name"] = facts.name;
+  if (facts?.parameters !== undefined) modelInfo["general.parameter_count"] = facts.parameters;
+  if (facts?.contextLength !== undefined) modelInfo[`${architecture}.context_length`] = facts.contextLength;
+  if (facts?.embeddingLength !== undefined) modelInfo[`${architecture}.embedding_length`] = facts.embeddingLength;
   sendJson(res, 200, {
     modelfile: "",
     parameters: "",
-    template: "",
-    details: { parent_model: "", format: "gguf", family: summary?.architecture ?? "", families: null, parameter_size: "", quantization_level: listed?.quant ?? "" },
-    model_info: summary
-      ? {
-          "general.architecture": summary.architecture ?? "",
-          "general.name": summary.name ?? "",
-          "general.parameter_count": summary.parameters ?? 0,
-          [`${summary.architecture ?? "llama"}.context_length`]: summary.trainContextSize,
-        }
-      : {},
-    capabilities: ["completion", "tools", "embedding"],
+    template: facts?.chatTemplate ?? "",
+    details: detailsOf(facts, listed?.quant),
+    model_info: modelInfo,
+    capabilities: capabilitiesOf(facts),
     modified_at: listed?.modifiedAt ?? "",
   });
 }
@@ -354,18 +398,26 @@ export async function embedEndpoint(ctx: AdapterContext, req: IncomingMessage, r
   const { f, model } = await bodyWithModel(ctx, req);
   const keepAliveMs = keepAliveOf(f);
   const field = legacy ? "prompt" : "input";
-  const input = f.raw(field);
-  const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.length > 0 && input.every((s) => typeof s === "string") ? (input as string[]) : undefined;
-  if (!texts || (legacy && Array.isArray(input))) throw badRequest(`"${field}" must be a string${legacy ? "" : " or a non-empty array of strings"}`, field);
+  const input = f.raw(field) ?? "";
+  const texts = typeof input === "string" ? (input === "" ? [] : [input]) : Array.isArray(input) && input.every((s) => typeof s === "string") ? (input as string[]) : undefined;
+  if (!texts || (legacy && Array.isArray(input))) throw badRequest(`"${field}" must be a string${legacy ? "" : " or an array of strings"}`, field);
   if (texts.length > 2048) throw badRequest(`"${field}" has more than 2048 items`, field);
-  const result = await embed(ctx.service, model, "model", texts, keepAliveMs);
+  const empty = texts.indexOf("");
+  if (empty >= 0) throw badRequest(`"${field}[${empty}]" is empty: there is nothing to embed`, field);
+  const dimensions = legacy ? undefined : f.number("dimensions", { integer: true, min: 1 });
+  // Nothing to embed loads the model (clients preload an embedding model this way), as ollama does.
+  const result =
+    texts.length > 0
+      ? // /api/embed's vectors have unit length (ollama's); the legacy /api/embeddings' are raw.
+        await embed(ctx.service, model, "model", texts, { keepAliveMs, normalize: !legacy, dimensions, truncate: f.boolean("truncate") ?? true })
+      : await ctx.service.hold(model, "model", keepAliveMs).then((held) => (held.release(), { vectors: [], promptTokens: 0, model: held.model.name, loadMs: held.loadMs }));
   ctx.note({ promptTokens: result.promptTokens });
   if (legacy) {
-    sendJson(res, 200, { embedding: result.vectors[0] });
+    sendJson(res, 200, { embedding: result.vectors[0] ?? [] });
     return;
   }
   sendJson(res, 200, {
-    model: result.model,
+    model,
     embeddings: result.vectors,
     total_duration: ns(performance.now() - receivedAt),
     load_duration: ns(result.loadMs),
@@ -373,8 +425,14 @@ export async function embedEndpoint(ctx: AdapterContext, req: IncomingMessage, r
   });
 }
 
+/**
+ * The ollama API level lmrun follows (ollama's docs/openapi.yaml), not lmrun's own version: clients
+ * gate features on it (VS Code's Copilot wants at least 0.6.4). lmrun's version rides along.
+ */
+export const OLLAMA_API_VERSION = "0.12.6";
+
 export function version(res: ServerResponse): void {
-  sendJson(res, 200, { version: packageVersion() });
+  sendJson(res, 200, { version: OLLAMA_API_VERSION, lmrun: { version: packageVersion() } });
 }
 
 /** The endpoints behind ollama's path-traversal and RCE advisories: never served here. */

@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { linkToolResults } from "../engine/generate.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
@@ -24,6 +25,7 @@ const MAX_MESSAGES = 10_000;
 export async function bodyWithModel(ctx: AdapterContext, req: IncomingMessage): Promise<{ f: Fields; model: string }> {
   const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
   const model = f.string("model", { required: true })!;
+  if (model === "") throw badRequest('"model" is required', "model");
   ctx.note({ model });
   return { f, model };
 }
@@ -41,7 +43,9 @@ export async function listModels(ctx: AdapterContext, res: ServerResponse): Prom
 /** Sampling fields shared by chat and completions. */
 function samplingJob(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop"> {
   if ((f.number("n", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"n" > 1 is not supported: ask for one choice per request', "n");
-  if (f.raw("logprobs") === true || f.has("top_logprobs")) {
+  const logprobs = f.raw("logprobs");
+  // Chat's `true`, completions' number of alternatives (0 asks for none).
+  if ((logprobs !== undefined && logprobs !== null && logprobs !== false && logprobs !== 0) || f.has("top_logprobs")) {
     throw badRequest("logprobs are not supported: node-llama-cpp does not report token probabilities during generation", f.has("top_logprobs") ? "top_logprobs" : "logprobs");
   }
   const maxCompletion = f.number("max_completion_tokens", { integer: true, min: 1 });
@@ -82,7 +86,7 @@ function contentText(m: Fields, at: string): string {
       if (type === "image_url" || type === "input_image" || type === "image") throw badRequest("image parts are not supported: lmrun serves text-only models", `${at}.content[${index}]`);
       throw badRequest(`"${at}.content[${index}].type" ${JSON.stringify(type)} is not supported (text parts only)`, `${at}.content[${index}].type`);
     })
-    .join("");
+    .join("\n");
 }
 
 function messagesOf(f: Fields): ChatMessage[] {
@@ -107,7 +111,7 @@ function messagesOf(f: Fields): ChatMessage[] {
         try {
           parsed = JSON.parse(args);
         } catch {
-          throw badRequest(`"${at}.tool_calls[${i}].function.arguments" is not valid JSON`, `${at}.tool_calls[${i}].function.arguments`);
+          parsed = args; // an opaque string to OpenAI: a model's malformed call replays as it was
         }
         return { id: call.string("id") ?? `call_${i}`, name, arguments: parsed };
       });
@@ -115,6 +119,14 @@ function messagesOf(f: Fields): ChatMessage[] {
     }
     throw badRequest(`"${at}.role" must be system, developer, user, assistant or tool (got ${JSON.stringify(role)})`, `${at}.role`);
   });
+}
+
+/** A tool message must answer a call of an earlier assistant message (OpenAI's 400), not vanish from the prompt. */
+export function checkToolResults(messages: ChatMessage[]): void {
+  const { orphan } = linkToolResults(messages);
+  if (orphan === undefined) return;
+  const at = `messages[${orphan}]`;
+  throw badRequest(`"${at}" is a tool result, but no earlier assistant message has a tool call it answers`, messages[orphan]!.toolCallId !== undefined ? `${at}.tool_call_id` : at);
 }
 
 function toolsOf(f: Fields): ToolDefinition[] | undefined {
@@ -158,6 +170,7 @@ function toolCallsOf(outcome: JobOutcome) {
 export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { f, model } = await bodyWithModel(ctx, req);
   const messages = messagesOf(f);
+  checkToolResults(messages);
   const tools = toolsOf(f);
   const jsonSchema = jsonSchemaOf(f);
   if (tools && jsonSchema !== undefined) throw badRequest("tools and response_format json cannot be combined", "response_format");
@@ -176,7 +189,8 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
     },
     whole: (outcome) => {
       const calls = toolCallsOf(outcome)?.map(({ index: _index, ...call }) => call);
-      return { message: { role: "assistant", content: outcome.result.text, ...(calls ? { tool_calls: calls } : {}) } };
+      // OpenAI's content is null beside tool calls when the model said nothing else.
+      return { message: { role: "assistant", content: calls && outcome.result.text === "" ? null : outcome.result.text, ...(calls ? { tool_calls: calls } : {}) } };
     },
   });
 }
@@ -189,7 +203,8 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
   else if (Array.isArray(raw) && raw.length === 1 && typeof raw[0] === "string") prompt = raw[0];
   else if (Array.isArray(raw) && raw.every((p) => typeof p === "string")) throw badRequest('several prompts in one request are not supported: send one "prompt" per request', "prompt");
   else throw badRequest('"prompt" must be a string', "prompt");
-  if (f.has("suffix")) throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
+  if (f.has("suffix") && f.string("suffix") !== "") throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
+  const echo = f.boolean("echo") === true;
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
   const job = { model, modelParam: "model", prompt, chat: false, truncate: false, ...samplingJob(f), jsonSchema: jsonSchemaOf(f) };
@@ -197,10 +212,11 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
     object: "text_completion",
     idPrefix: "cmpl",
     includeUsage,
-    first: undefined,
+    // echo: the prompt, then its completion (OpenAI's legacy completions).
+    first: echo ? () => ({ text: prompt }) : undefined,
     piece: (text) => ({ text }),
     last: () => ({ text: "" }),
-    whole: (outcome) => ({ text: outcome.result.text }),
+    whole: (outcome) => ({ text: echo ? prompt + outcome.result.text : outcome.result.text }),
   });
 }
 
@@ -218,6 +234,8 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   const client = new AbortController();
   onClientGone(res, () => client.abort());
   const id = `${shape.idPrefix}-${crypto.randomBytes(12).toString("hex")}`;
+  // The served name in every chunk, aliases (":latest") resolved, as OpenAI reports the model that answered.
+  const modelName = ctx.service.model(job.model, job.modelParam).name;
   const created = Math.floor(Date.now() / 1000);
   const chunkObject = shape.object === "chat.completion" ? "chat.completion.chunk" : "text_completion";
   if (!stream) {
@@ -250,16 +268,16 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
       signal: client.signal,
       onText: (text) => {
         if (text.length === 0) return;
-        if (!sentFirst && shape.first) send(event(job.model, shape.first()));
+        if (!sentFirst && shape.first) send(event(modelName, shape.first()));
         sentFirst = true;
-        send(event(job.model, shape.piece(text)));
+        send(event(modelName, shape.piece(text)));
       },
     });
     clearInterval(ping);
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    if (!sentFirst && shape.first) send(event(outcome.model.name, shape.first()));
-    send(event(outcome.model.name, { ...shape.last(outcome), finish_reason: finishReason(outcome) }));
-    if (shape.includeUsage) send(event(outcome.model.name, undefined, { usage: usageOf(outcome) }));
+    if (!sentFirst && shape.first) send(event(modelName, shape.first()));
+    send(event(modelName, { ...shape.last(outcome), finish_reason: finishReason(outcome) }));
+    if (shape.includeUsage) send(event(modelName, undefined, { usage: usageOf(outcome) }));
     send("data: [DONE]\n\n");
     await pending;
     writer.end();
@@ -280,9 +298,12 @@ export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res:
   const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.length > 0 && input.every((s) => typeof s === "string") ? (input as string[]) : undefined;
   if (!texts) throw badRequest('"input" must be a string or a non-empty array of strings (token arrays are not supported)', "input");
   if (texts.length > 2048) throw badRequest('"input" has more than 2048 items', "input");
+  const empty = texts.findIndex((text) => text === "");
+  if (empty >= 0) throw badRequest(`"input${typeof input === "string" ? "" : `[${empty}]`}" is empty: there is nothing to embed`, "input");
   const format = f.string("encoding_format") ?? "float";
   if (format !== "float" && format !== "base64") throw badRequest('"encoding_format" must be float or base64', "encoding_format");
-  const { vectors, promptTokens, model: served } = await embed(ctx.service, model, "model", texts);
+  const dimensions = f.number("dimensions", { integer: true, min: 1 });
+  const { vectors, promptTokens, model: served } = await embed(ctx.service, model, "model", texts, { normalize: true, dimensions });
   ctx.note({ promptTokens });
   sendJson(res, 200, {
     object: "list",
@@ -296,13 +317,36 @@ export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res:
   });
 }
 
+export interface EmbedOptions {
+  keepAliveMs?: number | undefined;
+  /** Unit length (OpenAI's, ollama's /api/embed): a dot product is then the cosine similarity. */
+  normalize?: boolean;
+  /** Keep the first N values, then normalise (OpenAI's and ollama's `dimensions`). */
+  dimensions?: number | undefined;
+  /** An input longer than the context loses its end instead of failing (ollama's default). */
+  truncate?: boolean;
+}
+
 /** Embeds texts one after another on the model's embedding context (shared by both APIs). */
-export async function embed(service: Service, name: string, param: string, texts: string[], keepAliveMs?: number): Promise<{ vectors: number[][]; promptTokens: number; model: string; loadMs: number }> {
-  const held = await service.hold(name, param, keepAliveMs);
+export async function embed(service: Service, name: string, param: string, texts: string[], options: EmbedOptions = {}): Promise<{ vectors: number[][]; promptTokens: number; model: string; loadMs: number }> {
+  const held = await service.hold(name, param, options.keepAliveMs);
   try {
-    const { vectors, promptTokens } = await service.embed(held.entry, texts);
-    return { vectors, promptTokens, model: held.model.name, loadMs: held.loadMs };
+    const { vectors, promptTokens } = await service.embed(held.entry, texts, { truncate: options.truncate === true });
+    const length = vectors[0]?.length ?? 0;
+    if (options.dimensions !== undefined && options.dimensions > length) {
+      throw badRequest(`"dimensions" is ${options.dimensions} but ${held.model.name} gives ${length}-value embeddings`, "dimensions");
+    }
+    const shaped = vectors.map((vector) => {
+      const kept = options.dimensions !== undefined ? vector.slice(0, options.dimensions) : vector;
+      return options.normalize || options.dimensions !== undefined ? unitLength(kept) : kept;
+    });
+    return { vectors: shaped, promptTokens, model: held.model.name, loadMs: held.loadMs };
   } finally {
     held.release();
   }
+}
+
+function unitLength(vector: number[]): number[] {
+  const norm = Math.sqrt(vector.reduce((sum, x) => sum + x * x, 0));
+  return norm > 0 ? vector.map((x) => x / norm) : vector;
 }

@@ -191,9 +191,15 @@ export class LmrunServer {
     }
     const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
     if (modelPath && req.method === "GET") {
-      const name = decodeURIComponent(modelPath[1]!);
+      let name: string;
+      try {
+        name = decodeURIComponent(modelPath[1]!);
+      } catch {
+        throw new HttpError(404, `model ${JSON.stringify(modelPath[1])} not found: the id is not valid percent-encoding`, { type: "invalid_request_error", code: "model_not_found" });
+      }
       const model = ctx.service.model(name, "model");
-      sendJson(res, 200, { id: model.name, object: "model", created: 0, owned_by: "lmrun" });
+      const listed = ctx.service.options.names.list().find((m) => m.path === model.path);
+      sendJson(res, 200, { id: model.name, object: "model", created: Math.floor(Date.parse(listed?.modifiedAt ?? "") / 1000) || 0, owned_by: "lmrun" });
       return;
     }
     const route = ROUTES[path];
@@ -201,7 +207,8 @@ export class LmrunServer {
       req.resume();
       throw new HttpError(404, `no such endpoint: ${req.method} ${path}`, { type: "not_found_error" });
     }
-    const handler = route[req.method ?? ""];
+    // HEAD is GET without the body (Node drops it), as ollama answers HEAD /api/tags.
+    const handler = route[req.method ?? ""] ?? (req.method === "HEAD" ? route.GET : undefined);
     if (handler === undefined) {
       req.resume();
       throw new HttpError(405, `${path} takes ${Object.keys(route).join(", ")}, not ${req.method}`, { type: "invalid_request_error", headers: { allow: Object.keys(route).join(", ") } });

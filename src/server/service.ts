@@ -5,6 +5,7 @@ import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from ".
 import { InsufficientMemoryError } from "../engine/model.js";
 import { RpcWorkerError } from "../engine/rpc/preflight.js";
 import type { GenerateRequest, SamplingOptions } from "../engine/types.js";
+import { PromptTooLongError } from "../engine/generate.js";
 import { HttpError } from "./http.js";
 import type { Metrics } from "./metrics.js";
 import type { ModelNames } from "./modelNames.js";
@@ -80,7 +81,8 @@ export class Service {
       throw new HttpError(404, `model "${name}" not found: it is not one this server serves (see /v1/models or /api/tags; paths and URLs are never opened)`, {
         param,
         code: "model_not_found",
-        type: "not_found_error",
+        // OpenAI's type for an unknown model (the code says which error it is).
+        type: "invalid_request_error",
       });
     }
     return model;
@@ -96,8 +98,8 @@ export class Service {
   }
 
   /** Embeddings on a held model's embedding context; a failure in the API's shape. */
-  async embed(entry: PoolEntry, texts: string[]): Promise<{ vectors: number[][]; promptTokens: number }> {
-    return this.pool.embed(entry, texts).catch((error: unknown) => {
+  async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
+    return this.pool.embed(entry, texts, options).catch((error: unknown) => {
       throw toHttpError(error);
     });
   }
@@ -175,6 +177,14 @@ export function toHttpError(error: unknown): HttpError {
     return new HttpError(503, error.hint ? `${error.message}. ${error.hint}` : error.message, { type: "server_busy", code: `rpc_worker_${error.reason}`, headers: { "retry-after": "5" } });
   }
   if (error instanceof InsufficientMemoryError) return new HttpError(507, error.message, { type: "insufficient_memory", code: "model_too_large" });
+  if (error instanceof PromptTooLongError) {
+    // OpenAI's code, which client libraries (LangChain, LiteLLM) read to shorten and retry.
+    return new HttpError(400, `${error.message}. Raise lmrun serve --ctx, shorten the ${error.field}, or ask for truncation (ollama: "truncate": true)`, {
+      type: "invalid_request_error",
+      code: "context_length_exceeded",
+      param: error.field,
+    });
+  }
   if (error instanceof AbortedWhileQueuedError) return new HttpError(499, error.message, { type: "cancelled" });
   if (error instanceof LmrunError && error.exitCode === 2) return new HttpError(400, error.hint ? `${error.message}. ${error.hint}` : error.message, { type: "invalid_request_error" });
   if (error instanceof LmrunError) return new HttpError(500, error.message, { type: "server_error" });

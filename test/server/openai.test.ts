@@ -130,11 +130,31 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
       temperature: 0,
     });
     expect(followUp.choices[0]!.finish_reason).toMatch(/stop|length|tool_calls/);
-    const badArguments = await client.chat.completions
-      .create({ model: "tiny", messages: [{ role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{oops" } }] }] })
+    // The tool's answer is in the prompt: without it the prompt is shorter.
+    const withoutResult = await client.chat.completions.create({
+      model: "tiny",
+      messages: [
+        { role: "user", content: "Weather in Paris?" },
+        { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
+      ],
+      tools,
+      max_tokens: 1,
+      temperature: 0,
+    });
+    expect(followUp.usage!.prompt_tokens).toBeGreaterThan(withoutResult.usage!.prompt_tokens);
+    // A tool result that answers no call is refused, not dropped from the prompt unseen.
+    const orphan = await client.chat.completions
+      .create({ model: "tiny", messages: [{ role: "user", content: "Hi" }, { role: "tool", tool_call_id: "zzz", content: "sunny" }], max_tokens: 1 })
       .catch((e) => e);
-    expect(badArguments).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(badArguments.param).toBe("messages[0].tool_calls[0].function.arguments");
+    expect(orphan).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(orphan.param).toBe("messages[1].tool_call_id");
+    // Arguments are an opaque string to OpenAI: a model's malformed call can be replayed.
+    const badArguments = await client.chat.completions.create({
+      model: "tiny",
+      messages: [{ role: "user", content: "Hi" }, { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{oops" } }] }, { role: "tool", tool_call_id: "c", content: "ok" }],
+      max_tokens: 1,
+    });
+    expect(badArguments.choices).toHaveLength(1);
   });
 
   it.skipIf(!hasShared)(`chat at temp 0 equals \`lmrun run --local\` with the model's chat template${hasShared ? "" : ` [skipped: ${sharedSkipReason}]`}`, async () => {

@@ -119,7 +119,10 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
     import("../../server/service.js"),
     import("../../models/resolve.js"),
   ]);
-  const { seed: drawnSeed, maxTokens, ...sampling } = resolveSampling(flags, settings);
+  const { seed: drawnSeed, maxTokens: _runDefault, ...sampling } = resolveSampling(flags, settings);
+  // A request without max_tokens / num_predict generates until the model stops or its slot's context
+  // is full, as llama-server's and ollama's do (run's 512 would cut chat clients' answers short).
+  const maxTokens = flags.maxTokens ?? settings.maxTokens ?? -1;
   // The operator's own references may be paths, URLs or pulls (as for run); a request's never are.
   const commandLine: ServableModel[] = [];
   for (const ref of refs) {

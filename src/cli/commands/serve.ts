@@ -52,7 +52,7 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .option("--log-format <format>", "access log on stderr: text or json (default text)", logFormat)
     .option("--max-body <size>", "largest request body (default 8MB)", parseBytes);
   // With --rpc, serve stays the server users see and runs its models in a child it supervises (actions/serve.ts).
-  addSamplingOptions(addLoadOptions(command, { inProcess: () => true }));
+  addSamplingOptions(addLoadOptions(command, { inProcess: () => true }), "-1, for requests that name none");
   command.action(async (models: string[], flags: ServeFlags) => {
     const { serveCommand } = await import("../actions/serve.js");
     await serveCommand(ctx, models, flags);

@@ -136,19 +136,25 @@ export class ModelPool {
    * Embeddings of texts, one after another, on the model's embedding context (created on first use,
    * beside the slots' context; node-llama-cpp evaluates one input at a time there).
    */
-  async embed(entry: PoolEntry, texts: string[]): Promise<{ vectors: number[][]; promptTokens: number }> {
+  async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
     const contextSize = entry.loaded.context.contextSize;
     entry.embedding ??= entry.loaded.model.createEmbeddingContext({ contextSize, threads: entry.loaded.summary.batchThreads });
     const context = await entry.embedding;
+    const { model } = entry.loaded;
+    // node-llama-cpp adds a BOS and, for some vocabularies, an end token to what it is given, and
+    // wants one position spare.
+    const room = contextSize - 3;
     const vectors: number[][] = [];
     let promptTokens = 0;
     for (const [index, text] of texts.entries()) {
-      const tokens = entry.loaded.model.tokenize(text);
-      if (tokens.length >= contextSize) {
-        throw new LmrunError(`input ${index} is ${tokens.length} tokens; the embedding context holds ${contextSize}`, { exitCode: 2 });
+      let tokens = model.tokenize(text);
+      if (tokens.length > room) {
+        if (!options.truncate) throw new LmrunError(`input ${index} is ${tokens.length} tokens; the embedding context holds ${contextSize}`, { exitCode: 2 });
+        // ollama's truncate: the start of the text, as much as fits.
+        tokens = tokens.slice(0, room);
       }
       promptTokens += tokens.length;
-      vectors.push([...(await context.getEmbeddingFor(text)).vector]);
+      vectors.push([...(await context.getEmbeddingFor(tokens)).vector]);
     }
     return { vectors, promptTokens };
   }

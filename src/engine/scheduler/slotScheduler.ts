@@ -1,6 +1,6 @@
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import { LmrunError } from "../../errors.js";
-import { generateOnSequence, promptTokensOf } from "../generate.js";
+import { PromptTooLongError, generateOnSequence, promptTokensOf } from "../generate.js";
 import type { LoadedModel } from "../model.js";
 import { setContextThreads } from "../threads.js";
 import { BatchAligner } from "./batchAlignment.js";
@@ -136,11 +136,8 @@ export class SlotScheduler {
     const tokens = await promptTokensOf(this.loaded, request);
     // Refused before it waits for a slot (a server can still answer 400 then).
     const contextSize = this.loaded.context.contextSize;
-    if (tokens.length >= contextSize && !(request.truncate && request.messages === undefined)) {
-      throw new LmrunError(`the prompt is ${tokens.length} tokens but each slot's context holds ${contextSize}`, {
-        exitCode: 2,
-        hint: "Shorten the prompt, or raise the server's --ctx",
-      });
+    if (tokens.length >= contextSize && !request.truncate) {
+      throw new PromptTooLongError(`the prompt is ${tokens.length} tokens but each slot's context holds ${contextSize}`, request.messages !== undefined ? "messages" : "prompt");
     }
     const slot = await this.acquire(tokens, hooks.signal);
     const queueMs = performance.now() - queuedAt;
