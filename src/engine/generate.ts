@@ -5,6 +5,7 @@ import type { LoadedModel } from "./model.js";
 import { ContinuationText } from "./continuationText.js";
 import { StopTextFilter } from "./stopText.js";
 import { setContextThreads } from "./threads.js";
+import { holdThreadCount } from "./threadpool.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -12,8 +13,10 @@ import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 export class PromptTooLongError extends LmrunError {
   constructor(
     message: string,
-    /** What was too long: a raw prompt or a conversation. */
-    readonly field: "prompt" | "messages",
+    /** What was too long: a raw prompt, a conversation, or a text to embed. */
+    readonly field: "prompt" | "messages" | "input",
+    /** Truncation was asked for and could not make it fit (a conversation's last message alone is too long). */
+    readonly evenTruncated = false,
   ) {
     super(message, { exitCode: 2, hint: "Raise --ctx, shorten the prompt, or pass --truncate to keep its end" });
   }
@@ -170,6 +173,23 @@ export async function generateOnSequence(
   hooks: GenerateHooks = {},
 ): Promise<GenerationResult> {
   const { LlamaChat, LlamaCompletion } = await loadNodeLlamaCpp();
+  // Greedy answers repeat exactly only with one thread count throughout (see holdThreadCount).
+  const releaseThreadCount = request.sampling.temperature === 0 ? holdThreadCount() : undefined;
+  try {
+    return await generateWith(LlamaChat, LlamaCompletion, loaded, sequence, request, hooks);
+  } finally {
+    releaseThreadCount?.();
+  }
+}
+
+async function generateWith(
+  LlamaChat: Awaited<ReturnType<typeof loadNodeLlamaCpp>>["LlamaChat"],
+  LlamaCompletion: Awaited<ReturnType<typeof loadNodeLlamaCpp>>["LlamaCompletion"],
+  loaded: LoadedModel,
+  sequence: LlamaContextSequence,
+  request: GenerateRequest,
+  hooks: GenerateHooks,
+): Promise<GenerationResult> {
   const contextSize = sequence.contextSize;
   const threads = hooks.threads ?? {
     prompt: () => setContextThreads(loaded.context, loaded.summary.batchThreads),
@@ -194,6 +214,7 @@ export async function generateOnSequence(
       new PromptTooLongError(
         `the prompt is ${promptTokenCount} tokens but the context holds ${contextSize} (${loaded.summary.requestedContextSize !== undefined ? `llama.cpp's smallest here, for -c ${loaded.summary.requestedContextSize}; ` : ""}the model was trained on ${loaded.summary.trainContextSize})`,
         request.messages !== undefined ? "messages" : "prompt",
+        request.truncate,
       );
     if (!request.truncate) throw tooLong();
     // Leave room for the reply (up to half the context): a prompt cut to fill the context would
@@ -202,7 +223,9 @@ export async function generateOnSequence(
     const originalCount = promptTokenCount;
     if (messages !== undefined) {
       // A conversation loses its oldest turns (system messages and the last message stay), as ollama does.
-      const kept = dropOldestMessages(messages, (candidate) => promptTokensFor(loaded, chat, { ...request, messages: candidate }, userText).length <= room - reserve);
+      const fitsIn = (limit: number) => (candidate: ChatMessage[]) => promptTokensFor(loaded, chat, { ...request, messages: candidate }, userText).length <= limit;
+      // A last message too long to leave the reply its share still goes, with less room to answer in.
+      const kept = dropOldestMessages(messages, fitsIn(room - reserve)) ?? dropOldestMessages(messages, fitsIn(room - 1));
       if (kept === undefined) throw tooLong();
       messages = kept;
       promptTokenList = promptTokensFor(loaded, chat, { ...request, messages }, userText);

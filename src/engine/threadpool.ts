@@ -34,6 +34,7 @@ interface ShimModule {
   claimLastContext(): boolean;
   decodeToken(token: number): number;
   setAdaptiveThreads?(generation: boolean, batches: boolean): boolean;
+  holdAdaptiveThreads?(delta: number): number;
   watchTermination?(graceMs: number): boolean;
   requestUnifiedKvCache?(sequences: number): boolean;
   tapLogits?(sequenceId: number, position: number, targets: number[]): number;
@@ -153,6 +154,22 @@ export function syncDecoder(): SyncDecoder | undefined {
  */
 export function setAdaptiveThreads(generation: boolean, batches: boolean): void {
   shim?.setAdaptiveThreads?.(generation, batches);
+}
+
+/**
+ * Keeps the adaptive generation thread count where it is until the returned function is called: for
+ * a greedy (temperature 0) request, whose text llama.cpp makes depend on the thread count past a few
+ * hundred tokens, so the same request repeats exactly. No-op without the shim or adaptive threads.
+ */
+export function holdThreadCount(): () => void {
+  if (shim?.holdAdaptiveThreads === undefined) return () => {};
+  shim.holdAdaptiveThreads(1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    shim?.holdAdaptiveThreads?.(-1);
+  };
 }
 
 /**

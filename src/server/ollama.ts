@@ -40,7 +40,7 @@ function formatOf(f: Fields): Job["jsonSchema"] {
 }
 
 /** ollama's `options` (Modelfile parameters); unknown ones (num_thread, num_gpu ...) are ignored, as ollama does. */
-function optionsOf(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop" | "truncate"> {
+function optionsOf(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "maxTokensPastContext" | "sampling" | "stop" | "truncate"> {
   const o = f.object("options") ?? new Fields({}, "options");
   const numPredict = o.number("num_predict", { integer: true, min: -2 });
   if (numPredict === 0) throw badRequest('"options.num_predict" must be positive, or -1 for no limit', "options.num_predict");
@@ -51,6 +51,8 @@ function optionsOf(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampl
     // -1 (no limit) and -2 (fill the context): until the model stops or the slot's context is full.
     maxTokens: numPredict === undefined ? undefined : numPredict > 0 ? numPredict : -1,
     maxTokensParam: "options.num_predict",
+    // Clients send fixed limits (4096, 8192) whatever the model; ollama stops at the context's end.
+    maxTokensPastContext: true,
     sampling: readSampling(o, 100),
     stop: o.strings("stop", { maxItems: 16 }) ?? [],
     // ollama's default: a prompt or conversation longer than the context loses its start (or its oldest

@@ -179,7 +179,7 @@ export class LmrunServer {
       res.end(req.method === "HEAD" ? undefined : "lmrun is running\n");
       return;
     }
-    if (path === "/metrics" && req.method === "GET") {
+    if (path === "/metrics" && (req.method === "GET" || req.method === "HEAD")) {
       const { contentType, body } = await options.metrics.render();
       res.writeHead(200, { "content-type": contentType });
       res.end(body);
@@ -190,7 +190,7 @@ export class LmrunServer {
       throw ollama.refused(path);
     }
     const modelPath = /^\/v1\/models\/(.+)$/.exec(path);
-    if (modelPath && req.method === "GET") {
+    if (modelPath && (req.method === "GET" || req.method === "HEAD")) {
       let name: string;
       try {
         name = decodeURIComponent(modelPath[1]!);

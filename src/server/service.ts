@@ -45,6 +45,8 @@ export interface Job {
   maxTokens?: number | undefined;
   /** The body field max tokens came from. */
   maxTokensParam: string;
+  /** More than a slot's context is not an error: generation ends where the context does (ollama's num_predict). */
+  maxTokensPastContext?: boolean;
   sampling: Partial<SamplingOptions>;
   stop: string[];
   jsonSchema?: GenerateRequest["jsonSchema"];
@@ -117,7 +119,7 @@ export class Service {
     const { entry, loadMs } = held;
     try {
       const contextSize = entry.loaded.context.contextSize;
-      if (job.maxTokens !== undefined && job.maxTokens > contextSize) {
+      if (job.maxTokens !== undefined && job.maxTokens > contextSize && !job.maxTokensPastContext) {
         throw new HttpError(400, `"${job.maxTokensParam}" is ${job.maxTokens}, more than the ${contextSize}-token context of each slot`, {
           param: job.maxTokensParam,
           type: "invalid_request_error",
@@ -179,7 +181,10 @@ export function toHttpError(error: unknown): HttpError {
   if (error instanceof InsufficientMemoryError) return new HttpError(507, error.message, { type: "insufficient_memory", code: "model_too_large" });
   if (error instanceof PromptTooLongError) {
     // OpenAI's code, which client libraries (LangChain, LiteLLM) read to shorten and retry.
-    return new HttpError(400, `${error.message}. Raise lmrun serve --ctx, shorten the ${error.field}, or ask for truncation (ollama: "truncate": true)`, {
+    const remedy = error.evenTruncated
+      ? `its system messages and last message alone do not fit: raise lmrun serve --ctx or shorten the last message`
+      : `raise lmrun serve --ctx, shorten the ${error.field}, or ask for truncation (ollama: "truncate": true)`;
+    return new HttpError(400, `${error.message}; ${remedy}`, {
       type: "invalid_request_error",
       code: "context_length_exceeded",
       param: error.field,

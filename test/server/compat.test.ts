@@ -81,6 +81,12 @@ describe("lmrun serve: what real clients send", () => {
     const openaiAnswer = await openai.completions.create({ model: randomModel, prompt: "Once upon a time", max_tokens: CONTEXT - 1, temperature: 0 });
     expect(openaiAnswer.choices[0]!.finish_reason).toBe("length");
     expect(openaiAnswer.usage!.total_tokens).toBe(CONTEXT);
+    // A fixed large num_predict (clients send 4096 whatever the model) is ollama's cap, not an error;
+    // OpenAI's max_tokens past the context stays a 400, as absurd.
+    const large = await ollama.generate({ model: randomModel, prompt: "Once upon a time", options: { num_predict: 4096, temperature: 0 } });
+    expect(large.prompt_eval_count + large.eval_count).toBe(CONTEXT);
+    const absurd = await openai.completions.create({ model: randomModel, prompt: "Once", max_tokens: 4096 }).catch((e) => e);
+    expect(absurd).toBeInstanceOf(OpenAI.BadRequestError);
   });
 
   it.skipIf(!hasShared)(sharedTitle("a conversation longer than the context: ollama drops its oldest turns (its default), OpenAI answers 400 context_length_exceeded"), async () => {
@@ -89,6 +95,11 @@ describe("lmrun serve: what real clients send", () => {
     expect(cut.prompt_eval_count).toBeLessThan(CONTEXT);
     const lmrun = (cut as unknown as { lmrun: { truncatedPromptTokens: number } }).lmrun;
     expect(lmrun.truncatedPromptTokens).toBeGreaterThan(1000);
+    // A last message too long to leave the reply half the context still goes, older turns dropped.
+    const paste = "The cat sat on the mat and looked at the dog. ".repeat(7);
+    const pasted = await ollama.chat({ model, messages: [...messages.slice(0, -1), { role: "user", content: paste }], options: { temperature: 0 } });
+    expect(pasted.prompt_eval_count).toBeGreaterThan(CONTEXT / 2);
+    expect(pasted.prompt_eval_count).toBeLessThan(CONTEXT);
     const refused = await request(`${server.url}/api/chat`, { json: { model, messages, truncate: false, stream: false } });
     expect(refused.status).toBe(400);
     const viaOpenAI = await openai.chat.completions.create({ model, messages: messages as never, max_tokens: 4 }).catch((e) => e);

@@ -306,6 +306,13 @@ static int adaptive_debug = -1;
     if (adaptive_debug < 0) adaptive_debug = getenv("LMRUN_THREADPOOL_DEBUG") && strcmp(getenv("LMRUN_THREADPOOL_DEBUG"), "1") == 0; \
     if (adaptive_debug) fprintf(stderr, "lmrun threadpool: " __VA_ARGS__); \
 } while (0)
+/*
+ * Greedy requests in flight (holdAdaptiveThreads): the count stays where it is. llama.cpp's answer
+ * at temperature 0 depends on the thread count (its flash attention splits a long KV cache between
+ * threads: -t 1 and -t 2 part after ~250 tokens), so a count switched mid-answer made the same greedy
+ * request give different texts run after run. The first choice (by free cores) still follows the load.
+ */
+static int adaptive_holds = 0;
 #define TOKENS_BY_THREADS_MAX 64
 static unsigned long tokens_by_threads[TOKENS_BY_THREADS_MAX + 1];
 static unsigned long thread_switches = 0;
@@ -412,6 +419,10 @@ static int adaptive_choose(adaptive_state * a, int requested) {
         a->next_check = CHECK_INTERVAL_MIN;
     }
     a->tokens++;
+    if (__atomic_load_n(&adaptive_holds, __ATOMIC_RELAXED) > 0) {
+        a->probe = 0;
+        return a->current;
+    }
     if (a->probe) return a->probe;
     if (a->tokens >= a->next_check && a->recent_count >= RECENT_TOKENS / 2) {
         a->next_check = a->tokens + a->interval;
@@ -906,6 +917,18 @@ static napi_value set_adaptive_threads(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/* holdAdaptiveThreads(delta): +1 when a greedy request starts, -1 when it ends (see adaptive_holds). */
+static napi_value hold_adaptive_threads(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t delta = 0;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc >= 1) napi_get_value_int32(env, argv[0], &delta);
+    int holds = __atomic_add_fetch(&adaptive_holds, delta, __ATOMIC_RELAXED);
+    napi_value result;
+    napi_create_int32(env, holds, &result);
+    return result;
+}
+
 /*
  * SIGTERM while the JavaScript thread is inside a long synchronous native call (tokenising a whole
  * corpus for perplexity takes seconds): lmrun's own handler cannot run until the call returns, so
@@ -1174,6 +1197,9 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "setAdaptiveThreads", 18, set_adaptive_threads, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "setAdaptiveThreads", fn);
+    }
+    if (napi_create_function(env, "holdAdaptiveThreads", 19, hold_adaptive_threads, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "holdAdaptiveThreads", fn);
     }
     if (napi_create_function(env, "watchTermination", 16, watch_termination, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "watchTermination", fn);

@@ -1,5 +1,6 @@
 import type { LlamaEmbeddingContext } from "node-llama-cpp";
 import { LmrunError } from "../../errors.js";
+import { PromptTooLongError } from "../generate.js";
 import { InsufficientMemoryError, loadModel, type LoadedModel } from "../model.js";
 import type { LoadOptions } from "../types.js";
 import { SlotScheduler } from "./slotScheduler.js";
@@ -149,7 +150,7 @@ export class ModelPool {
     for (const [index, text] of texts.entries()) {
       let tokens = model.tokenize(text);
       if (tokens.length > room) {
-        if (!options.truncate) throw new LmrunError(`input ${index} is ${tokens.length} tokens; the embedding context holds ${contextSize}`, { exitCode: 2 });
+        if (!options.truncate) throw new PromptTooLongError(`input ${index} is ${tokens.length} tokens; the embedding context holds ${contextSize}`, "input");
         // ollama's truncate: the start of the text, as much as fits.
         tokens = tokens.slice(0, room);
       }
