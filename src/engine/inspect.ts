@@ -151,6 +151,19 @@ export interface ModelFileFacts {
   chatTemplate: string | undefined;
   /** The model pools its outputs into one vector (an embedding model such as BERT), rather than predicting tokens. */
   pooling: boolean;
+  /** Every metadata key as "a.b.c"; long arrays (the vocabulary, merges) as null, as ollama shows them unless verbose. */
+  metadata: Record<string, unknown>;
+}
+
+const LONG_ARRAY = 64;
+
+function flattenMetadata(value: unknown, prefix: string, into: Record<string, unknown>): Record<string, unknown> {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [key, inner] of Object.entries(value)) flattenMetadata(inner, prefix ? `${prefix}.${key}` : key, into);
+  } else {
+    into[prefix] = Array.isArray(value) && value.length > LONG_ARRAY ? null : typeof value === "bigint" ? Number(value) : value;
+  }
+  return into;
 }
 
 export async function describeModelFile(modelPath: string): Promise<ModelFileFacts> {
@@ -180,5 +193,6 @@ async function factsOf(fileInfo: GgufFileInfo, insights: GgufInsights): Promise<
     chatTemplate: typeof metadata.tokenizer?.chat_template === "string" ? metadata.tokenizer.chat_template : undefined,
     // llama.cpp's LLAMA_POOLING_TYPE_NONE is 0; generative models have no pooling_type key at all.
     pooling: architecture?.pooling_type !== undefined && architecture.pooling_type > 0,
+    metadata: flattenMetadata(fileInfo.metadata, "", {}),
   };
 }

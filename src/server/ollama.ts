@@ -378,12 +378,12 @@ export async function show(ctx: AdapterContext, req: IncomingMessage, res: Serve
   const listed = ctx.service.options.names.list().find((m) => m.path === model.path);
   const facts = await factsFor(model.path);
   const architecture = facts?.architecture ?? "llama";
-  // From the file, loaded or not: clients read <architecture>.context_length for the window they may fill.
-  const modelInfo: Record<string, string | number> = { "general.architecture": architecture };
-  if (facts?.name !== undefined) modelInfo["general.name"] = facts.name;
+  // The file's metadata, loaded or not (ollama's model_info): clients read <architecture>.context_length
+  // for the window they may fill. The chat template is `template`, as ollama has it.
+  const { "tokenizer.chat_template": _template, ...metadata } = facts?.metadata ?? {};
+  const modelInfo: Record<string, unknown> = { ...metadata, "general.architecture": architecture };
   if (facts?.parameters !== undefined) modelInfo["general.parameter_count"] = facts.parameters;
   if (facts?.contextLength !== undefined) modelInfo[`${architecture}.context_length`] = facts.contextLength;
-  if (facts?.embeddingLength !== undefined) modelInfo[`${architecture}.embedding_length`] = facts.embeddingLength;
   sendJson(res, 200, {
     modelfile: "",
     parameters: "",

@@ -43,6 +43,7 @@ export async function listModels(ctx: AdapterContext, res: ServerResponse): Prom
 /** Sampling fields shared by chat and completions. */
 function samplingJob(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop"> {
   if ((f.number("n", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"n" > 1 is not supported: ask for one choice per request', "n");
+  if ((f.number("best_of", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"best_of" > 1 is not supported: ask for one choice per request', "best_of");
   const logprobs = f.raw("logprobs");
   // Chat's `true`, completions' number of alternatives (0 asks for none).
   if ((logprobs !== undefined && logprobs !== null && logprobs !== false && logprobs !== 0) || f.has("top_logprobs")) {

@@ -142,6 +142,9 @@ describe("lmrun serve: what real clients send", () => {
     const shown = await ollama.show({ model: chatModel });
     expect(shown.template).toContain("Assistant:");
     expect(shown.model_info["llama.context_length"]).toBeGreaterThan(0);
+    // The whole header, the vocabulary elided as ollama elides it.
+    expect(shown.model_info["llama.block_count"]).toBeGreaterThan(0);
+    expect(shown.model_info["tokenizer.ggml.tokens"]).toBeNull();
     expect(shown.details).toMatchObject({ family: "llama", quantization_level: "Q8_0" });
     expect(shown.capabilities).toEqual(["completion"]); // its template takes no tools, and it does not pool
     const tags = await ollama.list();
@@ -158,6 +161,8 @@ describe("lmrun serve: what real clients send", () => {
     expect(suffix.choices).toHaveLength(1);
     const logprobs = await openai.completions.create({ model: "tiny", prompt: "Once", max_tokens: 2, logprobs: 2 }).catch((e) => e);
     expect(logprobs).toBeInstanceOf(OpenAI.BadRequestError);
+    const bestOf = await openai.completions.create({ model: "tiny", prompt: "Once", max_tokens: 2, best_of: 3 }).catch((e) => e);
+    expect(bestOf).toBeInstanceOf(OpenAI.BadRequestError);
     const malformed = await request(`${server.url}/v1/models/%E0%A4%A`);
     expect(malformed.status).toBe(404);
     // Still serving.
