@@ -8,6 +8,13 @@ import { endWithPackageRunner, terminationGraceMs, terminationHandled } from "./
  * for a long one). Dying of the signal is also what a shell expects ($? = 128 + its number).
  */
 function dieOf(signal: "SIGINT" | "SIGTERM"): void {
+  // Dying of a signal skips "exit" listeners, which undo what must not outlive the process (serve's
+  // address record and model child, the terminal's raw mode): run them first.
+  try {
+    process.emit("exit", signal === "SIGINT" ? 130 : 143);
+  } catch {
+    // leaving regardless
+  }
   process.removeAllListeners(signal);
   process.kill(process.pid, signal);
   setTimeout(() => process.exit(signal === "SIGINT" ? 130 : 143), 1000).unref();

@@ -104,7 +104,7 @@ export function readSampling(f: Fields, maxTemperature: number): Partial<Samplin
   return {
     temperature: f.number("temperature", { min: 0, max: maxTemperature }),
     // llama.cpp: top_k <= 0 disables it (ollama and llama-server clients send -1).
-    topK: atLeastZero(f.number("top_k", { integer: true, min: -1_000_000, max: 1_000_000 })),
+    topK: atLeastZero(f.number("top_k", { integer: true, min: -1, max: 1_000_000 })),
     topP: f.number("top_p", { min: 0, max: 1 }),
     minP: f.number("min_p", { min: 0, max: 1 }),
     repeatPenalty: f.number("repeat_penalty", { min: 0, max: 10 }),

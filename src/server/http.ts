@@ -23,21 +23,21 @@ export function badRequest(message: string, param?: string): HttpError {
 /** Reads and parses a JSON object body, refusing one past `limitBytes` (413) or not JSON (400). */
 export async function readJsonBody(req: IncomingMessage, limitBytes: number): Promise<Record<string, unknown>> {
   const declared = Number(req.headers["content-length"]);
+  // A 413 closes the connection: reading on (to keep it alive) would take in whatever the client sends.
   if (Number.isFinite(declared) && declared > limitBytes) {
-    req.resume();
-    throw new HttpError(413, `the request body is ${declared} bytes; the limit is ${limitBytes}`, { type: "invalid_request_error", code: "body_too_large" });
+    throw new HttpError(413, `the request body is ${declared} bytes; the limit is ${limitBytes}`, { type: "invalid_request_error", code: "body_too_large", headers: { connection: "close" } });
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
     if (size > limitBytes) {
-      req.resume();
-      throw new HttpError(413, `the request body is larger than the limit of ${limitBytes} bytes`, { type: "invalid_request_error", code: "body_too_large" });
+      throw new HttpError(413, `the request body is larger than the limit of ${limitBytes} bytes`, { type: "invalid_request_error", code: "body_too_large", headers: { connection: "close" } });
     }
     chunks.push(chunk as Buffer);
   }
-  const text = Buffer.concat(chunks).toString("utf8");
+  // A byte-order mark (some Windows tools write one) is not part of the JSON.
+  const text = Buffer.concat(chunks).toString("utf8").replace(/^\uFEFF/, "");
   if (text.trim() === "") throw badRequest("the request body is empty; a JSON object is expected");
   let value: unknown;
   try {

@@ -35,6 +35,8 @@ function hostName(header: string | undefined): string | undefined {
   if (header === undefined || header === "") return undefined;
   const v6 = /^\[([^\]]+)\](?::\d+)?$/.exec(header);
   if (v6) return v6[1]!.toLowerCase();
+  // An IPv6 literal without brackets (`::1`) has no port to strip.
+  if (net.isIPv6(header)) return header.toLowerCase();
   return header.replace(/:\d+$/, "").toLowerCase();
 }
 
@@ -51,6 +53,23 @@ export function hostAllowed(header: string | undefined, options: SecurityOptions
   if (options.allowHosts.some((h) => h.toLowerCase() === name)) return true;
   if (isLoopbackHost(options.bindHost)) return false;
   return name === options.bindHost.toLowerCase() || net.isIP(name) !== 0;
+}
+
+/**
+ * Whether a request's Origin may use the server. Browsers send Origin on every cross-site POST, and
+ * a page's no-cors fetch is carried out even though the page cannot read the answer: without this,
+ * any web site could unload models or keep every slot busy on a server without a key (the Host check
+ * passes, the page names 127.0.0.1). Non-browser clients send no Origin; a page can only use the
+ * server if --cors names its origin (or it is the server's own).
+ */
+export function originAllowed(origin: string | undefined, host: string | undefined, options: SecurityOptions): boolean {
+  if (origin === undefined) return true;
+  if (options.corsOrigins.includes("*") || options.corsOrigins.includes(origin)) return true;
+  try {
+    return host !== undefined && new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }
 
 /**

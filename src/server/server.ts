@@ -4,7 +4,7 @@ import { HttpError, sendJson } from "./http.js";
 import type { Metrics } from "./metrics.js";
 import * as ollama from "./ollama.js";
 import * as openai from "./openai.js";
-import { applyCors, bearerMatches, hostAllowed, type SecurityOptions } from "./security.js";
+import { applyCors, bearerMatches, hostAllowed, originAllowed, type SecurityOptions } from "./security.js";
 import type { Service } from "./service.js";
 
 /**
@@ -147,6 +147,13 @@ export class LmrunServer {
       throw new HttpError(403, `Host "${req.headers.host ?? ""}" is not allowed: this server answers loopback names${security.allowHosts.length > 0 ? ` and ${security.allowHosts.join(", ")}` : ""} (start it with --allow-host NAME to add one)`, {
         type: "permission_error",
         code: "host_not_allowed",
+      });
+    }
+    if (!originAllowed(req.headers.origin, req.headers.host, security)) {
+      req.resume();
+      throw new HttpError(403, `Origin "${req.headers.origin}" is not allowed: web pages may use this server only if it was started with --cors ORIGIN`, {
+        type: "permission_error",
+        code: "origin_not_allowed",
       });
     }
     if (!applyCors(req, res, security)) return;

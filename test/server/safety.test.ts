@@ -3,7 +3,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parseKeepAlive } from "../../src/server/duration.js";
 import { isUnsafeModelName } from "../../src/server/modelNames.js";
-import { bearerMatches, hostAllowed } from "../../src/server/security.js";
+import { bearerMatches, hostAllowed, originAllowed } from "../../src/server/security.js";
 import { request, startServe, type ServeProcess } from "./helpers.js";
 
 // Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
@@ -87,6 +87,10 @@ describe("lmrun serve: safety", () => {
   it("oversized bodies are 413, malformed JSON and wrong types are 400 naming the field", async () => {
     const big = await request(`${server.url}/v1/completions`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", prompt: "x".repeat(100_000) }) });
     expect(big.status).toBe(413);
+    // The connection closes: reading on to keep it alive would take in whatever the client sends.
+    expect(big.headers.get("connection")).toBe("close");
+    const bom = await request(`${server.url}/v1/completions`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: `\uFEFF${JSON.stringify({ model: "tiny", prompt: "x", max_tokens: 1 })}` });
+    expect(bom.status).toBe(200);
     const malformed = await request(`${server.url}/v1/chat/completions`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: "{not json" });
     expect(malformed.status).toBe(400);
     expect(malformed.body.error.message).toMatch(/not valid JSON/);
@@ -113,13 +117,18 @@ describe("lmrun serve: safety", () => {
     const foreign = await rawRequest("/api/tags", { host: "attacker.example:80", ...auth });
     expect(foreign.status).toBe(403);
     expect(foreign.body).toMatch(/not allowed/);
-    for (const host of ["localhost", "127.0.0.1:1234", "[::1]:5"]) expect((await rawRequest("/api/tags", { host, ...auth })).status, host).toBe(200);
+    for (const host of ["localhost", "127.0.0.1:1234", "[::1]:5", "::1"]) expect((await rawRequest("/api/tags", { host, ...auth })).status, host).toBe(200);
   });
 
-  it("sends no CORS headers unless --cors names the origin", async () => {
+  it("sends no CORS headers unless --cors names the origin, and refuses other sites' pages outright", async () => {
+    // A page's no-cors POST is carried out though the page cannot read the answer: refused before it runs.
     const r = await rawRequest("/v1/models", { host: "127.0.0.1", origin: "https://evil.example", ...auth });
-    expect(r.status).toBe(200);
+    expect(r.status).toBe(403);
     expect(r.headers["access-control-allow-origin"]).toBeUndefined();
+    expect(JSON.parse(r.body).error.code).toBe("origin_not_allowed");
+    // The server's own origin is not a foreign page.
+    const url = new URL(server.url);
+    expect((await rawRequest("/v1/models", { host: url.host, origin: `http://${url.host}`, ...auth })).status).toBe(200);
     const preflight = await request(`${server.url}/v1/models`, { method: "OPTIONS", headers: { origin: "https://evil.example", "access-control-request-method": "GET" } });
     expect(preflight.headers.get("access-control-allow-origin")).toBeNull();
   });
@@ -147,6 +156,19 @@ describe("safety rules (units)", () => {
   it("names that are never servable", () => {
     for (const name of ["", "/x", "../x", "a/../b", "~/x", "./x", "x.gguf", "C:/x", "C:\\x", "http://h/x", "file:///x", "a\\b"]) expect(isUnsafeModelName(name), name).toBe(true);
     for (const name of ["tiny", "qwen2.5:0.5b", "smollm2:135m@Q8_0", "hf:user/repo:Q4_K_M"]) expect(isUnsafeModelName(name), name).toBe(false);
+  });
+
+  it("web pages' origins: only --cors ones and the server's own", () => {
+    const none = { apiKey: undefined, bindHost: "127.0.0.1", allowHosts: [], corsOrigins: [] };
+    expect(originAllowed(undefined, "127.0.0.1:11488", none)).toBe(true); // not a browser
+    expect(originAllowed("https://evil.example", "127.0.0.1:11488", none)).toBe(false);
+    expect(originAllowed("http://localhost:3000", "127.0.0.1:11488", none)).toBe(false);
+    expect(originAllowed("null", "127.0.0.1:11488", none)).toBe(false);
+    expect(originAllowed("http://127.0.0.1:11488", "127.0.0.1:11488", none)).toBe(true);
+    const cors = { ...none, corsOrigins: ["http://localhost:3000"] };
+    expect(originAllowed("http://localhost:3000", "127.0.0.1:11488", cors)).toBe(true);
+    expect(originAllowed("http://localhost:3001", "127.0.0.1:11488", cors)).toBe(false);
+    expect(originAllowed("https://anything.example", "127.0.0.1:11488", { ...none, corsOrigins: ["*"] })).toBe(true);
   });
 
   it("bearer keys compare exactly", () => {

@@ -4,6 +4,7 @@ import { PromptTooLongError, generateOnSequence, promptTokensOf } from "../gener
 import type { LoadedModel } from "../model.js";
 import { setContextThreads } from "../threads.js";
 import { BatchAligner } from "./batchAlignment.js";
+import { abandonQueuedPrompt, dropUnrecordedCells } from "./promptAbandon.js";
 import type { GenerateRequest, GenerationResult } from "../types.js";
 
 /**
@@ -49,9 +50,10 @@ export class QueueFullError extends LmrunError {
 }
 
 /** The request's signal fired before it got a slot. */
+/** Cancelled before its first token: while waiting for a slot, or while its prompt was evaluated. */
 export class AbortedWhileQueuedError extends LmrunError {
-  constructor() {
-    super("the request was cancelled while waiting for a slot");
+  constructor(message = "the request was cancelled while waiting for a slot") {
+    super(message);
   }
 }
 
@@ -145,6 +147,13 @@ export class SlotScheduler {
     const cachedPromptTokens = slot.sequence.nextTokenIndex > 0 ? Math.max(0, Math.min(slot.sequence.compareContextTokens(tokens as Token[]).firstDifferentIndex, tokens.length - 1)) : 0;
     hooks.onStart?.(slot.id);
     let inPrompt = false;
+    let generating = false;
+    let promptAbandoned = false;
+    // Gone while its prompt is evaluated: the prompt's remaining batches are dropped (promptAbandon.ts).
+    const abandonPrompt = () => {
+      if (!generating) promptAbandoned = abandonQueuedPrompt(slot.sequence, new AbortedWhileQueuedError("the request ended while its prompt was evaluated"));
+    };
+    hooks.signal?.addEventListener("abort", abandonPrompt, { once: true });
     const startedAt = performance.now();
     try {
       const result = await generateOnSequence(this.loaded, slot.sequence, request, {
@@ -157,6 +166,7 @@ export class SlotScheduler {
             this.applyThreads();
           },
           generating: () => {
+            generating = true;
             if (inPrompt) this.promptEnded();
             inPrompt = false;
             this.applyThreads();
@@ -167,6 +177,8 @@ export class SlotScheduler {
       if (this.recentRequestMs.length > 20) this.recentRequestMs.shift();
       return { ...result, slot: slot.id, queueMs, cachedPromptTokens };
     } finally {
+      hooks.signal?.removeEventListener("abort", abandonPrompt);
+      if (promptAbandoned) dropUnrecordedCells(slot.sequence);
       if (inPrompt) this.promptEnded();
       this.applyThreads();
       this.release(slot);
