@@ -66,6 +66,13 @@ export function onClientGone(res: ServerResponse, handler: () => void): void {
   });
 }
 
+/** Aborted when the client closes the connection before its answer is written. */
+export function clientGone(res: ServerResponse): AbortSignal {
+  const client = new AbortController();
+  onClientGone(res, () => client.abort());
+  return client.signal;
+}
+
 /**
  * A streamed answer (SSE or NDJSON): headers go out with the first write, or with `ping` while a
  * request still waits (so an error before any output is still a plain HTTP error). Writes wait

@@ -7,7 +7,7 @@ import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
 import { bodyWithModel, checkToolResults, embed, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 import type { LmrunFinalExtension } from "./wire.js";
@@ -259,10 +259,9 @@ async function respond(
   receivedAt: number,
   shape: Shape,
 ): Promise<void> {
-  const client = new AbortController();
-  onClientGone(res, () => client.abort());
+  const signal = clientGone(res);
   if (!stream) {
-    const outcome = await ctx.service.run({ ...job, signal: client.signal });
+    const outcome = await ctx.service.run({ ...job, signal });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
     sendJson(res, 200, { model: job.model, created_at: new Date().toISOString(), ...shape.whole(outcome), ...finalFields(outcome, receivedAt) });
     return;
@@ -276,7 +275,7 @@ async function respond(
   try {
     const outcome = await ctx.service.run({
       ...job,
-      signal: client.signal,
+      signal,
       onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
     });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
@@ -411,7 +410,7 @@ export async function embedEndpoint(ctx: AdapterContext, req: IncomingMessage, r
   const result =
     texts.length > 0
       ? // /api/embed's vectors have unit length (ollama's); the legacy /api/embeddings' are raw.
-        await embed(ctx.service, model, "model", texts, { keepAliveMs, normalize: !legacy, dimensions, truncate: f.boolean("truncate") ?? true })
+        await embed(ctx.service, model, "model", texts, { keepAliveMs, normalize: !legacy, dimensions, truncate: f.boolean("truncate") ?? true, signal: clientGone(res) })
       : await ctx.service.hold(model, "model", keepAliveMs).then((held) => (held.release(), { vectors: [], promptTokens: 0, model: held.model.name, loadMs: held.loadMs }));
   ctx.note({ promptTokens: result.promptTokens });
   if (legacy) {

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/generate.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, HttpError, onClientGone, readJsonBody, sendJson, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
 import type { Job, JobOutcome, Service } from "./service.js";
 
 /**
@@ -232,15 +232,14 @@ interface Shape {
 }
 
 async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, "signal" | "onText" | "onStart">, stream: boolean, shape: Shape): Promise<void> {
-  const client = new AbortController();
-  onClientGone(res, () => client.abort());
+  const signal = clientGone(res);
   const id = `${shape.idPrefix}-${crypto.randomBytes(12).toString("hex")}`;
   // The served name in every chunk, aliases (":latest") resolved, as OpenAI reports the model that answered.
   const modelName = ctx.service.model(job.model, job.modelParam).name;
   const created = Math.floor(Date.now() / 1000);
   const chunkObject = shape.object === "chat.completion" ? "chat.completion.chunk" : "text_completion";
   if (!stream) {
-    const outcome = await ctx.service.run({ ...job, signal: client.signal });
+    const outcome = await ctx.service.run({ ...job, signal });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
     sendJson(res, 200, {
       id,
@@ -266,7 +265,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   try {
     const outcome = await ctx.service.run({
       ...job,
-      signal: client.signal,
+      signal,
       onText: (text) => {
         if (text.length === 0) return;
         if (!sentFirst && shape.first) send(event(modelName, shape.first()));
@@ -304,7 +303,7 @@ export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res:
   const format = f.string("encoding_format") ?? "float";
   if (format !== "float" && format !== "base64") throw badRequest('"encoding_format" must be float or base64', "encoding_format");
   const dimensions = f.number("dimensions", { integer: true, min: 1 });
-  const { vectors, promptTokens, model: served } = await embed(ctx.service, model, "model", texts, { normalize: true, dimensions });
+  const { vectors, promptTokens, model: served } = await embed(ctx.service, model, "model", texts, { normalize: true, dimensions, signal: clientGone(res) });
   ctx.note({ promptTokens });
   sendJson(res, 200, {
     object: "list",
@@ -326,13 +325,15 @@ export interface EmbedOptions {
   dimensions?: number | undefined;
   /** An input longer than the context loses its end instead of failing (ollama's default). */
   truncate?: boolean;
+  /** The client went away. */
+  signal?: AbortSignal;
 }
 
 /** Embeds texts one after another on the model's embedding context (shared by both APIs). */
 export async function embed(service: Service, name: string, param: string, texts: string[], options: EmbedOptions = {}): Promise<{ vectors: number[][]; promptTokens: number; model: string; loadMs: number }> {
   const held = await service.hold(name, param, options.keepAliveMs);
   try {
-    const { vectors, promptTokens } = await service.embed(held.entry, texts, { truncate: options.truncate === true });
+    const { vectors, promptTokens } = await service.embed(held.entry, texts, { truncate: options.truncate === true, ...(options.signal ? { signal: options.signal } : {}) });
     const length = vectors[0]?.length ?? 0;
     if (options.dimensions !== undefined && options.dimensions > length) {
       throw badRequest(`"dimensions" is ${options.dimensions} but ${held.model.name} gives ${length}-value embeddings`, "dimensions");

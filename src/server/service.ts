@@ -100,8 +100,12 @@ export class Service {
   }
 
   /** Embeddings on a held model's embedding context; a failure in the API's shape. */
-  async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
-    return this.pool.embed(entry, texts, options).catch((error: unknown) => {
+  /** `signal`: the client went away. A --timeout and a shutdown end it too, between inputs. */
+  async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean; signal?: AbortSignal } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
+    const timeout = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;
+    const signal = AbortSignal.any([...(options.signal ? [options.signal] : []), this.options.shutdown, ...(timeout ? [timeout] : [])]);
+    return this.pool.embed(entry, texts, { ...options, signal }).catch((error: unknown) => {
+      if (timeout?.aborted) throw new HttpError(504, `the request took longer than --timeout (${this.options.timeoutMs / 1000} s)`, { type: "timeout_error" });
       throw toHttpError(error);
     });
   }
@@ -149,6 +153,10 @@ export class Service {
           if (timeout?.aborted) throw new HttpError(504, `the request took longer than --timeout (${this.options.timeoutMs / 1000} s)`, { type: "timeout_error" });
           throw toHttpError(error);
         });
+      // Cut short by a shutdown: an error (an event, once streaming), so no client takes it for a whole answer.
+      if (result.stopReason === "abort" && this.options.shutdown.aborted && !job.signal.aborted) {
+        throw new HttpError(503, "the server is shutting down: this answer was cut short", { type: "server_busy", code: "shutting_down" });
+      }
       this.options.metrics.generation(model.name, { ...result, ttftMs: result.timings.ttftMs });
       return { model, entry, request, result, loadMs, timedOut: timeout?.aborted === true && !job.signal.aborted };
     } finally {

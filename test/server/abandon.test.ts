@@ -37,6 +37,12 @@ async function secondsUntilFree(): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
+async function timed<T>(work: Promise<T>): Promise<{ value: T; seconds: number }> {
+  const started = performance.now();
+  const value = await work;
+  return { value, seconds: (performance.now() - started) / 1000 };
+}
+
 describe("lmrun serve: a request that ends during its prompt", () => {
   it("--timeout during a long prompt: 504, and the slot is free within seconds; the next answer is what a fresh server gives", async () => {
     const timedOut = await request(`${server.url}/v1/completions`, { json: { model: "tiny", prompt: longPrompt, max_tokens: 4 } });
@@ -61,5 +67,26 @@ describe("lmrun serve: a request that ends during its prompt", () => {
     expect(await secondsUntilFree()).toBeLessThan(10);
     const next = await request(`${server.url}/api/generate`, { json: { model: "tiny", prompt: "Once upon a time", stream: false, options: { num_predict: 4 } } });
     expect(next.body.eval_count).toBe(4);
+  });
+
+  it("embeddings: a client that leaves stops the work between inputs; an unload waits for the ones running, then unloads", async () => {
+    const inputs = Array.from({ length: 2000 }, (_, i) => `Input ${i}: ${"the dog ran in the park. ".repeat(20)}`);
+    const client = new AbortController();
+    const gone = fetch(`${server.url}/api/embed`, { method: "POST", body: JSON.stringify({ model: "tiny", input: inputs }), signal: client.signal }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 500));
+    client.abort();
+    await gone;
+    // The unload waits for embeddings in flight: quick only if the abandoned one stopped.
+    const unload = await timed(request(`${server.url}/api/generate`, { json: { model: "tiny", keep_alive: 0 } }));
+    expect(unload.value.body.done_reason).toBe("unload");
+    expect(unload.seconds).toBeLessThan(10);
+    // A running embedding is not cut by an unload (it was: 500 "Object is disposed").
+    const running = request(`${server.url}/api/embed`, { json: { model: "tiny", input: inputs.slice(0, 40) } });
+    await new Promise((r) => setTimeout(r, 300));
+    const unloadAgain = request(`${server.url}/api/generate`, { json: { model: "tiny", keep_alive: 0 } });
+    const answer = await running;
+    expect(answer.status).toBe(200);
+    expect(answer.body.embeddings).toHaveLength(40);
+    expect((await unloadAgain).body.done_reason).toBe("unload");
   });
 });

@@ -85,6 +85,9 @@ describe("lmrun serve: lifecycle", () => {
     // It finished in the grace period, or was cut at its end: either way the stream ended with a final line.
     const last = JSON.parse(body.trim().split("\n").at(-1)!);
     expect(last.done === true || typeof last.error === "string").toBe(true);
+    // An answer the shutdown cut short never reads as a whole one (done_reason "stop").
+    if (last.done === true) expect(last.lmrun.stopReason).not.toBe("abort");
+    else expect(last.error).toMatch(/shutting down/);
     expect(server.log()).toMatch(/stopping \(1 request in flight/);
     expect(fs.existsSync(path.join(home, "server.json"))).toBe(false);
   });
@@ -108,6 +111,8 @@ describe("lmrun serve: lifecycle", () => {
       server.child.kill("SIGINT");
       const { code, signal } = await exited;
       expect(code === 130 || signal === "SIGINT").toBe(true);
+      // Quitting at once still removes the address record.
+      expect(fs.existsSync(path.join(server.home, "server.json"))).toBe(false);
       await server.stop();
       return;
     }

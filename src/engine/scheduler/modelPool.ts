@@ -3,7 +3,7 @@ import { LmrunError } from "../../errors.js";
 import { PromptTooLongError } from "../generate.js";
 import { InsufficientMemoryError, loadModel, type LoadedModel } from "../model.js";
 import type { LoadOptions } from "../types.js";
-import { SlotScheduler } from "./slotScheduler.js";
+import { AbortedWhileQueuedError, SlotScheduler } from "./slotScheduler.js";
 
 /**
  * The models a server keeps loaded, each with its slot scheduler: loaded on first use (or at
@@ -51,6 +51,8 @@ export interface PoolEntry {
   expiresAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
   embedding: Promise<LlamaEmbeddingContext> | undefined;
+  /** Embedding requests running (an unload waits for them, as for generations). */
+  embeddingsInFlight: Set<Promise<unknown>>;
 }
 
 /** Every loaded model is busy and --max-models allows no more. */
@@ -137,7 +139,18 @@ export class ModelPool {
    * Embeddings of texts, one after another, on the model's embedding context (created on first use,
    * beside the slots' context; node-llama-cpp evaluates one input at a time there).
    */
-  async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
+  async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean; signal?: AbortSignal } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
+    if (this.entries.get(entry.path) !== entry) throw new LmrunError("the model is being unloaded");
+    const work = this.embedTexts(entry, texts, options);
+    entry.embeddingsInFlight.add(work);
+    try {
+      return await work;
+    } finally {
+      entry.embeddingsInFlight.delete(work);
+    }
+  }
+
+  private async embedTexts(entry: PoolEntry, texts: string[], options: { truncate?: boolean; signal?: AbortSignal }): Promise<{ vectors: number[][]; promptTokens: number }> {
     const contextSize = entry.loaded.context.contextSize;
     entry.embedding ??= entry.loaded.model.createEmbeddingContext({ contextSize, threads: entry.loaded.summary.batchThreads });
     const context = await entry.embedding;
@@ -148,6 +161,8 @@ export class ModelPool {
     const vectors: number[][] = [];
     let promptTokens = 0;
     for (const [index, text] of texts.entries()) {
+      // Between inputs: a client that left, a --timeout or a shutdown ends the request (2048 long inputs take minutes).
+      if (options.signal?.aborted) throw new AbortedWhileQueuedError(`the request ended after ${index} of ${texts.length} inputs`);
       let tokens = model.tokenize(text);
       if (tokens.length > room) {
         if (!options.truncate) throw new PromptTooLongError(`input ${index} is ${tokens.length} tokens; the embedding context holds ${contextSize}`, "input");
@@ -212,6 +227,7 @@ export class ModelPool {
       expiresAt: undefined,
       timer: undefined,
       embedding: undefined,
+      embeddingsInFlight: new Set(),
     };
     this.entries.set(model.path, entry);
     this.options.onEvent?.({ type: "loaded", name: model.name, ms: performance.now() - startedAt });
@@ -236,6 +252,7 @@ export class ModelPool {
     if (entry.timer) clearTimeout(entry.timer);
     entry.scheduler.close();
     await entry.scheduler.whenIdle();
+    await Promise.allSettled([...entry.embeddingsInFlight]);
     const embedding = await entry.embedding?.catch(() => undefined);
     await embedding?.dispose();
     await entry.scheduler.dispose();
