@@ -172,24 +172,17 @@ export async function generateOnSequence(
   request: GenerateRequest,
   hooks: GenerateHooks = {},
 ): Promise<GenerationResult> {
-  const { LlamaChat, LlamaCompletion } = await loadNodeLlamaCpp();
   // Greedy answers repeat exactly only with one thread count throughout (see holdThreadCount).
   const releaseThreadCount = request.sampling.temperature === 0 ? holdThreadCount() : undefined;
   try {
-    return await generateWith(LlamaChat, LlamaCompletion, loaded, sequence, request, hooks);
+    return await generateWithin(loaded, sequence, request, hooks);
   } finally {
     releaseThreadCount?.();
   }
 }
 
-async function generateWith(
-  LlamaChat: Awaited<ReturnType<typeof loadNodeLlamaCpp>>["LlamaChat"],
-  LlamaCompletion: Awaited<ReturnType<typeof loadNodeLlamaCpp>>["LlamaCompletion"],
-  loaded: LoadedModel,
-  sequence: LlamaContextSequence,
-  request: GenerateRequest,
-  hooks: GenerateHooks,
-): Promise<GenerationResult> {
+async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequence, request: GenerateRequest, hooks: GenerateHooks): Promise<GenerationResult> {
+  const { LlamaChat, LlamaCompletion } = await loadNodeLlamaCpp();
   const contextSize = sequence.contextSize;
   const threads = hooks.threads ?? {
     prompt: () => setContextThreads(loaded.context, loaded.summary.batchThreads),

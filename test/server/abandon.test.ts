@@ -70,23 +70,33 @@ describe("lmrun serve: a request that ends during its prompt", () => {
   });
 
   it("embeddings: a client that leaves stops the work between inputs; an unload waits for the ones running, then unloads", async () => {
-    const inputs = Array.from({ length: 2000 }, (_, i) => `Input ${i}: ${"the dog ran in the park. ".repeat(20)}`);
-    const client = new AbortController();
-    const gone = fetch(`${server.url}/api/embed`, { method: "POST", body: JSON.stringify({ model: "tiny", input: inputs }), signal: client.signal }).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 500));
-    client.abort();
-    await gone;
-    // The unload waits for embeddings in flight: quick only if the abandoned one stopped.
-    const unload = await timed(request(`${server.url}/api/generate`, { json: { model: "tiny", keep_alive: 0 } }));
-    expect(unload.value.body.done_reason).toBe("unload");
-    expect(unload.seconds).toBeLessThan(10);
-    // A running embedding is not cut by an unload (it was: 500 "Object is disposed").
-    const running = request(`${server.url}/api/embed`, { json: { model: "tiny", input: inputs.slice(0, 40) } });
-    await new Promise((r) => setTimeout(r, 300));
-    const unloadAgain = request(`${server.url}/api/generate`, { json: { model: "tiny", keep_alive: 0 } });
-    const answer = await running;
-    expect(answer.status).toBe(200);
-    expect(answer.body.embeddings).toHaveLength(40);
-    expect((await unloadAgain).body.done_reason).toBe("unload");
+    // Its own server: no --timeout to cut the embedding that runs through an unload.
+    const server = await startServe(["tiny", "--ctx", "2048", "--keep-alive", "-1"]);
+    try {
+      await embeddingsEndEarly(server);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
   });
 });
+
+async function embeddingsEndEarly(server: ServeProcess): Promise<void> {
+  const inputs = Array.from({ length: 2000 }, (_, i) => `Input ${i}: ${"the dog ran in the park. ".repeat(20)}`);
+  const client = new AbortController();
+  const gone = fetch(`${server.url}/api/embed`, { method: "POST", body: JSON.stringify({ model: "tiny", input: inputs }), signal: client.signal }).catch((e: unknown) => e);
+  await new Promise((r) => setTimeout(r, 500));
+  client.abort();
+  await gone;
+  // The unload waits for embeddings in flight: quick only if the abandoned one stopped.
+  const unload = await timed(request(`${server.url}/api/generate`, { json: { model: "tiny", keep_alive: 0 } }));
+  expect(unload.value.body.done_reason).toBe("unload");
+  expect(unload.seconds).toBeLessThan(10);
+  // A running embedding is not cut by an unload (it was: 500 "Object is disposed").
+  const running = request(`${server.url}/api/embed`, { json: { model: "tiny", input: inputs.slice(0, 40) } });
+  await new Promise((r) => setTimeout(r, 300));
+  const unloadAgain = request(`${server.url}/api/generate`, { json: { model: "tiny", keep_alive: 0 } });
+  const answer = await running;
+  expect(answer.status).toBe(200);
+  expect(answer.body.embeddings).toHaveLength(40);
+  expect((await unloadAgain).body.done_reason).toBe("unload");
+}
