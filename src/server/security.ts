@@ -78,11 +78,13 @@ export function originAllowed(origin: string | undefined, host: string | undefin
  */
 export function applyCors(req: IncomingMessage, res: ServerResponse, options: SecurityOptions): boolean {
   const origin = req.headers.origin;
-  if (options.corsOrigins.length === 0 || origin === undefined) return true;
+  if (options.corsOrigins.length === 0) return true;
+  // Answers differ by Origin: caches must key on it, for requests without one too.
+  res.setHeader("vary", "Origin");
+  if (origin === undefined) return true;
   const allowed = options.corsOrigins.includes("*") || options.corsOrigins.includes(origin);
   if (!allowed) return true;
   res.setHeader("access-control-allow-origin", options.corsOrigins.includes("*") ? "*" : origin);
-  res.setHeader("vary", "Origin");
   if (req.method === "OPTIONS") {
     res.writeHead(204, {
       "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",

@@ -4,7 +4,7 @@ import { HttpError, sendJson } from "./http.js";
 import type { Metrics } from "./metrics.js";
 import * as ollama from "./ollama.js";
 import * as openai from "./openai.js";
-import { applyCors, bearerMatches, hostAllowed, originAllowed, type SecurityOptions } from "./security.js";
+import { applyCors, bearerMatches, hostAllowed, isLoopbackHost, originAllowed, type SecurityOptions } from "./security.js";
 import type { Service } from "./service.js";
 
 /**
@@ -144,7 +144,7 @@ export class LmrunServer {
     const { security, forwarder } = options;
     if (!hostAllowed(req.headers.host, security)) {
       req.resume();
-      throw new HttpError(403, `Host "${req.headers.host ?? ""}" is not allowed: this server answers loopback names${security.allowHosts.length > 0 ? ` and ${security.allowHosts.join(", ")}` : ""} (start it with --allow-host NAME to add one)`, {
+      throw new HttpError(403, `Host "${req.headers.host ?? ""}" is not allowed: this server answers ${isLoopbackHost(security.bindHost) ? "loopback names" : `loopback names, ${security.bindHost} and IP addresses`}${security.allowHosts.length > 0 ? ` and ${security.allowHosts.join(", ")}` : ""} (start it with --allow-host NAME to add one)`, {
         type: "permission_error",
         code: "host_not_allowed",
       });

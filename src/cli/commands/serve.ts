@@ -46,7 +46,7 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .option("--max-queue <n>", "requests that may wait for a slot per model; past it 503 + Retry-After (default 64)", parseInteger(0, 100_000))
     .option("--timeout <duration>", "longest a request may take, waiting included (default 10m; 0 = no limit)", duration)
     .option("--sse-ping <duration>", "a waiting stream gets an SSE comment line this often, so proxies keep it open (default 10s)", duration)
-    .option("--api-key <key>", "require Authorization: Bearer KEY on every endpoint but /health (or LMRUN_API_KEY)")
+    .option("--api-key <key>", "require Authorization: Bearer KEY on every endpoint but /health (LMRUN_API_KEY is better: other users see a flag in ps)")
     .option("--cors <origin>", "allow browser calls from this origin (repeatable, * for any; default: no CORS headers)", collect)
     .option("--allow-host <name>", "also answer requests whose Host header is this name (repeatable, * for any)", collect)
     .option("--log-format <format>", "access log on stderr: text or json (default text)", logFormat)
