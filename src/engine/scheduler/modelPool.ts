@@ -98,7 +98,8 @@ export class ModelPool {
       pending.finally(() => this.loading.delete(model.path)).catch(() => {});
       // The request that asked gets the error; the server's log gets it too (e.g. an RPC worker that is busy).
       pending.catch((error: unknown) => {
-        if (!signal?.aborted) this.options.onEvent?.({ type: "failed", name: model.name, message: error instanceof Error ? error.message : String(error) });
+        // A full pool is a busy server (503 in the access log), not a model that failed to load.
+        if (!signal?.aborted && !(error instanceof PoolFullError)) this.options.onEvent?.({ type: "failed", name: model.name, message: error instanceof Error ? error.message : String(error) });
       });
     }
     const entry = await pending;
