@@ -296,7 +296,10 @@ export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res:
   const { f, model } = await bodyWithModel(ctx, req);
   const input = f.raw("input");
   const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.length > 0 && input.every((s) => typeof s === "string") ? (input as string[]) : undefined;
-  if (!texts) throw badRequest('"input" must be a string or a non-empty array of strings (token arrays are not supported)', "input");
+  if (!texts) {
+    // LangChain's OpenAIEmbeddings sends OpenAI's tiktoken ids by default: ids of another vocabulary, so refused rather than embedded as garbage.
+    throw badRequest('"input" must be a string or a non-empty array of strings: token arrays are not supported (LangChain: OpenAIEmbeddings({ checkEmbeddingCtxLength: false }) sends text)', "input");
+  }
   if (texts.length > 2048) throw badRequest('"input" has more than 2048 items', "input");
   const empty = texts.findIndex((text) => text === "");
   if (empty >= 0) throw badRequest(`"input${typeof input === "string" ? "" : `[${empty}]`}" is empty: there is nothing to embed`, "input");
