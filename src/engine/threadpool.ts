@@ -22,6 +22,8 @@ export interface ThreadpoolStatus {
   tokensByThreads: Record<string, number>;
   /** Times the adaptive count changed after trying another. */
   threadSwitches: number;
+  /** Greedy requests holding the adaptive count where it is (holdThreadCount). */
+  adaptiveHolds: number;
   /** Contexts made with a unified KV cache on request (requestUnifiedKvCache). */
   unifiedContexts: number;
   /** The libllama whose llama_decode the shim forwards to. */
@@ -197,7 +199,7 @@ export function logitTaps(): LogitTaps | undefined {
 
 export function threadpoolStatus(): ThreadpoolStatus {
   if (!shim) {
-    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, adaptive: false, tokensByThreads: {}, threadSwitches: 0, unifiedContexts: 0, library: "", problem: notLoadedReason };
+    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, adaptive: false, tokensByThreads: {}, threadSwitches: 0, adaptiveHolds: 0, unifiedContexts: 0, library: "", problem: notLoadedReason };
   }
   const { resolved: _resolved, ...status } = shim.status();
   return { loaded: true, ...status };

@@ -34,4 +34,30 @@ describe.skipIf(skip !== "")(`the threadpool shim's guards${skip ? ` [skipped: $
       loadThreadpoolShim({ llamaCppRelease: VERIFIED_LLAMA_CPP_RELEASE });`);
     expect(status).toMatchObject({ loaded: true, enabled: false, poolsCreated: 0, problem: "libllama is not loaded" });
   });
+
+  it("a greedy request holds the adaptive thread count for its whole answer, and only a greedy one", () => {
+    // llama.cpp's greedy text depends on the thread count past a few hundred tokens: a count switched
+    // mid-answer made the same request answer differently run after run.
+    const engine = (name: string) => JSON.stringify(path.join(repoRoot, "dist", "engine", name));
+    const script = `
+      const { threadpoolStatus } = await import(${engine("threadpool.js")});
+      const { loadModel } = await import(${engine("model.js")});
+      const { generate } = await import(${engine("generate.js")});
+      const loaded = await loadModel(${JSON.stringify(path.join(repoRoot, "assets", "models", "stories260K-Q8_0.gguf"))}, { gpu: "cpu", gpuLayers: 0, contextSize: 256, threads: 2, adaptiveThreads: true });
+      const seen = {};
+      for (const temperature of [0, 0.8]) {
+        const holds = new Set();
+        await generate(loaded, { prompt: "Once upon a time", chat: false, maxTokens: 16, stop: [], truncate: false, sampling: { temperature, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, seed: 1 } }, {
+          onText: () => holds.add(threadpoolStatus().adaptiveHolds),
+        });
+        seen[temperature] = [...holds];
+      }
+      seen.after = threadpoolStatus().adaptiveHolds;
+      seen.adaptive = threadpoolStatus().adaptive;
+      await loaded.dispose();
+      console.log(JSON.stringify(seen));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, UV_THREADPOOL_SIZE: "1" }, encoding: "utf8" });
+    const seen = JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown>;
+    expect(seen).toEqual({ "0": [1], "0.8": [0], after: 0, adaptive: true });
+  });
 });

@@ -894,6 +894,8 @@ static napi_value status(napi_env env, napi_callback_info info) {
     set_value(env, result, "tokensByThreads", by_threads);
     napi_create_double(env, (double)switches, &value);
     set_value(env, result, "threadSwitches", value);
+    napi_create_int32(env, __atomic_load_n(&adaptive_holds, __ATOMIC_RELAXED), &value);
+    set_value(env, result, "adaptiveHolds", value);
     napi_create_double(env, (double)__atomic_load_n(&unified_contexts, __ATOMIC_RELAXED), &value);
     set_value(env, result, "unifiedContexts", value);
     napi_create_string_utf8(env, real.library, strlen(real.library), &value);
