@@ -121,6 +121,16 @@ describe("chat App", () => {
     expect(frame()).toContain("unknown command /nope: /help lists them");
   });
 
+  it("a /set typed right before a message applies to it (no render between them)", async () => {
+    const engine = new FakeEngine(() => ["ok"]);
+    const { ui, frame } = mount(engine, fakeServices());
+    // Both lines in one go, as a fast typist or a tmux script sends them: the send must not read stale state.
+    ui.stdin.write("/set max-tokens 7\r");
+    ui.stdin.write("q\r");
+    await waitFor(() => engine.sent.length === 1 && frame().includes("123.4 tok/s"), "a reply");
+    expect(engine.sent[0]!.sampling.maxTokens).toBe(7);
+  });
+
   it("attaches a file with /read, writes /save transcripts and loads them back", async () => {
     const engine = new FakeEngine(() => ["Sure."]);
     const services = fakeServices();

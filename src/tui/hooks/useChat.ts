@@ -174,6 +174,8 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
       },
       setSampling: (patch: Partial<ChatSampling>, label: string) => {
         dispatch({ type: "setSampling", patch });
+        // A message sent before the next render (typed right after /set) must already use it.
+        stateRef.current = { ...stateRef.current, sampling: { ...stateRef.current.sampling, ...patch } };
         notice(`${label}: applies from the next reply`);
       },
       switchModel: async (ref) => {
