@@ -6,6 +6,7 @@ import { ContinuationText } from "./continuationText.js";
 import { StopTextFilter } from "./stopText.js";
 import { setContextThreads } from "./threads.js";
 import { holdThreadCount } from "./threadpool.js";
+import { dropOldestMessages, linkToolResults } from "./conversation.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -22,37 +23,6 @@ export class PromptTooLongError extends LmrunError {
   }
 }
 
-/**
- * The longest tail of a conversation that fits, dropping its oldest messages but never a system
- * message or the last message; undefined if even those do not fit. `fits` is monotone in what is
- * dropped, so the number to drop is found by bisection (each test tokenises the whole template).
- */
-export function dropOldestMessages(messages: ChatMessage[], fits: (candidate: ChatMessage[]) => boolean): ChatMessage[] | undefined {
-  const droppable = messages.flatMap((m, index) => (m.role !== "system" && index < messages.length - 1 ? [index] : []));
-  const without = (count: number) => {
-    const dropped = new Set(droppable.slice(0, count));
-    return messages.filter((_, index) => !dropped.has(index));
-  };
-  if (!fits(without(droppable.length))) return undefined;
-  let low = 0;
-  let high = droppable.length;
-  while (low < high) {
-    const mid = Math.floor((low + high) / 2);
-    if (fits(without(mid))) high = mid;
-    else low = mid + 1;
-  }
-  // A tool result without the assistant turn that called it is dropped too (it would answer nothing).
-  return dropOrphanToolResults(without(low));
-}
-
-function dropOrphanToolResults(messages: ChatMessage[]): ChatMessage[] {
-  let rest = messages;
-  for (let orphan = linkToolResults(rest).orphan; orphan !== undefined; orphan = linkToolResults(rest).orphan) {
-    rest = rest.filter((_, index) => index !== orphan);
-  }
-  return rest;
-}
-
 export interface GenerateHooks {
   onText?: (text: string) => void;
   signal?: AbortSignal;
@@ -62,6 +32,8 @@ export interface GenerateHooks {
    * context serves several requests at once, decides for all of them instead.
    */
   threads?: { prompt(): void; generating(): void };
+  /** The prompt's tokens if the caller has them already (promptTokensOf: the slot scheduler's choice). */
+  promptTokens?: readonly Token[];
 }
 
 type NativeStopReason = "eogToken" | "stopGenerationTrigger" | "functionCalls" | "maxTokens" | "abort" | "customStopTrigger";
@@ -100,30 +72,6 @@ function buildHistory(request: GenerateRequest, userText: string): ChatHistoryIt
   history.push({ type: "user", text: userText });
   history.push({ type: "model", response: [] });
   return history;
-}
-
-/**
- * Which tool call each tool message answers: the call whose id it names, else the first call of the
- * nearest earlier assistant message that is still unanswered (ollama's clients often name none).
- * `orphan` is the first tool message that answers nothing (the servers refuse it with a 400).
- */
-export function linkToolResults(messages: ChatMessage[]): { resultOf(messageIndex: number, callIndex: number): string | undefined; orphan: number | undefined } {
-  const results = new Map<string, string>();
-  let orphan: number | undefined;
-  let lastAssistant = -1;
-  for (const [index, m] of messages.entries()) {
-    if (m.role === "assistant") lastAssistant = index;
-    if (m.role !== "tool") continue;
-    const calls = lastAssistant >= 0 ? (messages[lastAssistant]!.toolCalls ?? []) : [];
-    let callIndex = m.toolCallId !== undefined ? calls.findIndex((c, i) => c.id === m.toolCallId && !results.has(`${lastAssistant}:${i}`)) : -1;
-    if (callIndex < 0) callIndex = calls.findIndex((_c, i) => !results.has(`${lastAssistant}:${i}`));
-    if (callIndex < 0) {
-      orphan ??= index;
-      continue;
-    }
-    results.set(`${lastAssistant}:${callIndex}`, m.text);
-  }
-  return { resultOf: (messageIndex, callIndex) => results.get(`${messageIndex}:${callIndex}`), orphan };
 }
 
 /**
@@ -198,7 +146,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
   let userText = request.prompt;
   let messages = request.messages;
-  let promptTokenList = promptTokensFor(loaded, chat, request, userText);
+  let promptTokenList = hooks.promptTokens !== undefined ? [...hooks.promptTokens] : promptTokensFor(loaded, chat, request, userText);
   let promptTokenCount = promptTokenList.length;
   let truncatedPromptTokens = 0;
   const room = contextSize - 1;

@@ -109,7 +109,7 @@ export function readSampling(f: Fields, maxTemperature: number): Partial<Samplin
     minP: f.number("min_p", { min: 0, max: 1 }),
     repeatPenalty: f.number("repeat_penalty", { min: 0, max: 10 }),
     // -1 is llama.cpp's and ollama's "random", which unset means here.
-    seed: f.number("seed", { integer: true, min: -1, max: 2 ** 32 - 1 }) === -1 ? undefined : f.number("seed"),
+    seed: randomIfMinusOne(f.number("seed", { integer: true, min: -1, max: 2 ** 32 - 1 })),
     presencePenalty: f.number("presence_penalty", { min: -2, max: 2 }),
     frequencyPenalty: f.number("frequency_penalty", { min: -2, max: 2 }),
   };
@@ -117,4 +117,8 @@ export function readSampling(f: Fields, maxTemperature: number): Partial<Samplin
 
 function atLeastZero(value: number | undefined): number | undefined {
   return value === undefined ? undefined : Math.max(0, value);
+}
+
+function randomIfMinusOne(seed: number | undefined): number | undefined {
+  return seed === -1 ? undefined : seed;
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import crypto from "node:crypto";
 import fs from "node:fs";
-import { describeModelFile, type ModelFileFacts } from "../engine/inspect.js";
+import type { ModelFileFacts } from "../engine/inspect.js";
 import { threadpoolStatus } from "../engine/threadpool.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { packageVersion } from "../cli/version.js";
@@ -298,8 +298,9 @@ function factsFor(modelPath: string): Promise<ModelFileFacts | undefined> {
   const mtimeMs = fs.statSync(modelPath, { throwIfNoEntry: false })?.mtimeMs ?? 0;
   const cached = factsCache.get(modelPath);
   if (cached && cached.mtimeMs === mtimeMs) return cached.facts;
-  // A file that cannot be read is listed without details; loading it says what is wrong.
-  const facts = describeModelFile(modelPath).catch(() => undefined);
+  // A file that cannot be read is listed without details; loading it says what is wrong. The reader
+  // loads when first asked (serve --rpc's forwarding parent never is).
+  const facts = import("../engine/inspect.js").then(({ describeModelFile }) => describeModelFile(modelPath)).catch(() => undefined);
   factsCache.set(modelPath, { mtimeMs, facts });
   return facts;
 }

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { linkToolResults } from "../engine/generate.js";
+import { linkToolResults } from "../engine/conversation.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";

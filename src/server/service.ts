@@ -102,18 +102,26 @@ export class Service {
   /** Embeddings on a held model's embedding context; a failure in the API's shape. */
   /** `signal`: the client went away. A --timeout and a shutdown end it too, between inputs. */
   async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean; signal?: AbortSignal } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
-    const timeout = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;
-    const signal = AbortSignal.any([...(options.signal ? [options.signal] : []), this.options.shutdown, ...(timeout ? [timeout] : [])]);
+    const { signal, timeout } = this.bounded(options.signal);
     return this.pool.embed(entry, texts, { ...options, signal }).catch((error: unknown) => {
-      if (timeout?.aborted) throw new HttpError(504, `the request took longer than --timeout (${this.options.timeoutMs / 1000} s)`, { type: "timeout_error" });
+      if (timeout?.aborted) throw this.timedOut();
       throw toHttpError(error);
     });
   }
 
+  /** A request's signal: its client leaving, the server's shutdown, or --timeout (kept apart to answer 504). */
+  private bounded(client: AbortSignal | undefined): { signal: AbortSignal; timeout: AbortSignal | undefined } {
+    const timeout = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;
+    return { signal: AbortSignal.any([...(client ? [client] : []), this.options.shutdown, ...(timeout ? [timeout] : [])]), timeout };
+  }
+
+  private timedOut(): HttpError {
+    return new HttpError(504, `the request took longer than --timeout (${this.options.timeoutMs / 1000} s)`, { type: "timeout_error" });
+  }
+
   async run(job: Job): Promise<JobOutcome> {
     const model = this.model(job.model, job.modelParam);
-    const timeout = this.options.timeoutMs > 0 ? AbortSignal.timeout(this.options.timeoutMs) : undefined;
-    const signal = AbortSignal.any([job.signal, this.options.shutdown, ...(timeout ? [timeout] : [])]);
+    const { signal, timeout } = this.bounded(job.signal);
     let held: { entry: PoolEntry; loadMs: number };
     try {
       held = await this.pool.acquire(model, signal);
@@ -150,7 +158,7 @@ export class Service {
       const result = await entry.scheduler
         .generate(request, { signal, ...(job.onText ? { onText: job.onText } : {}), onStart: () => job.onStart?.() })
         .catch((error: unknown) => {
-          if (timeout?.aborted) throw new HttpError(504, `the request took longer than --timeout (${this.options.timeoutMs / 1000} s)`, { type: "timeout_error" });
+          if (timeout?.aborted) throw this.timedOut();
           throw toHttpError(error);
         });
       // Cut short by a shutdown: an error (an event, once streaming), so no client takes it for a whole answer.

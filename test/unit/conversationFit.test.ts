@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { dropOldestMessages, historyOfMessages, linkToolResults } from "../../src/engine/generate.js";
+import { dropOldestMessages, linkToolResults } from "../../src/engine/conversation.js";
+import { historyOfMessages } from "../../src/engine/generate.js";
 import type { ChatMessage } from "../../src/engine/types.js";
 
 const turn = (i: number): ChatMessage[] => [

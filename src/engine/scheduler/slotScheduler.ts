@@ -157,6 +157,8 @@ export class SlotScheduler {
     const startedAt = performance.now();
     try {
       const result = await generateOnSequence(this.loaded, slot.sequence, request, {
+        // Tokenised once: the slot choice's tokens are the prompt's.
+        promptTokens: tokens,
         ...(hooks.signal ? { signal: hooks.signal } : {}),
         ...(hooks.onText ? { onText: hooks.onText } : {}),
         threads: {
