@@ -1,4 +1,4 @@
-import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
+import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrapper, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
@@ -7,6 +7,7 @@ import { StopTextFilter } from "./stopText.js";
 import { setContextThreads } from "./threads.js";
 import { holdThreadCount } from "./threadpool.js";
 import { dropOldestMessages, linkToolResults } from "./conversation.js";
+import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -51,7 +52,7 @@ function mapStopReason(reason: NativeStopReason): StopReason {
   }
 }
 
-async function grammarFor(loaded: LoadedModel, schema: GenerateRequest["jsonSchema"]): Promise<LlamaGrammar | undefined> {
+async function grammarFor(loaded: LoadedModel, schema: object | "json" | undefined): Promise<LlamaGrammar | undefined> {
   if (schema === undefined) return undefined;
   if (schema === "json") return loaded.llama.getGrammarFor("json");
   try {
@@ -72,6 +73,23 @@ function buildHistory(request: GenerateRequest, userText: string): ChatHistoryIt
   history.push({ type: "user", text: userText });
   history.push({ type: "model", response: [] });
   return history;
+}
+
+/**
+ * What a chat request shows the model: its history, and the functions node-llama-cpp's function
+ * calling may let it call. A forced tool call (toolChoice.ts) documents the tools in the history as
+ * the chat wrapper would and leaves the call to a grammar instead.
+ */
+function chatPlan(
+  chatWrapper: ChatWrapper,
+  request: GenerateRequest,
+  userText: string,
+): { history: ChatHistoryItem[]; functions?: ChatModelFunctions; forced: boolean } {
+  const history = buildHistory(request, userText);
+  if (request.tools === undefined || request.tools.length === 0) return { history, forced: false };
+  const functions = functionsOf(request.tools);
+  if (forcedCallSchema(request.tools, request.toolChoice) === undefined) return { history, functions, forced: false };
+  return { history: [...chatWrapper.addAvailableFunctionsSystemMessageToHistory(history, functions, { documentParams: true })], forced: true };
 }
 
 /**
@@ -136,12 +154,12 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     prompt: () => setContextThreads(loaded.context, loaded.summary.batchThreads),
     generating: () => setContextThreads(loaded.context, loaded.summary.threads),
   };
-  const grammar = await grammarFor(loaded, request.jsonSchema);
   const useChat = request.chat;
   const chat = useChat
     ? new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false, chatWrapper: (await chatWrapperFor(loaded.model, loaded.summary.path)).chatWrapper })
     : undefined;
-  const functions = chat && request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
+  const forcedSchema = chat ? forcedCallSchema(request.tools ?? [], request.toolChoice) : undefined;
+  const grammar = await grammarFor(loaded, forcedSchema ?? request.jsonSchema);
 
   // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
   let userText = request.prompt;
@@ -234,7 +252,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   };
   try {
     if (chat) {
-      const history = buildHistory(messages !== undefined ? { ...request, messages } : request, userText);
+      const { history, functions, forced } = chatPlan(chat.chatWrapper, messages !== undefined ? { ...request, messages } : request, userText);
       if (functions) {
         // Function calling and a grammar exclude each other in node-llama-cpp (the server refuses both at once).
         const { grammar: _grammar, ...withoutGrammar } = common;
@@ -242,6 +260,13 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         text = response.response;
         nativeStop = response.metadata.stopReason;
         toolCalls = response.functionCalls?.map((call) => ({ name: call.functionName, arguments: call.params }));
+      } else if (forced) {
+        // The call's JSON is not the answer's text: it is not streamed, and comes back as tool calls.
+        const { onTextChunk: _notStreamed, ...silent } = common;
+        const response = await chat.generateResponse(history, silent);
+        toolCalls = parseForcedCalls(response.response, request.toolChoice);
+        text = toolCalls !== undefined ? "" : response.response;
+        nativeStop = response.metadata.stopReason;
       } else {
         const response = await chat.generateResponse(history, common);
         text = response.response;
@@ -335,8 +360,12 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
   if (!request.chat) return completionPromptTokens(loaded, request.prompt);
   const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
-  const tools = request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
-  const { contextText } = chatWrapper.generateContextState({ chatHistory: buildHistory(request, request.prompt), ...(tools ? { availableFunctions: tools } : {}) });
+  return chatPromptTokens(loaded, chatWrapper, request, request.prompt);
+}
+
+function chatPromptTokens(loaded: LoadedModel, chatWrapper: ChatWrapper, request: GenerateRequest, userText: string): Token[] {
+  const { history, functions } = chatPlan(chatWrapper, request, userText);
+  const { contextText } = chatWrapper.generateContextState({ chatHistory: history, ...(functions ? { availableFunctions: functions } : {}) });
   return contextText.tokenize(loaded.model.tokenizer);
 }
 
@@ -369,7 +398,5 @@ function promptTokensFor(
   userText: string,
 ): Token[] {
   if (!chat) return completionPromptTokens(loaded, userText);
-  const tools = request.tools !== undefined && request.tools.length > 0 ? functionsOf(request.tools) : undefined;
-  const { contextText } = chat.chatWrapper.generateContextState({ chatHistory: buildHistory(request, userText), ...(tools ? { availableFunctions: tools } : {}) });
-  return contextText.tokenize(loaded.model.tokenizer);
+  return chatPromptTokens(loaded, chat.chatWrapper, request, userText);
 }

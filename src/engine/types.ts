@@ -75,6 +75,12 @@ export interface ToolDefinition {
   parameters?: object | undefined;
 }
 
+/**
+ * Whether the model must call a tool: `auto` lets it choose (node-llama-cpp's function calling);
+ * `required` wants at least one call (several when `parallel`), `function` a call of that one.
+ */
+export type ToolChoice = "auto" | { kind: "required"; parallel: boolean } | { kind: "function"; name: string };
+
 export interface ToolCall {
   name: string;
   arguments: unknown;
@@ -97,6 +103,8 @@ export interface GenerateRequest {
   messages?: ChatMessage[] | undefined;
   /** Functions the model may call (chat only; needs a chat wrapper with function calling). */
   tools?: ToolDefinition[] | undefined;
+  /** Default auto. */
+  toolChoice?: ToolChoice | undefined;
 }
 
 export type StopReason = "eos" | "maxTokens" | "stop" | "abort";

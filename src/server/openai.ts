@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
-import type { ChatMessage, ToolDefinition } from "../engine/types.js";
+import type { ChatMessage, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
 import type { Job, JobOutcome, Service } from "./service.js";
@@ -148,6 +148,29 @@ function toolsOf(f: Fields): ToolDefinition[] | undefined {
   });
 }
 
+/**
+ * tool_choice: "none" (the tools are dropped), "auto", "required" or a named function; the last two
+ * force a call (engine/toolChoice.ts). Checked against the tools, as OpenAI does.
+ */
+function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoice | undefined {
+  const choice = f.raw("tool_choice");
+  if (choice === undefined || choice === null || choice === "none" || choice === "auto") return undefined;
+  const parallel = f.boolean("parallel_tool_calls") !== false;
+  if (choice === "required") {
+    if (!tools) throw badRequest('"tool_choice" "required" needs "tools"', "tool_choice");
+    return { kind: "required", parallel };
+  }
+  if (typeof choice === "object" && !Array.isArray(choice)) {
+    const named = f.object("tool_choice")!;
+    if ((named.string("type") ?? "function") !== "function") throw badRequest('"tool_choice.type" must be function', "tool_choice.type");
+    const name = named.object("function")?.string("name", { required: true });
+    if (name === undefined) throw badRequest('"tool_choice.function.name" is required', "tool_choice.function.name");
+    if (!tools?.some((t) => t.name === name)) throw badRequest(`"tool_choice" names ${JSON.stringify(name)}, which is not among "tools"`, "tool_choice.function.name");
+    return { kind: "function", name };
+  }
+  throw badRequest('"tool_choice" must be none, auto, required or {"type": "function", "function": {"name": ...}}', "tool_choice");
+}
+
 function finishReason(outcome: JobOutcome): "stop" | "length" | "tool_calls" {
   if (outcome.result.toolCalls !== undefined) return "tool_calls";
   if (outcome.result.stopReason === "maxTokens" || outcome.timedOut) return "length";
@@ -173,11 +196,12 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   const messages = messagesOf(f);
   checkToolResults(messages);
   const tools = toolsOf(f);
+  const toolChoice = toolChoiceOf(f, tools);
   const jsonSchema = jsonSchemaOf(f);
   if (tools && jsonSchema !== undefined) throw badRequest("tools and response_format json cannot be combined", "response_format");
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
-  const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools };
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools, toolChoice };
   await respond(ctx, res, job, stream, {
     object: "chat.completion",
     idPrefix: "chatcmpl",

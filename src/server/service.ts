@@ -51,6 +51,7 @@ export interface Job {
   stop: string[];
   jsonSchema?: GenerateRequest["jsonSchema"];
   tools?: GenerateRequest["tools"];
+  toolChoice?: GenerateRequest["toolChoice"];
   truncate: boolean;
   keepAliveMs?: number | undefined;
   /** The client went away. */
@@ -153,6 +154,7 @@ export class Service {
         },
         ...(job.jsonSchema !== undefined ? { jsonSchema: job.jsonSchema } : {}),
         ...(job.tools !== undefined ? { tools: job.tools } : {}),
+        ...(job.toolChoice !== undefined ? { toolChoice: job.toolChoice } : {}),
         truncate: job.truncate,
       };
       const result = await entry.scheduler

@@ -157,6 +157,46 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     expect(badArguments.choices).toHaveLength(1);
   });
 
+  it("tool_choice required or a named function forces a call whose arguments follow the tool's schema (grammar-constrained)", async () => {
+    const tools = [
+      { type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" }, days: { type: "integer" } } } } },
+      { type: "function" as const, function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string", enum: ["UTC", "CET"] } } } } },
+    ];
+    const messages = [{ role: "user" as const, content: "Weather in Paris?" }];
+    // A random-weight model would answer in text if it could choose: it cannot here.
+    const named = await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "get_time" } }, max_tokens: 40, temperature: 0 });
+    const choice = named.choices[0]!;
+    expect(choice.finish_reason).toBe("tool_calls");
+    expect(choice.message.content).toBeNull();
+    expect(choice.message.tool_calls).toHaveLength(1);
+    const call = choice.message.tool_calls![0]!;
+    expect(call.type === "function" && call.function.name).toBe("get_time");
+    const args = JSON.parse(call.type === "function" ? call.function.arguments : "");
+    expect(Object.keys(args)).toEqual(["zone"]);
+    expect(["UTC", "CET"]).toContain(args.zone);
+    // Streamed: no content pieces (the call's JSON is not text), the same call in the last chunk.
+    const chunks = [];
+    for await (const chunk of await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "get_time" } }, max_tokens: 40, temperature: 0, stream: true })) chunks.push(chunk);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe("");
+    const streamed = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
+    expect(streamed.map((c) => [c.function?.name, c.function?.arguments])).toEqual([["get_time", call.type === "function" ? call.function.arguments : ""]]);
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe("tool_calls");
+
+    const required = await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: "required", parallel_tool_calls: false, max_tokens: 60, temperature: 0 });
+    const one = required.choices[0]!.message.tool_calls!;
+    expect(one).toHaveLength(1);
+    expect(["get_weather", "get_time"]).toContain(one[0]!.type === "function" && one[0]!.function.name);
+    expect(typeof JSON.parse(one[0]!.type === "function" ? one[0]!.function.arguments : "")).toBe("object");
+
+    // A name that is not among the tools, and "required" without tools: the client's own error, naming the field.
+    const unknown = await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "nope" } } }).catch((e) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(unknown.param).toBe("tool_choice.function.name");
+    const noTools = await client.chat.completions.create({ model: "tiny", messages, tool_choice: "required" }).catch((e) => e);
+    expect(noTools).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(noTools.param).toBe("tool_choice");
+  });
+
   it.skipIf(!hasShared)(`chat at temp 0 equals \`lmrun run --local\` with the model's chat template${hasShared ? "" : ` [skipped: ${sharedSkipReason}]`}`, async () => {
     const answer = await client.chat.completions.create({
       model: "stories260K-Q8_0-synthetic-chat-template.gguf",
