@@ -50,6 +50,31 @@ describe("lmrun serve: lifecycle", () => {
     }
   });
 
+  it("--keep-alive 0: a model named at start is checked, not loaded (it would go at once); each request loads it and lets it go", async () => {
+    const server = await startServe(["tiny", "--keep-alive", "0"]);
+    try {
+      expect(server.log()).toMatch(/tiny loads for each request \(--keep-alive 0\)/);
+      expect(server.log()).not.toMatch(/loaded tiny/);
+      expect(await ps(server.url)).toEqual([]);
+      const answer = await request(`${server.url}/api/generate`, { json: { model: "tiny", prompt: "Hi", stream: false, options: { num_predict: 2 } } });
+      expect(answer.body.load_duration).toBeGreaterThan(0);
+      await until(async () => (await ps(server.url)).length === 0, "tiny unloaded after its request");
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    // A file that is not a model still stops serve at start, with one line.
+    const notModel = path.join(os.tmpdir(), `lmrun-not-a-model-${process.pid}.gguf`);
+    fs.writeFileSync(notModel, "not a model");
+    try {
+      const failed = spawnSync(process.execPath, [cliPath, "serve", notModel, "--keep-alive", "0", "--port", "0"], { env: { ...process.env, LMRUN_HOME: tempHome() }, encoding: "utf8", timeout: 60_000 });
+      expect(failed.status).not.toBe(0);
+      expect(failed.stderr.trim().split("\n")).toHaveLength(1);
+      expect(failed.stderr).toMatch(/not-a-model/);
+    } finally {
+      fs.rmSync(notModel, { force: true });
+    }
+  });
+
   it.skipIf(!hasShared)(sharedTitle("--max-models 1 unloads the least recently used idle model, never a busy one"), async () => {
     const other = sharedModel("stories260K-Q4_0.gguf");
     const server = await startServe(["tiny", other, "--max-models", "1", "--parallel", "1", "--keep-alive", "-1"]);

@@ -131,10 +131,11 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
   }
   const names = new ModelNames({ commandLine, modelsDir: modelsDirectory(ctx.env, settings), env: ctx.env });
   let started = false;
+  const keepAliveMs = flags.keepAlive ?? DEFAULT_KEEP_ALIVE_MS;
   const pool = new ModelPool({
     loadOptionsFor: (path) => ({ ...resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(path)), sequences: parallel }),
     maxQueue: flags.maxQueue ?? DEFAULT_MAX_QUEUE,
-    keepAliveMs: flags.keepAlive ?? DEFAULT_KEEP_ALIVE_MS,
+    keepAliveMs,
     maxModels: flags.maxModels ?? DEFAULT_MAX_MODELS,
     onEvent: (event) => {
       // A model on the command line that cannot load stops serve with its error instead.
@@ -163,13 +164,28 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
     async start(signal) {
       for (const model of commandLine) {
         if (signal.aborted) return;
-        await pool.preload(model);
+        if (keepAliveMs === 0) {
+          // Loaded now it would be unloaded at once: its header is checked instead, and each request loads it.
+          await checkModelHeader(model);
+          if (!ctx.quiet) write(`lmrun serve: ${model.name} loads for each request (--keep-alive 0)\n`);
+        } else {
+          await pool.preload(model);
+        }
       }
       started = true;
     },
     abort: () => shutdown.abort(new Error("server shutting down")),
     close: () => pool.close(),
   };
+}
+
+async function checkModelHeader(model: ServableModel): Promise<void> {
+  const { describeModelFile } = await import("../../engine/inspect.js");
+  try {
+    await describeModelFile(model.path);
+  } catch (error) {
+    throw new UsageError(`cannot read ${model.name} as a GGUF model: ${(error as Error).message}`);
+  }
 }
 
 /**
