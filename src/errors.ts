@@ -77,12 +77,22 @@ export function unlessTerminated<T>(work: Promise<T>, signal: AbortSignal | unde
 }
 
 export function formatError(error: unknown): string {
+  return oneLine(messageOf(error));
+}
+
+function messageOf(error: unknown): string {
   if (error instanceof LmrunError) {
     // A message that already ends a sentence gets no second full stop ('got "hell"..').
     return error.hint ? `${error.message}${/[.!?]$/.test(error.message) ? "" : "."} ${error.hint}` : error.message;
   }
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** An error is one line: control characters a message quotes (a file's first bytes, say) are shown escaped. */
+function oneLine(message: string): string {
+  // eslint-disable-next-line no-control-regex
+  return message.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 
 export function exitCodeOf(error: unknown): number {

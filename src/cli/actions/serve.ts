@@ -179,13 +179,10 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
   };
 }
 
+/** The checks `run` makes before llama.cpp sees a file (magic, version, whole header, tensor data, vocabulary). */
 async function checkModelHeader(model: ServableModel): Promise<void> {
-  const { describeModelFile } = await import("../../engine/inspect.js");
-  try {
-    await describeModelFile(model.path);
-  } catch (error) {
-    throw new UsageError(`cannot read ${model.name} as a GGUF model: ${(error as Error).message}`);
-  }
+  const { checkModelFile } = await import("../../engine/modelFile.js");
+  await checkModelFile(model.path);
 }
 
 /**
