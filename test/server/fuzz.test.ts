@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startServe, type ServeProcess } from "./helpers.js";
+
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 120_000 });
+
+/**
+ * Mutated requests (fields removed, replaced by values of the wrong type, absurd numbers, hostile
+ * strings, broken JSON) against every JSON endpoint of a real `lmrun serve`: every answer is a 2xx or
+ * a 4xx (503/504 allowed: a busy or timed-out slot), never another 5xx, and the server still answers.
+ * Seeded, so a failure repeats; bounded in count and time.
+ */
+
+const REQUESTS = 600;
+
+function generator(seed: number) {
+  let state = seed;
+  const random = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const oddValues: unknown[] = [
+    null, true, false, 0, -1, 1.5, 1e308, -1e308, 2 ** 53, "", "x", "tiny", "../etc/passwd", "http://127.0.0.1/x", "/etc/passwd", "\u0000",
+    "a".repeat(5000), [], [1], ["a"], [null], {}, { a: 1 }, { type: "function" }, [{}], [{ role: "user" }], [{ role: "user", content: [] }],
+    [{ role: "tool", content: "x" }], [{ role: "assistant", tool_calls: [{}] }], "-1", "5m", -0.0001, 1e6, [[[]]], { constructor: 1 },
+  ];
+  const odd = () => pick(oddValues);
+  const mutate = (value: unknown, depth = 0): unknown => {
+    if (value === null || typeof value !== "object") return random() < 0.5 ? odd() : value;
+    const copy: Record<string, unknown> = Array.isArray(value) ? ([...value] as unknown as Record<string, unknown>) : { ...(value as object) };
+    const keys = Object.keys(copy);
+    for (let changes = 1 + Math.floor(random() * 3); changes > 0; changes--) {
+      const r = random();
+      if (keys.length === 0 || r < 0.15) copy[pick(["unknown", "model", "messages", "stream", "options", "format", "tools", "input", "prompt"])] = odd();
+      else if (r < 0.3) delete copy[pick(keys)];
+      else if (r < 0.7 && depth < 4) copy[pick(keys)] = mutate(copy[pick(keys)], depth + 1);
+      else copy[pick(keys)] = odd();
+    }
+    return copy;
+  };
+  return { random, pick, mutate };
+}
+
+// Valid requests of every JSON endpoint, small enough to answer quickly (a mutation may lift the limits: --timeout bounds them).
+const templates: Array<[string, object]> = [
+  ["/v1/chat/completions", { model: "tiny", messages: [{ role: "system", content: "s" }, { role: "user", content: "Hi" }], max_tokens: 4, temperature: 0, stop: ["x"], tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { a: { type: "string" } } } } }], tool_choice: "auto", response_format: { type: "text" }, stream_options: { include_usage: true }, seed: 1, top_k: 10, presence_penalty: 0.1, parallel_tool_calls: true }],
+  ["/v1/completions", { model: "tiny", prompt: "Once", max_tokens: 4, temperature: 0, stream: false, echo: false, suffix: "", stop: "x", n: 1 }],
+  ["/v1/embeddings", { model: "tiny", input: ["a", "b"], encoding_format: "float", dimensions: 8 }],
+  ["/api/generate", { model: "tiny", prompt: "Once", system: "s", stream: false, format: "json", keep_alive: "5m", options: { num_predict: 4, temperature: 0, top_k: 5, seed: 1, stop: ["x"], num_ctx: 256, repeat_penalty: 1.1 }, truncate: true }],
+  ["/api/chat", { model: "tiny", messages: [{ role: "user", content: "Hi" }, { role: "assistant", content: "", tool_calls: [{ function: { name: "f", arguments: { a: 1 } } }] }, { role: "tool", content: "r", tool_name: "f" }], tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }], stream: false, format: { type: "object", properties: { a: { type: "string" } } }, options: { num_predict: 4 } }],
+  ["/api/embed", { model: "tiny", input: ["a"], truncate: true, dimensions: 4 }],
+  ["/api/embeddings", { model: "tiny", prompt: "a" }],
+  ["/api/show", { model: "tiny", verbose: true }],
+];
+const brokenBodies = ["{", "[]", "null", "1", '"x"', '{"model":', "\uFEFF{}", "{}{}"];
+
+let server: ServeProcess;
+
+beforeAll(async () => {
+  server = await startServe(["tiny", "-c", "256", "--parallel", "2", "--timeout", "10s", "--keep-alive", "-1", "--log-format", "json"]);
+});
+
+afterAll(async () => {
+  expect(await server?.stop()).toBe(0);
+});
+
+describe("lmrun serve: mutated requests", () => {
+  it(`${REQUESTS} mutated requests get 2xx or 4xx answers in the API's shape, and the server still serves`, async () => {
+    const { random, pick, mutate } = generator(20261207);
+    const serverErrors: string[] = [];
+    const statuses = new Map<number, number>();
+    const startedAt = Date.now();
+    for (let i = 0; i < REQUESTS && Date.now() - startedAt < 180_000; i++) {
+      const [path, template] = pick(templates);
+      const body = random() < 0.05 ? pick(brokenBodies) : JSON.stringify(mutate(template));
+      const res = await fetch(server.url + path, { method: "POST", body, headers: { "content-type": "application/json" } });
+      const text = await res.text();
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+      if (res.status >= 500 && res.status !== 503 && res.status !== 504) serverErrors.push(`${path} ${res.status} ${text.slice(0, 200)} <- ${body.slice(0, 300)}`);
+      // Errors are JSON bodies with a message, in either API's shape.
+      if (res.status >= 400) expect(JSON.stringify(JSON.parse(text))).toMatch(/"(error|message)"/);
+    }
+    expect(serverErrors).toEqual([]);
+    // The mix reached the models, not only the validation: some answers succeeded, most were refused.
+    expect(statuses.get(200) ?? 0).toBeGreaterThan(REQUESTS / 10);
+    expect(statuses.get(400) ?? 0).toBeGreaterThan(REQUESTS / 3);
+    const after = await fetch(`${server.url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: "tiny", prompt: "Once upon a time", max_tokens: 8, temperature: 0 }) });
+    expect(after.status).toBe(200);
+    expect((await after.json()).usage.completion_tokens).toBe(8);
+  });
+});
