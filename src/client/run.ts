@@ -17,6 +17,8 @@ export interface RunSpec {
   jsonSchema?: object | "json" | undefined;
   truncate: boolean;
   sampling: SamplingOptions & { maxTokens: number };
+  /** false (--no-think): a thinking model answers without thinking. */
+  think?: boolean | undefined;
 }
 
 /** What `run` prints about one answer, in-process or served. */
@@ -31,6 +33,8 @@ export interface RunOutcome {
   loadMs: number;
   timings: GenerationTimings;
   load: WireLoad;
+  /** A thinking model's thoughts, apart from the text. */
+  thinking?: string | undefined;
 }
 
 export function wireOptions(sampling: SamplingOptions & { maxTokens: number }, stop: string[]): WireOptions {
@@ -57,6 +61,7 @@ export function generateBody(model: string, spec: RunSpec): GenerateBody {
     ...(spec.jsonSchema !== undefined ? { format: spec.jsonSchema } : {}),
     options: wireOptions(spec.sampling, spec.stop),
     truncate: spec.truncate,
+    ...(spec.think !== undefined ? { think: spec.think } : {}),
   };
 }
 
@@ -64,13 +69,18 @@ export async function runThroughServer(
   client: ServerClient,
   model: string,
   spec: RunSpec,
-  hooks: { onText?: ((text: string) => void) | undefined; signal?: AbortSignal | undefined },
+  hooks: { onText?: ((text: string) => void) | undefined; onThought?: ((text: string) => void) | undefined; signal?: AbortSignal | undefined },
 ): Promise<RunOutcome> {
   let text = "";
+  let thinking = "";
   const final = await client.stream(
     "/api/generate",
     generateBody(model, spec),
     (chunk) => {
+      if (chunk.thinking) {
+        thinking += chunk.thinking;
+        hooks.onThought?.(chunk.thinking);
+      }
       const piece = chunk.response ?? "";
       if (piece.length === 0) return;
       text += piece;
@@ -78,7 +88,7 @@ export async function runThroughServer(
     },
     hooks.signal,
   );
-  return outcomeOf(final, text, client.url);
+  return { ...outcomeOf(final, text, client.url), ...(thinking !== "" ? { thinking } : {}) };
 }
 
 /** The final object (done: true) read as run reports it; without lmrun's extension (an ollama server) from ollama's own fields. */

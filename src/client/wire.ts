@@ -28,6 +28,8 @@ export interface GenerateBody {
   keep_alive?: number | string;
   /** Cut an overlong prompt (ollama's default: true); `run` sends false unless --truncate, as it runs locally. */
   truncate?: boolean;
+  /** false: a thinking model answers without thinking. */
+  think?: boolean;
 }
 
 export interface ChatMessage {
@@ -64,7 +66,9 @@ export type LmrunExtension = LmrunFinalExtension;
 export interface StreamChunk {
   model?: string;
   response?: string;
-  message?: { role: string; content: string };
+  /** A thinking model's thoughts (/api/generate; /api/chat has message.thinking). */
+  thinking?: string;
+  message?: { role: string; content: string; thinking?: string };
   done: boolean;
   done_reason?: string;
   total_duration?: number;

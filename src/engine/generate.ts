@@ -26,6 +26,8 @@ export class PromptTooLongError extends LmrunError {
 
 export interface GenerateHooks {
   onText?: (text: string) => void;
+  /** A thinking model's thoughts as they come (chat only); onText has the answer alone. */
+  onThought?: (text: string) => void;
   signal?: AbortSignal;
   /**
    * Thread switching between prompt and generation. Default: the context's threads follow this
@@ -250,26 +252,30 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       hooks.onText?.(shown);
     },
   };
+  // Thought tokens reach neither onToken nor onTextChunk: the segments mark them, the token meter counts them.
+  const thoughts = new ThoughtSplitter(hooks, () => onToken([]));
+  const outputTokensBefore = sequence.tokenMeter.getState().usedOutputTokens;
+  const chatCommon = { ...common, ...thoughts.options(request.think) };
   try {
     if (chat) {
       const { history, functions, forced } = chatPlan(chat.chatWrapper, messages !== undefined ? { ...request, messages } : request, userText);
       if (functions) {
         // Function calling and a grammar exclude each other in node-llama-cpp (the server refuses both at once).
-        const { grammar: _grammar, ...withoutGrammar } = common;
+        const { grammar: _grammar, ...withoutGrammar } = chatCommon;
         const response = await chat.generateResponse(history, { ...withoutGrammar, functions });
-        text = response.response;
+        text = thoughts.answer(response.response);
         nativeStop = response.metadata.stopReason;
         toolCalls = response.functionCalls?.map((call) => ({ name: call.functionName, arguments: call.params }));
       } else if (forced) {
         // The call's JSON is not the answer's text: it is not streamed, and comes back as tool calls.
-        const { onTextChunk: _notStreamed, ...silent } = common;
+        const { onTextChunk: _notStreamed, ...silent } = chatCommon;
         const response = await chat.generateResponse(history, silent);
         toolCalls = parseForcedCalls(response.response, request.toolChoice);
         text = toolCalls !== undefined ? "" : response.response;
         nativeStop = response.metadata.stopReason;
       } else {
-        const response = await chat.generateResponse(history, common);
-        text = response.response;
+        const response = await chat.generateResponse(history, chatCommon);
+        text = thoughts.answer(response.response);
         nativeStop = response.metadata.stopReason;
       }
     } else if (request.stop.length > 0) {
@@ -306,6 +312,8 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     completion?.dispose();
   }
   const endedAt = performance.now();
+  // Each sampled token is counted once as an output of the meter (the prompt's last token stands for the final one, never decoded).
+  if (thoughts.seen) generatedTokens = Math.max(generatedTokens, sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore);
   // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
   const promptTokens = promptTokenCount;
   const promptMs = firstTokenAt !== undefined ? firstTokenAt - startedAt : null;
@@ -317,6 +325,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     stopReason: mapStopReason(nativeStop),
     truncatedPromptTokens,
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
+    ...(thoughts.thinking !== "" ? { thinking: thoughts.thinking } : {}),
     timings: {
       ttftMs: promptMs,
       promptMs,
@@ -328,6 +337,56 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
     },
   };
+}
+
+/**
+ * A thinking model's thought segments (node-llama-cpp finds them by the chat wrapper's markers) kept
+ * apart from the answer: collected, streamed through onThought, and the whitespace between the thoughts
+ * and the answer ("</think>\n\n") left out of the answer, as llama-server and ollama leave it.
+ */
+class ThoughtSplitter {
+  thinking = "";
+  seen = false;
+  private textShown = false;
+  private trimLeading = false;
+  private trimmedAnswer = false;
+
+  constructor(
+    private readonly hooks: GenerateHooks,
+    /** A thought arrived: generation is under way (the first token's time). */
+    private readonly generating: () => void,
+  ) {}
+
+  options(think: boolean | undefined) {
+    return {
+      ...(think === false ? { budgets: { thoughtTokens: 0 } } : {}),
+      onResponseChunk: (chunk: { type?: string; segmentType?: string; text: string }) => {
+        if (chunk.type !== "segment" || chunk.segmentType !== "thought") return;
+        this.seen = true;
+        this.generating();
+        if (!this.textShown) this.trimLeading = this.trimmedAnswer = true;
+        if (chunk.text === "") return;
+        this.thinking += chunk.text;
+        this.hooks.onThought?.(chunk.text);
+      },
+      onTextChunk: (chunk: string) => this.text(chunk),
+    };
+  }
+
+  private text(chunk: string): void {
+    if (this.trimLeading) {
+      chunk = chunk.trimStart();
+      if (chunk === "") return;
+      this.trimLeading = false;
+    }
+    if (chunk !== "") this.textShown = true;
+    this.hooks.onText?.(chunk);
+  }
+
+  /** The whole answer as streamed. */
+  answer(response: string): string {
+    return this.trimmedAnswer ? response.trimStart() : response;
+  }
 }
 
 function repeatPenaltyOf(s: GenerateRequest["sampling"]) {

@@ -105,6 +105,11 @@ export interface GenerateRequest {
   tools?: ToolDefinition[] | undefined;
   /** Default auto. */
   toolChoice?: ToolChoice | undefined;
+  /**
+   * A thinking model's thoughts (chat only): false asks for none (node-llama-cpp's thought budget of 0);
+   * otherwise the model thinks as it was made to, and its thoughts come apart from the answer.
+   */
+  think?: boolean | undefined;
 }
 
 export type StopReason = "eos" | "maxTokens" | "stop" | "abort";
@@ -127,6 +132,8 @@ export interface GenerationResult {
   timings: GenerationTimings;
   /** The function calls the model made (then the text is what came before them). */
   toolCalls?: ToolCall[] | undefined;
+  /** A thinking model's thoughts, apart from the answer (its tokens are among generatedTokens). */
+  thinking?: string | undefined;
 }
 
 export interface ModelSummary {

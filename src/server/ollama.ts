@@ -67,6 +67,15 @@ function optionalString(f: Fields, name: string): string | undefined {
   return value === "" ? undefined : value;
 }
 
+/** ollama's `think`: true, false, or a level ("low", "medium", "high": thinking on, the level not acted on). */
+function thinkOf(f: Fields): boolean | undefined {
+  const think = f.raw("think");
+  if (think === undefined || think === null) return undefined;
+  if (typeof think === "boolean") return think;
+  if (think === "low" || think === "medium" || think === "high") return true;
+  throw badRequest('"think" must be true, false, "low", "medium" or "high"', "think");
+}
+
 function noImages(f: Fields, at: string): void {
   const images = f.array("images");
   if (images && images.length > 0) throw badRequest(`images are not supported: lmrun serves text-only models`, `${at}images`);
@@ -173,12 +182,14 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
     chat: raw ? false : ("template" as const),
     ...options,
     jsonSchema,
+    think: thinkOf(f),
     keepAliveMs,
   };
   await respond(ctx, res, job, stream, receivedAt, {
     piece: (text) => ({ response: text }),
+    thought: (text) => ({ response: "", thinking: text }),
     last: () => ({ response: "" }),
-    whole: (outcome) => ({ response: outcome.result.text }),
+    whole: (outcome) => ({ response: outcome.result.text, ...thinkingOf(outcome) }),
   });
 }
 
@@ -233,20 +244,27 @@ export async function chat(ctx: AdapterContext, req: IncomingMessage, res: Serve
   const stream = f.boolean("stream") !== false;
   const message = (content: string, extra: object = {}) => ({ message: { role: "assistant", content, ...extra } });
   if (messages.length === 0) return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, ...message("") }));
-  const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, keepAliveMs };
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, think: thinkOf(f), keepAliveMs };
   const calls = (outcome: JobOutcome) =>
     outcome.result.toolCalls
       ? { tool_calls: outcome.result.toolCalls.map((c, index) => ({ id: `call_${crypto.randomBytes(4).toString("hex")}`, function: { index, name: c.name, arguments: c.arguments ?? {} } })) }
       : {};
   await respond(ctx, res, job, stream, receivedAt, {
     piece: (text) => message(text),
+    thought: (text) => message("", { thinking: text }),
     last: (outcome) => message("", calls(outcome)),
-    whole: (outcome) => message(outcome.result.text, calls(outcome)),
+    whole: (outcome) => message(outcome.result.text, { ...thinkingOf(outcome), ...calls(outcome) }),
   });
+}
+
+function thinkingOf(outcome: JobOutcome): { thinking?: string } {
+  return outcome.result.thinking !== undefined ? { thinking: outcome.result.thinking } : {};
 }
 
 interface Shape {
   piece(text: string): object;
+  /** A piece of a thinking model's thoughts. */
+  thought(text: string): object;
   last(outcome: JobOutcome): object;
   whole(outcome: JobOutcome): object;
 }
@@ -254,7 +272,7 @@ interface Shape {
 async function respond(
   ctx: AdapterContext,
   res: ServerResponse,
-  job: Omit<Job, "signal" | "onText" | "onStart">,
+  job: Omit<Job, "signal" | "onText" | "onThought" | "onStart">,
   stream: boolean,
   receivedAt: number,
   shape: Shape,
@@ -277,6 +295,7 @@ async function respond(
       ...job,
       signal,
       onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
+      onThought: (text) => send({ model: job.model, created_at: new Date().toISOString(), ...shape.thought(text), done: false }),
     });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
     send({ model: job.model, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
@@ -328,7 +347,13 @@ function detailsOf(facts: ModelFileFacts | undefined, quant?: string) {
 /** What clients filter model pickers by: a generative model completes (and calls tools if its template takes them); a pooling one embeds. */
 function capabilitiesOf(facts: ModelFileFacts | undefined): string[] {
   if (facts?.pooling) return ["embedding"];
-  return facts?.chatTemplate !== undefined && /\btools\b/.test(facts.chatTemplate) ? ["completion", "tools"] : ["completion"];
+  const template = facts?.chatTemplate ?? "";
+  return [
+    "completion",
+    ...(/\btools\b/.test(template) ? ["tools"] : []),
+    // Templates that render a model's thoughts (Qwen3's <think>, DeepSeek R1's, reasoning_content).
+    ...(/<think>|reasoning_content|enable_thinking/.test(template) ? ["thinking"] : []),
+  ];
 }
 
 export async function tags(ctx: AdapterContext, res: ServerResponse): Promise<void> {

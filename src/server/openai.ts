@@ -171,6 +171,18 @@ function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoic
   throw badRequest('"tool_choice" must be none, auto, required or {"type": "function", "function": {"name": ...}}', "tool_choice");
 }
 
+/**
+ * Thinking off, as llama-server and vLLM take it (`chat_template_kwargs.enable_thinking: false`) or as
+ * OpenAI's `reasoning_effort: "none"`; any other effort leaves the model to think as it was made to.
+ */
+function thinkOf(f: Fields): boolean | undefined {
+  const enable = f.object("chat_template_kwargs")?.boolean("enable_thinking");
+  if (enable !== undefined) return enable;
+  const effort = f.string("reasoning_effort");
+  if (effort === undefined) return undefined;
+  return effort !== "none";
+}
+
 function finishReason(outcome: JobOutcome): "stop" | "length" | "tool_calls" {
   if (outcome.result.toolCalls !== undefined) return "tool_calls";
   if (outcome.result.stopReason === "maxTokens" || outcome.timedOut) return "length";
@@ -201,13 +213,15 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   if (tools && jsonSchema !== undefined) throw badRequest("tools and response_format json cannot be combined", "response_format");
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
-  const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools, toolChoice };
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools, toolChoice, think: thinkOf(f) };
   await respond(ctx, res, job, stream, {
     object: "chat.completion",
     idPrefix: "chatcmpl",
     includeUsage,
     first: () => ({ delta: { role: "assistant", content: "" } }),
     piece: (text) => ({ delta: { content: text } }),
+    // A thinking model's thoughts, as llama-server and DeepSeek's API return them.
+    thought: (text) => ({ delta: { reasoning_content: text } }),
     last: (outcome) => {
       const calls = toolCallsOf(outcome);
       return { delta: calls ? { tool_calls: calls } : {} };
@@ -215,7 +229,15 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
     whole: (outcome) => {
       const calls = toolCallsOf(outcome)?.map(({ index: _index, ...call }) => call);
       // OpenAI's content is null beside tool calls when the model said nothing else.
-      return { message: { role: "assistant", content: calls && outcome.result.text === "" ? null : outcome.result.text, ...(calls ? { tool_calls: calls } : {}) } };
+      const { thinking } = outcome.result;
+      return {
+        message: {
+          role: "assistant",
+          content: calls && outcome.result.text === "" ? null : outcome.result.text,
+          ...(thinking !== undefined ? { reasoning_content: thinking } : {}),
+          ...(calls ? { tool_calls: calls } : {}),
+        },
+      };
     },
   });
 }
@@ -251,11 +273,12 @@ interface Shape {
   includeUsage: boolean;
   first: (() => object) | undefined;
   piece(text: string): object;
+  thought?(text: string): object;
   last(outcome: JobOutcome): object;
   whole(outcome: JobOutcome): object;
 }
 
-async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, "signal" | "onText" | "onStart">, stream: boolean, shape: Shape): Promise<void> {
+async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, "signal" | "onText" | "onThought" | "onStart">, stream: boolean, shape: Shape): Promise<void> {
   const signal = clientGone(res);
   const id = `${shape.idPrefix}-${crypto.randomBytes(12).toString("hex")}`;
   // The served name in every chunk, aliases (":latest") resolved, as OpenAI reports the model that answered.
@@ -296,6 +319,15 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
         sentFirst = true;
         send(event(modelName, shape.piece(text)));
       },
+      ...(shape.thought
+        ? {
+            onThought: (text: string) => {
+              if (!sentFirst && shape.first) send(event(modelName, shape.first()));
+              sentFirst = true;
+              send(event(modelName, shape.thought!(text)));
+            },
+          }
+        : {}),
     });
     clearInterval(ping);
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });

@@ -52,11 +52,14 @@ export interface Job {
   jsonSchema?: GenerateRequest["jsonSchema"];
   tools?: GenerateRequest["tools"];
   toolChoice?: GenerateRequest["toolChoice"];
+  think?: boolean | undefined;
   truncate: boolean;
   keepAliveMs?: number | undefined;
   /** The client went away. */
   signal: AbortSignal;
   onText?: ((text: string) => void) | undefined;
+  /** A thinking model's thoughts, apart from the answer. */
+  onThought?: ((text: string) => void) | undefined;
   onStart?: (() => void) | undefined;
 }
 
@@ -155,10 +158,11 @@ export class Service {
         ...(job.jsonSchema !== undefined ? { jsonSchema: job.jsonSchema } : {}),
         ...(job.tools !== undefined ? { tools: job.tools } : {}),
         ...(job.toolChoice !== undefined ? { toolChoice: job.toolChoice } : {}),
+        ...(job.think !== undefined ? { think: job.think } : {}),
         truncate: job.truncate,
       };
       const result = await entry.scheduler
-        .generate(request, { signal, ...(job.onText ? { onText: job.onText } : {}), onStart: () => job.onStart?.() })
+        .generate(request, { signal, ...(job.onText ? { onText: job.onText } : {}), ...(job.onThought ? { onThought: job.onThought } : {}), onStart: () => job.onStart?.() })
         .catch((error: unknown) => {
           if (timeout?.aborted) throw this.timedOut();
           throw toHttpError(error);

@@ -163,13 +163,21 @@ export function writeBigramLlama(
   file: string,
   letters: string[],
   logit: (current: number, next: number) => number,
-  options: { byteTokens?: boolean } = {},
+  options: {
+    byteTokens?: boolean;
+    /** Control tokens after the letters (a chat template's markers such as "<|im_start|>"). */
+    specials?: string[];
+    chatTemplate?: string;
+    /** "qwen3" writes the same bigram model as a Qwen3 (per-head Q/K norms, which a zero attention leaves inert). */
+    architecture?: "llama" | "qwen3";
+  } = {},
 ): BigramLlama {
   // Byte-fallback tokens as real SentencePiece vocabularies have: node-llama-cpp tokenises probe strings at load.
   // (byteTokens: false writes a broken vocabulary without them, for the error path.)
   const bytes = options.byteTokens === false ? [] : Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
-  const tokens = ["<unk>", "<s>", "</s>", ...bytes, "\u2581", ...letters];
-  const types = [2, 3, 3, ...bytes.map(() => 6), 1, ...letters.map(() => 1)];
+  const specials = options.specials ?? [];
+  const tokens = ["<unk>", "<s>", "</s>", ...bytes, "\u2581", ...letters, ...specials];
+  const types = [2, 3, 3, ...bytes.map(() => 6), 1, ...letters.map(() => 1), ...specials.map(() => 3)];
   const nVocab = tokens.length;
   const nEmbd = Math.ceil(nVocab / 16) * 16;
   const nFf = 16;
@@ -184,21 +192,23 @@ export function writeBigramLlama(
   const output = zeros(nEmbd * nVocab);
   for (let j = 0; j < nVocab; j++) for (let t = 0; t < nVocab; t++) output[j * nEmbd + t] = logitTable[t]![j]!;
 
+  const arch = options.architecture ?? "llama";
+  const headDim = nEmbd / 2;
   writeGguf(
     file,
     {
-      "general.architecture": { type: "string", value: "llama" },
+      "general.architecture": { type: "string", value: arch },
       "general.name": { type: "string", value: "bigram oracle" },
       "general.alignment": { type: "u32", value: ALIGNMENT },
       "general.file_type": { type: "u32", value: 0 },
-      "llama.context_length": { type: "u32", value: 1024 },
-      "llama.embedding_length": { type: "u32", value: nEmbd },
-      "llama.block_count": { type: "u32", value: 1 },
-      "llama.feed_forward_length": { type: "u32", value: nFf },
-      "llama.attention.head_count": { type: "u32", value: 2 },
-      "llama.attention.head_count_kv": { type: "u32", value: 2 },
-      "llama.rope.dimension_count": { type: "u32", value: nEmbd / 2 },
-      "llama.attention.layer_norm_rms_epsilon": { type: "f32", value: eps },
+      [`${arch}.context_length`]: { type: "u32", value: 1024 },
+      [`${arch}.embedding_length`]: { type: "u32", value: nEmbd },
+      [`${arch}.block_count`]: { type: "u32", value: 1 },
+      [`${arch}.feed_forward_length`]: { type: "u32", value: nFf },
+      [`${arch}.attention.head_count`]: { type: "u32", value: 2 },
+      [`${arch}.attention.head_count_kv`]: { type: "u32", value: 2 },
+      [`${arch}.rope.dimension_count`]: { type: "u32", value: headDim },
+      [`${arch}.attention.layer_norm_rms_epsilon`]: { type: "f32", value: eps },
       "tokenizer.ggml.model": { type: "string", value: "llama" },
       "tokenizer.ggml.tokens": { type: "strings", value: tokens },
       "tokenizer.ggml.scores": { type: "f32s", value: tokens.map(() => 0) },
@@ -208,6 +218,7 @@ export function writeBigramLlama(
       "tokenizer.ggml.eos_token_id": { type: "u32", value: 2 },
       "tokenizer.ggml.add_bos_token": { type: "bool", value: true },
       "tokenizer.ggml.add_eos_token": { type: "bool", value: false },
+      ...(options.chatTemplate !== undefined ? { "tokenizer.chat_template": { type: "string" as const, value: options.chatTemplate } } : {}),
     },
     [
       { name: "token_embd.weight", dims: [nEmbd, nVocab], data: embedding },
@@ -218,6 +229,12 @@ export function writeBigramLlama(
       { name: "blk.0.attn_k.weight", dims: [nEmbd, nEmbd], data: zeros(nEmbd * nEmbd) },
       { name: "blk.0.attn_v.weight", dims: [nEmbd, nEmbd], data: zeros(nEmbd * nEmbd) },
       { name: "blk.0.attn_output.weight", dims: [nEmbd, nEmbd], data: zeros(nEmbd * nEmbd) },
+      ...(arch === "qwen3"
+        ? [
+            { name: "blk.0.attn_q_norm.weight", dims: [headDim], data: ones(headDim) },
+            { name: "blk.0.attn_k_norm.weight", dims: [headDim], data: ones(headDim) },
+          ]
+        : []),
       { name: "blk.0.ffn_norm.weight", dims: [nEmbd], data: ones(nEmbd) },
       { name: "blk.0.ffn_gate.weight", dims: [nEmbd, nFf], data: zeros(nEmbd * nFf) },
       { name: "blk.0.ffn_up.weight", dims: [nEmbd, nFf], data: zeros(nEmbd * nFf) },

@@ -37,6 +37,9 @@ interface RunFlags extends LoadFlags, SamplingFlags {
   stdin?: boolean;
   local?: boolean;
   server?: string;
+  /** --no-think sets false. */
+  think?: boolean;
+  hideThinking?: boolean;
 }
 
 export function registerRun(program: Command, ctx: CommandContext): void {
@@ -55,6 +58,8 @@ export function registerRun(program: Command, ctx: CommandContext): void {
     .option("--no-stdin", "never read stdin, even piped (as ssh -n): for `while read` loops, whose input the first run would take")
     .option("--stats", "print timing statistics to stderr when done")
     .option("--json", "print one JSON object with the text, token counts and timings")
+    .option("--no-think", "a thinking model (Qwen3, DeepSeek R1 ...) answers without thinking first")
+    .option("--hide-thinking", "do not show a thinking model's thoughts (they go to stderr, apart from the answer on stdout)")
     .option("--local", "run in-process even when an lmrun server is running")
     .option("--server <url>", "send the prompt to the lmrun server at this URL (default: the running one, LMRUN_HOST)");
   addSamplingOptions(addLoadOptions(command));
@@ -81,8 +86,8 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
   const settings = await readSettings(ctx.env);
   const sampling = resolveSampling(flags, settings);
   warnIfThreadsAboveCores(ctx, flags);
-  const specFor = (prompt: string): RunSpec => ({ prompt, systemPrompt, raw: flags.raw === true, stop: flags.stop ?? [], jsonSchema, truncate: flags.truncate === true, sampling });
-  const printer = new RunPrinter(ctx, flags.json !== true);
+  const specFor = (prompt: string): RunSpec => ({ prompt, systemPrompt, raw: flags.raw === true, stop: flags.stop ?? [], jsonSchema, truncate: flags.truncate === true, sampling, ...(flags.think === false ? { think: false } : {}) });
+  const printer = new RunPrinter(ctx, flags.json !== true, flags.json !== true && flags.hideThinking !== true);
 
   // A running server answers without loading anything (see client/route.ts for what goes there).
   const { routeModel, mayFallBack } = await import("../../client/route.js");
@@ -91,7 +96,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     const { runThroughServer } = await import("../../client/run.js");
     try {
       const spec = specFor(await promptReady);
-      const outcome = await runThroughServer(route.client, route.model, spec, { onText: printer.onText, signal: ctx.signal });
+      const outcome = await runThroughServer(route.client, route.model, spec, { onText: printer.onText, onThought: printer.onThought, signal: ctx.signal });
       if (!outcome.chatTemplate && systemPrompt !== undefined) warnUnusedSystem(ctx, spec, outcome.model.fileName);
       reportRun(ctx, flags, spec, outcome, printer);
       return;
@@ -133,9 +138,10 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
       sampling,
       jsonSchema,
       truncate: spec.truncate,
+      ...(spec.think !== undefined ? { think: spec.think } : {}),
     };
     const { generate } = await import("../../engine/generate.js");
-    const result = await generate(loaded, request, { signal: ctx.signal, ...(printer.streaming ? { onText: printer.onText } : {}) });
+    const result = await generate(loaded, request, { signal: ctx.signal, onThought: printer.onThought, ...(printer.streaming ? { onText: printer.onText } : {}) });
     const { threadpoolStatus } = await import("../../engine/threadpool.js");
     const pool = threadpoolStatus();
     const threadpool = pool.decodesWithPool > 0 ? "persistent" : "per-decode";
@@ -158,6 +164,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
       spec,
       {
         text: result.text,
+        ...(result.thinking !== undefined ? { thinking: result.thinking } : {}),
         model: { path: summary.path, fileName: summary.fileName, name: prepared.resolved.displayName },
         promptTokens: result.promptTokens,
         generatedTokens: result.generatedTokens,
@@ -204,15 +211,34 @@ function warnUnusedSystem(ctx: CommandContext, spec: RunSpec, fileName: string):
   ctx.out.warn(`the system prompt is not used: ${spec.raw ? "--raw is plain completion" : `${fileName} has no chat template`}, which has no system prompt`);
 }
 
-/** Streams the answer to stdout as it comes (unless --json) and remembers how it ended. */
+/**
+ * Streams the answer to stdout as it comes (unless --json) and remembers how it ended. A thinking
+ * model's thoughts go to stderr between "Thinking..." and "...done thinking." (ollama's words), dim on
+ * a colour terminal, so stdout holds the answer alone.
+ */
 class RunPrinter {
   wroteAny = false;
   private endedWithNewline = true;
+  private thinking: "no" | "open" | "done" = "no";
   constructor(
     private readonly ctx: CommandContext,
     readonly streaming: boolean,
+    private readonly showThoughts: boolean,
   ) {}
+  readonly onThought = (text: string): void => {
+    if (!this.showThoughts || text.length === 0) return;
+    const dim = (s: string) => (this.ctx.out.color ? `\x1b[2m${s}\x1b[22m` : s);
+    if (this.thinking !== "open") this.ctx.out.stderr.write(dim("Thinking...\n"));
+    this.thinking = "open";
+    this.ctx.out.stderr.write(dim(text));
+  };
+  private endThoughts(): void {
+    if (this.thinking !== "open") return;
+    this.thinking = "done";
+    this.ctx.out.stderr.write(this.ctx.out.color ? "\n\x1b[2m...done thinking.\x1b[22m\n\n" : "\n...done thinking.\n\n");
+  }
   readonly onText = (text: string): void => {
+    if (text.length > 0) this.endThoughts();
     if (!this.streaming || this.ctx.stdoutClosed()) return;
     this.ctx.out.text(text);
     if (text.length > 0) {
@@ -222,6 +248,7 @@ class RunPrinter {
   };
   /** Keep the shell prompt off the answer's last line on a terminal; pipes get the bytes as generated. */
   finishLine(): void {
+    this.endThoughts();
     if (this.streaming && !this.endedWithNewline && this.ctx.out.stdoutIsTTY && !this.ctx.stdoutClosed()) this.ctx.out.text("\n");
   }
 }
@@ -242,6 +269,7 @@ function reportRun(ctx: CommandContext, flags: RunFlags, spec: RunSpec, outcome:
   if (flags.json) {
     ctx.out.json({
       text: outcome.text,
+      ...(outcome.thinking !== undefined ? { thinking: outcome.thinking } : {}),
       model: outcome.model,
       promptTokens: outcome.promptTokens,
       generatedTokens: outcome.generatedTokens,

@@ -26,6 +26,7 @@ import type { GenerateRequest, GenerationResult } from "../types.js";
 export interface ScheduleHooks {
   signal?: AbortSignal | undefined;
   onText?: ((text: string) => void) | undefined;
+  onThought?: ((text: string) => void) | undefined;
   /** The request got a slot (it leaves the queue and starts evaluating its prompt). */
   onStart?: ((slot: number) => void) | undefined;
 }
@@ -161,6 +162,7 @@ export class SlotScheduler {
         promptTokens: tokens,
         ...(hooks.signal ? { signal: hooks.signal } : {}),
         ...(hooks.onText ? { onText: hooks.onText } : {}),
+        ...(hooks.onThought ? { onThought: hooks.onThought } : {}),
         threads: {
           prompt: () => {
             if (!inPrompt) this.promptPhases++;

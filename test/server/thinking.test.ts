@@ -1,0 +1,116 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Ollama } from "ollama";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runCli } from "../helpers/cli.js";
+import { THINKING_ORACLE, writeThinkingOracle } from "../helpers/thinkingModel.js";
+import { request, startServe, type ServeProcess } from "./helpers.js";
+
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
+
+/**
+ * A thinking model's thoughts come apart from its answer: ollama's `thinking`, OpenAI's
+ * `reasoning_content` (llama-server's and DeepSeek's field), `run`'s stderr; `think: false` and its
+ * OpenAI-side spellings turn thinking off. The model is a real GGUF run by llama.cpp whose greedy
+ * answer is known (helpers/thinkingModel.ts): thoughts "hm", answer "Ok".
+ */
+
+const { thoughts, answer, generatedTokens } = THINKING_ORACLE;
+let dir: string;
+let modelPath: string;
+let server: ServeProcess;
+let openai: OpenAI;
+let ollama: Ollama;
+const messages = [{ role: "user" as const, content: "Hi" }];
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-thinking-"));
+  modelPath = writeThinkingOracle(path.join(dir, "qwen3-thinking-oracle.gguf"));
+  server = await startServe([modelPath, "-c", "512", "--parallel", "1", "--keep-alive", "-1"]);
+  openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  ollama = new Ollama({ host: server.url });
+});
+
+afterAll(async () => {
+  expect(await server?.stop()).toBe(0);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const model = "qwen3-thinking-oracle.gguf";
+
+describe("a thinking model's thoughts", () => {
+  it("ollama /api/chat and /api/generate: `thinking` apart from the content, every generated token counted; think: false has none", async () => {
+    const whole = await ollama.chat({ model, messages, stream: false, options: { temperature: 0 } });
+    expect(whole.message.content).toBe(answer);
+    expect(whole.message.thinking).toBe(thoughts);
+    expect(whole.eval_count).toBe(generatedTokens);
+
+    const pieces = [];
+    for await (const part of await ollama.chat({ model, messages, stream: true, think: true, options: { temperature: 0 } })) pieces.push(part);
+    const thinkingAt = pieces.findIndex((p) => p.message.thinking);
+    const contentAt = pieces.findIndex((p) => p.message.content !== "");
+    expect(pieces.map((p) => p.message.thinking ?? "").join("")).toBe(thoughts);
+    expect(pieces.map((p) => p.message.content).join("")).toBe(answer);
+    expect(thinkingAt).toBeGreaterThanOrEqual(0);
+    expect(thinkingAt).toBeLessThan(contentAt);
+
+    const off = await ollama.chat({ model, messages, stream: false, think: false, options: { temperature: 0 } });
+    expect(off.message.content).toBe(answer);
+    expect(off.message.thinking).toBeUndefined();
+
+    const generated = await ollama.generate({ model, prompt: "Hi", stream: false, options: { temperature: 0 } });
+    expect([generated.response, generated.thinking]).toEqual([answer, thoughts]);
+
+    const badThink = await request(`${server.url}/api/chat`, { json: { model, messages, think: "very" } });
+    expect(badThink.status).toBe(400);
+    expect(badThink.body.error).toMatch(/"think"/);
+  });
+
+  it("OpenAI chat: `reasoning_content` beside the content, streamed first; enable_thinking false or reasoning_effort none turn it off", async () => {
+    const whole = await openai.chat.completions.create({ model, messages, temperature: 0 });
+    const message = whole.choices[0]!.message as { content: string | null; reasoning_content?: string };
+    expect([message.content, message.reasoning_content]).toEqual([answer, thoughts]);
+    expect(whole.usage!.completion_tokens).toBe(generatedTokens);
+
+    const chunks = [];
+    for await (const chunk of await openai.chat.completions.create({ model, messages, temperature: 0, stream: true })) chunks.push(chunk);
+    const deltas = chunks.map((c) => (c.choices[0]?.delta ?? {}) as { content?: string | null; reasoning_content?: string });
+    expect(deltas.map((d) => d.reasoning_content ?? "").join("")).toBe(thoughts);
+    expect(deltas.map((d) => d.content ?? "").join("")).toBe(answer);
+    expect(deltas.findIndex((d) => d.reasoning_content)).toBeLessThan(deltas.findIndex((d) => d.content));
+
+    const off = await openai.chat.completions.create({ model, messages, temperature: 0, chat_template_kwargs: { enable_thinking: false } } as never);
+    expect((off as OpenAI.ChatCompletion).choices[0]!.message).not.toHaveProperty("reasoning_content");
+    const none = await openai.chat.completions.create({ model, messages, temperature: 0, reasoning_effort: "none" as never });
+    expect(none.choices[0]!.message).not.toHaveProperty("reasoning_content");
+    expect(none.choices[0]!.message.content).toBe(answer);
+  });
+
+  it("/api/show lists the thinking capability", async () => {
+    const shown = await ollama.show({ model });
+    expect(shown.capabilities).toContain("thinking");
+  });
+
+  it("lmrun run: the answer alone on stdout, the thoughts on stderr (or in --json), none with --no-think; the same through the server", async () => {
+    for (const where of [["--local"], []]) {
+      const run = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", ...where], { home: server.home });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(answer);
+      expect(run.stderr).toContain(`Thinking...\n${thoughts}\n...done thinking.`);
+
+      const hidden = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", "--hide-thinking", ...where], { home: server.home });
+      expect(hidden.stdout).toBe(answer);
+      expect(hidden.stderr).not.toContain("Thinking");
+
+      const json = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", "--json", ...where], { home: server.home });
+      expect(JSON.parse(json.stdout)).toMatchObject({ text: answer, thinking: thoughts, generatedTokens });
+
+      const off = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", "--no-think", "--json", ...where], { home: server.home });
+      const result = JSON.parse(off.stdout);
+      expect(result.text).toBe(answer);
+      expect(result).not.toHaveProperty("thinking");
+    }
+  });
+});
