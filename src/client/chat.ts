@@ -73,6 +73,11 @@ export class RemoteChatEngine implements ChatEngine {
         "/api/chat",
         body,
         (chunk) => {
+          const thought = chunk.message?.thinking ?? "";
+          if (thought.length > 0) {
+            options.onThought?.(thought);
+            options.onTokens?.(1);
+          }
           const piece = chunk.message?.content ?? "";
           if (piece.length === 0) return;
           firstTextAt ??= performance.now();

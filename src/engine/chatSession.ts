@@ -3,6 +3,7 @@ import type { ChatEngine, ChatSampling, ChatTurn, ContextUsage, ReplyResult, Sen
 import { chatWrapperFor } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
+import { ThoughtSplitter } from "./thoughts.js";
 import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -96,12 +97,17 @@ export class LlamaChatEngine implements ChatEngine {
       generatedTokens += tokens.length;
       options.onTokens?.(tokens.length);
     };
+    // A thinking model's thoughts go to onThought; node-llama-cpp's onToken does not see their tokens.
+    const thoughts = new ThoughtSplitter(options, (count) => {
+      onToken([]);
+      options.onTokens?.(count);
+    });
     let response: { responseText: string; stopReason: NativeStop };
     try {
       response = await this.session.promptWithMeta(userText, {
         ...samplingOptions(options.sampling),
         onToken,
-        ...(options.onText ? { onTextChunk: options.onText } : {}),
+        ...thoughts.options(undefined),
         ...(options.signal ? { signal: options.signal, stopOnAbortSignal: true } : {}),
       });
       // The session's history now holds the new user turn and the (possibly partial) reply.
@@ -114,9 +120,11 @@ export class LlamaChatEngine implements ChatEngine {
     }
     const endedAt = performance.now();
     const meterAfter = sequence.tokenMeter.getState();
+    // Each sampled token is one output of the meter (the prompt's last token stands for the final one, never decoded).
+    if (thoughts.seen) generatedTokens = Math.max(generatedTokens, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens);
     const generationMs = firstTokenAt !== undefined && lastTokenAt !== undefined ? lastTokenAt - firstTokenAt : null;
     return {
-      text: response.responseText,
+      text: thoughts.answer(response.responseText),
       stats: {
         ttftMs: firstTokenAt !== undefined ? firstTokenAt - startedAt : null,
         tokensPerSecond: generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,

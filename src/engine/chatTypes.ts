@@ -43,6 +43,8 @@ export interface SendOptions {
   signal?: AbortSignal | undefined;
   /** Called with each piece of text and the number of tokens it came from. */
   onText?: ((text: string) => void) | undefined;
+  /** A thinking model's thoughts, apart from the reply's text. */
+  onThought?: ((text: string) => void) | undefined;
   onTokens?: ((count: number) => void) | undefined;
 }
 

@@ -8,6 +8,7 @@ import { setContextThreads } from "./threads.js";
 import { holdThreadCount } from "./threadpool.js";
 import { dropOldestMessages, linkToolResults } from "./conversation.js";
 import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
+import { ThoughtSplitter } from "./thoughts.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -337,56 +338,6 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
     },
   };
-}
-
-/**
- * A thinking model's thought segments (node-llama-cpp finds them by the chat wrapper's markers) kept
- * apart from the answer: collected, streamed through onThought, and the whitespace between the thoughts
- * and the answer ("</think>\n\n") left out of the answer, as llama-server and ollama leave it.
- */
-class ThoughtSplitter {
-  thinking = "";
-  seen = false;
-  private textShown = false;
-  private trimLeading = false;
-  private trimmedAnswer = false;
-
-  constructor(
-    private readonly hooks: GenerateHooks,
-    /** A thought arrived: generation is under way (the first token's time). */
-    private readonly generating: () => void,
-  ) {}
-
-  options(think: boolean | undefined) {
-    return {
-      ...(think === false ? { budgets: { thoughtTokens: 0 } } : {}),
-      onResponseChunk: (chunk: { type?: string; segmentType?: string; text: string }) => {
-        if (chunk.type !== "segment" || chunk.segmentType !== "thought") return;
-        this.seen = true;
-        this.generating();
-        if (!this.textShown) this.trimLeading = this.trimmedAnswer = true;
-        if (chunk.text === "") return;
-        this.thinking += chunk.text;
-        this.hooks.onThought?.(chunk.text);
-      },
-      onTextChunk: (chunk: string) => this.text(chunk),
-    };
-  }
-
-  private text(chunk: string): void {
-    if (this.trimLeading) {
-      chunk = chunk.trimStart();
-      if (chunk === "") return;
-      this.trimLeading = false;
-    }
-    if (chunk !== "") this.textShown = true;
-    this.hooks.onText?.(chunk);
-  }
-
-  /** The whole answer as streamed. */
-  answer(response: string): string {
-    return this.trimmedAnswer ? response.trimStart() : response;
-  }
 }
 
 function repeatPenaltyOf(s: GenerateRequest["sampling"]) {

@@ -74,7 +74,7 @@ export function App(props: ChatStartOptions & { color: boolean; onExit?: () => v
             )
           }
         </Static>
-        {state.live ? <LiveReply text={state.live.text} tokens={state.live.tokens} width={columns} rows={liveRows} /> : null}
+        {state.live ? <LiveReply text={state.live.text} thinking={state.live.thinking} tokens={state.live.tokens} width={columns} rows={liveRows} /> : null}
         <Box marginTop={1} flexDirection="column">
           {state.hint ? <Text color={props.color ? "yellow" : undefined}>{state.hint}</Text> : null}
           <Prompt draft={draft} active={true} placeholder={state.phase === "generating" ? "" : " type a message, or /help"} />

@@ -4,6 +4,10 @@ import type { ChatSampling } from "../../src/engine/chatTypes.js";
 import { loadModel } from "../../src/engine/model.js";
 import { runCli } from "../helpers/cli.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
+import { THINKING_ORACLE, writeThinkingOracle } from "../helpers/thinkingModel.js";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 
 const greedy: ChatSampling = { temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, maxTokens: 24 };
 
@@ -92,5 +96,25 @@ describe.skipIf(!hasShared)(`chat engine on a real model (${hasShared ? "stories
     expect(engine.getHistory()[0]).toEqual({ role: "system", text: "Be kind." });
     engine.setSystem(undefined);
     expect(engine.getHistory().map((t) => t.role)).toEqual(["user", "assistant"]);
+  });
+});
+
+describe("chat engine on a thinking model (a Qwen3-shaped GGUF whose greedy thoughts and answer are known)", () => {
+  it("streams the thoughts apart from the reply, counts their tokens, and keeps the reply alone as the turn's text", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-chat-thinking-"));
+    const loaded = await loadModel(writeThinkingOracle(path.join(dir, "oracle.gguf")), { gpu: "cpu", gpuLayers: 0, contextSize: 256, threads: 1, verbose: false });
+    const engine = await LlamaChatEngine.create(loaded, { modelName: "oracle" });
+    try {
+      let thoughts = "";
+      let text = "";
+      let tokens = 0;
+      const reply = await engine.send("Hi", { sampling: greedy, onThought: (t) => (thoughts += t), onText: (t) => (text += t), onTokens: (n) => (tokens += n) });
+      expect([thoughts, text, reply.text]).toEqual([THINKING_ORACLE.thoughts, THINKING_ORACLE.answer, THINKING_ORACLE.answer]);
+      expect(reply.stats.generatedTokens).toBe(THINKING_ORACLE.generatedTokens);
+      expect(tokens).toBeGreaterThan(1);
+    } finally {
+      await engine.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -17,9 +17,10 @@ describe("chatReducer", () => {
     expect(s.phase).toBe("generating");
     expect(s.attachments).toEqual([]);
     expect(s.items).toEqual([{ id: 1, kind: "user", text: "hi", attachments: [{ name: "a.txt", text: "A" }] }]);
+    s = chatReducer(s, { type: "chunk", text: "", thinking: "hm", tokens: 3 });
     s = chatReducer(s, { type: "chunk", text: "Hel", tokens: 1 });
     s = chatReducer(s, { type: "chunk", text: "lo", tokens: 1 });
-    expect(s.live).toEqual({ text: "Hello", tokens: 2 });
+    expect(s.live).toEqual({ text: "Hello", thinking: "hm", tokens: 5 });
     s = chatReducer(s, { type: "done", text: "Hello", stats, stopped: false, context: { used: 20, size: 100, historyTokens: 20 } });
     expect(s.live).toBeNull();
     expect(s.phase).toBe("idle");

@@ -1,6 +1,7 @@
 import { render, cleanup } from "ink-testing-library";
 import React from "react";
 import { afterEach, describe, expect, it } from "vitest";
+import { LiveReply } from "../../src/tui/components/LiveReply.js";
 import { Markdown } from "../../src/tui/components/Markdown.js";
 import { Prompt } from "../../src/tui/components/Prompt.js";
 import { shortName, StatusBar } from "../../src/tui/components/StatusBar.js";
@@ -12,6 +13,17 @@ afterEach(() => cleanup());
 const plain = (node: React.ReactElement) => render(<ThemeContext.Provider value={{ color: false }}>{node}</ThemeContext.Provider>).lastFrame() ?? "";
 
 describe("chat components", () => {
+  it("shows a thinking model's thoughts dim until its answer starts, then the answer alone", () => {
+    const thinking = plain(<LiveReply text="" thinking={"Let me see.\nThe user says hi."} tokens={9} width={40} rows={6} />);
+    expect(thinking).toContain("Thinking…");
+    expect(thinking).toContain("The user says hi.");
+    expect(thinking).toContain("thinking… 9 tokens");
+    const answering = plain(<LiveReply text="Hello!" thinking={"Let me see."} tokens={12} width={40} rows={6} />);
+    expect(answering).toContain("Hello!");
+    expect(answering).not.toContain("Let me see.");
+    expect(answering).toContain("generating… 12 tokens");
+  });
+
   it("renders Markdown code blocks in a frame, lists with bullets, and emphasis without its stars", () => {
     const frame = plain(<Markdown text={"## Steps\n1. install\n- **fast**\n```sh\nnpm i\n```"} />);
     expect(frame).toContain("Steps");

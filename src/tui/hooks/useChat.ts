@@ -81,6 +81,7 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
       abortRef.current = controller;
       let full = "";
       let pendingText = "";
+      let pendingThinking = "";
       let pendingTokens = 0;
       let lastFlush = performance.now();
       let immediate: ReturnType<typeof setImmediate> | null = null;
@@ -90,9 +91,10 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
         if (fallback) clearTimeout(fallback);
         fallback = null;
         lastFlush = performance.now();
-        if (pendingText === "" && pendingTokens === 0) return;
-        dispatch({ type: "chunk", text: pendingText, tokens: pendingTokens });
+        if (pendingText === "" && pendingThinking === "" && pendingTokens === 0) return;
+        dispatch({ type: "chunk", text: pendingText, thinking: pendingThinking, tokens: pendingTokens });
         pendingText = "";
+        pendingThinking = "";
         pendingTokens = 0;
       };
       // Redraw from setImmediate right after a token: by then the next token's decode is already
@@ -114,6 +116,10 @@ export function useChat(options: ChatStartOptions & { exit: () => void }) {
           onText: (chunk) => {
             full += chunk;
             pendingText += chunk;
+            schedule();
+          },
+          onThought: (chunk) => {
+            pendingThinking += chunk;
             schedule();
           },
           onTokens: (count) => {

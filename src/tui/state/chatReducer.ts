@@ -21,7 +21,8 @@ export type Phase = "idle" | "generating" | "loading";
 export interface ChatState {
   items: ChatItem[];
   epoch: number;
-  live: { text: string; tokens: number } | null;
+  /** The reply being generated; `thinking`: a thinking model's thoughts so far (shown dim, not kept). */
+  live: { text: string; thinking: string; tokens: number } | null;
   phase: Phase;
   modelName: string;
   system: string | undefined;
@@ -36,7 +37,7 @@ export interface ChatState {
 
 export type ChatAction =
   | { type: "submit"; text: string; attachments: Attachment[] }
-  | { type: "chunk"; text: string; tokens: number }
+  | { type: "chunk"; text: string; tokens: number; thinking?: string }
   | { type: "done"; text: string; stats: ReplyStats; stopped: boolean; context: ContextUsage }
   | { type: "failed"; message: string; partial: string }
   | { type: "notice"; text: string; tone?: "info" | "warn" | "error" }
@@ -95,14 +96,17 @@ export function chatReducer(state: ChatState, action: ChatAction): ChatState {
         ...state,
         items: [...state.items, { id: state.nextId, kind: "user", text: action.text, attachments: action.attachments }],
         nextId: state.nextId + 1,
-        live: { text: "", tokens: 0 },
+        live: { text: "", thinking: "", tokens: 0 },
         phase: "generating",
         attachments: [],
         hint: null,
       };
     case "chunk":
       if (!state.live) return state;
-      return { ...state, live: { text: state.live.text + action.text, tokens: state.live.tokens + action.tokens } };
+      return {
+        ...state,
+        live: { text: state.live.text + action.text, thinking: state.live.thinking + (action.thinking ?? ""), tokens: state.live.tokens + action.tokens },
+      };
     case "done":
       return {
         ...state,
