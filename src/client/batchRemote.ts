@@ -77,8 +77,10 @@ function requestFor(model: string, item: BatchItem, defaults: BatchDefaults) {
 function answerOf(final: StreamChunk, item: BatchItem, seed: number | undefined): BatchAnswer {
   const ext = final.lmrun;
   const text = item.messages !== undefined ? (final.message?.content ?? "") : (final.response ?? "");
+  const thinking = item.messages !== undefined ? final.message?.thinking : final.thinking;
   return {
     text,
+    ...(thinking !== undefined ? { thinking } : {}),
     promptTokens: ext?.promptTokens ?? final.prompt_eval_count ?? 0,
     generatedTokens: ext?.generatedTokens ?? final.eval_count ?? 0,
     stopReason: ext?.stopReason ?? (final.done_reason === "length" ? "maxTokens" : "eos"),

@@ -10,6 +10,8 @@ import type { BatchItem } from "./batchFile.js";
 
 export interface BatchAnswer {
   text: string;
+  /** A thinking model's thoughts, apart from the text. */
+  thinking?: string;
   promptTokens: number;
   generatedTokens: number;
   stopReason: StopReason;

@@ -93,7 +93,7 @@ describe("a thinking model's thoughts", () => {
     expect(shown.capabilities).toContain("thinking");
   });
 
-  it("lmrun run: the answer alone on stdout, the thoughts on stderr (or in --json), none with --no-think; the same through the server", async () => {
+  it("lmrun run and batch: the answer alone on stdout, the thoughts on stderr (or in --json and batch lines), none with --no-think; the same through the server", async () => {
     for (const where of [["--local"], []]) {
       const run = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", ...where], { home: server.home });
       expect(run.code).toBe(0);
@@ -111,6 +111,16 @@ describe("a thinking model's thoughts", () => {
       const result = JSON.parse(off.stdout);
       expect(result.text).toBe(answer);
       expect(result).not.toHaveProperty("thinking");
+
+      const batch = await runCli(["batch", where.length > 0 ? modelPath : model, "-", "--temp", "0", ...where], {
+        home: server.home,
+        input: '{"id":1,"prompt":"Hi"}\n{"id":2,"messages":[{"role":"user","content":"Hi"}]}\n',
+      });
+      expect(batch.code).toBe(0);
+      expect(batch.stdout.trim().split("\n").map((line) => JSON.parse(line))).toMatchObject([
+        { id: 1, text: answer, thinking: thoughts, generatedTokens },
+        { id: 2, text: answer, thinking: thoughts, generatedTokens },
+      ]);
     }
   });
 });

@@ -34,6 +34,7 @@ export async function localAnswerer(loaded: LoadedModel, parallel: number, defau
     );
     return {
       text: result.text,
+      ...(result.thinking !== undefined ? { thinking: result.thinking } : {}),
       promptTokens: result.promptTokens,
       generatedTokens: result.generatedTokens,
       stopReason: result.stopReason,
