@@ -67,13 +67,13 @@ function optionalString(f: Fields, name: string): string | undefined {
   return value === "" ? undefined : value;
 }
 
-/** ollama's `think`: true, false, or a level ("low", "medium", "high": thinking on, the level not acted on). */
+/** ollama's `think`: true, false, or a level ("low", "medium", "high", "max": thinking on, the level not acted on). */
 function thinkOf(f: Fields): boolean | undefined {
   const think = f.raw("think");
   if (think === undefined || think === null) return undefined;
   if (typeof think === "boolean") return think;
-  if (think === "low" || think === "medium" || think === "high") return true;
-  throw badRequest('"think" must be true, false, "low", "medium" or "high"', "think");
+  if (think === "low" || think === "medium" || think === "high" || think === "max") return true;
+  throw badRequest('"think" must be true, false, "low", "medium", "high" or "max"', "think");
 }
 
 function noImages(f: Fields, at: string): void {

@@ -171,15 +171,21 @@ function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoic
   throw badRequest('"tool_choice" must be none, auto, required or {"type": "function", "function": {"name": ...}}', "tool_choice");
 }
 
+const REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "ultra", "max"];
+
 /**
  * Thinking off, as llama-server and vLLM take it (`chat_template_kwargs.enable_thinking: false`) or as
- * OpenAI's `reasoning_effort: "none"`; any other effort leaves the model to think as it was made to.
+ * OpenAI and ollama do (`reasoning_effort: "none"`, `reasoning: {"effort": "none"}`); any other effort
+ * leaves the model to think as it was made to (the level is not acted on).
  */
 function thinkOf(f: Fields): boolean | undefined {
   const enable = f.object("chat_template_kwargs")?.boolean("enable_thinking");
   if (enable !== undefined) return enable;
-  const effort = f.string("reasoning_effort");
+  const reasoning = f.object("reasoning");
+  const effort = reasoning ? reasoning.string("effort") : f.string("reasoning_effort");
   if (effort === undefined) return undefined;
+  const param = reasoning ? "reasoning.effort" : "reasoning_effort";
+  if (!REASONING_EFFORTS.includes(effort)) throw badRequest(`"${param}" must be one of ${REASONING_EFFORTS.join(", ")}`, param);
   return effort !== "none";
 }
 
@@ -220,8 +226,9 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
     includeUsage,
     first: () => ({ delta: { role: "assistant", content: "" } }),
     piece: (text) => ({ delta: { content: text } }),
-    // A thinking model's thoughts, as llama-server and DeepSeek's API return them.
-    thought: (text) => ({ delta: { reasoning_content: text } }),
+    // A thinking model's thoughts: `reasoning_content` as llama-server, vLLM and DeepSeek's API name
+    // them, and `reasoning` as ollama and OpenRouter do; clients read one or the other.
+    thought: (text) => ({ delta: { reasoning_content: text, reasoning: text } }),
     last: (outcome) => {
       const calls = toolCallsOf(outcome);
       return { delta: calls ? { tool_calls: calls } : {} };
@@ -234,7 +241,7 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
         message: {
           role: "assistant",
           content: calls && outcome.result.text === "" ? null : outcome.result.text,
-          ...(thinking !== undefined ? { reasoning_content: thinking } : {}),
+          ...(thinking !== undefined ? { reasoning_content: thinking, reasoning: thinking } : {}),
           ...(calls ? { tool_calls: calls } : {}),
         },
       };

@@ -68,7 +68,7 @@ describe("a thinking model's thoughts", () => {
     expect(badThink.body.error).toMatch(/"think"/);
   });
 
-  it("OpenAI chat: `reasoning_content` beside the content, streamed first; enable_thinking false or reasoning_effort none turn it off", async () => {
+  it("OpenAI chat: `reasoning_content` (and ollama's `reasoning`) beside the content, streamed first; enable_thinking false or a reasoning effort of none turn it off", async () => {
     const whole = await openai.chat.completions.create({ model, messages, temperature: 0 });
     const message = whole.choices[0]!.message as { content: string | null; reasoning_content?: string };
     expect([message.content, message.reasoning_content]).toEqual([answer, thoughts]);
@@ -80,12 +80,20 @@ describe("a thinking model's thoughts", () => {
     expect(deltas.map((d) => d.reasoning_content ?? "").join("")).toBe(thoughts);
     expect(deltas.map((d) => d.content ?? "").join("")).toBe(answer);
     expect(deltas.findIndex((d) => d.reasoning_content)).toBeLessThan(deltas.findIndex((d) => d.content));
+    // ollama's and OpenRouter's name for the same text.
+    expect((message as { reasoning?: string }).reasoning).toBe(thoughts);
+    expect(deltas.map((d) => (d as { reasoning?: string }).reasoning ?? "").join("")).toBe(thoughts);
 
     const off = await openai.chat.completions.create({ model, messages, temperature: 0, chat_template_kwargs: { enable_thinking: false } } as never);
     expect((off as OpenAI.ChatCompletion).choices[0]!.message).not.toHaveProperty("reasoning_content");
     const none = await openai.chat.completions.create({ model, messages, temperature: 0, reasoning_effort: "none" as never });
     expect(none.choices[0]!.message).not.toHaveProperty("reasoning_content");
     expect(none.choices[0]!.message.content).toBe(answer);
+    const ollamaStyle = await openai.chat.completions.create({ model, messages, temperature: 0, reasoning: { effort: "none" } } as never);
+    expect((ollamaStyle as OpenAI.ChatCompletion).choices[0]!.message).not.toHaveProperty("reasoning");
+    const badEffort = await openai.chat.completions.create({ model, messages, reasoning_effort: "lots" as never }).catch((e) => e);
+    expect(badEffort).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(badEffort.param).toBe("reasoning_effort");
   });
 
   it("/api/show lists the thinking capability", async () => {
