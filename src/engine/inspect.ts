@@ -5,6 +5,7 @@ import { LmrunError } from "../errors.js";
 import { getSharedLlama } from "./llama.js";
 import { checkModelFileHeader, checkParsedHeader, checkTensorData } from "./modelFile.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
+import { modelCapabilities } from "../models/capabilities.js";
 
 /**
  * What `lmrun show` prints: the model's GGUF metadata and node-llama-cpp's insights, including the
@@ -19,6 +20,8 @@ export interface ModelReport {
   layers: number;
   contextLength: number | undefined;
   chatTemplate: string | undefined;
+  /** As ollama lists them: completion, tools, thinking; embedding. */
+  capabilities: string[];
   license: string | undefined;
   /** Bytes of tensor data (what the weights take). */
   modelBytes: number;
@@ -129,6 +132,7 @@ export async function inspectModel(source: InspectSource, options: { signal?: Ab
     layers: Number((fileInfo.architectureMetadata as { block_count?: number } | undefined)?.block_count ?? insights.totalLayers - 1),
     contextLength: train,
     chatTemplate: facts.chatTemplate,
+    capabilities: modelCapabilities(facts),
     license: metadata.general?.license,
     modelBytes: insights.modelSize,
     machine,

@@ -3,6 +3,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import type { ModelFileFacts } from "../engine/inspect.js";
 import { threadpoolStatus } from "../engine/threadpool.js";
+import { modelCapabilities } from "../models/capabilities.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
@@ -344,17 +345,6 @@ function detailsOf(facts: ModelFileFacts | undefined, quant?: string) {
   };
 }
 
-/** What clients filter model pickers by: a generative model completes (and calls tools if its template takes them); a pooling one embeds. */
-function capabilitiesOf(facts: ModelFileFacts | undefined): string[] {
-  if (facts?.pooling) return ["embedding"];
-  const template = facts?.chatTemplate ?? "";
-  return [
-    "completion",
-    ...(/\btools\b/.test(template) ? ["tools"] : []),
-    // Templates that render a model's thoughts (Qwen3's <think>, DeepSeek R1's, reasoning_content).
-    ...(/<think>|reasoning_content|enable_thinking/.test(template) ? ["thinking"] : []),
-  ];
-}
 
 export async function tags(ctx: AdapterContext, res: ServerResponse): Promise<void> {
   const listed = ctx.service.options.names.list();
@@ -415,7 +405,7 @@ export async function show(ctx: AdapterContext, req: IncomingMessage, res: Serve
     template: facts?.chatTemplate ?? "",
     details: detailsOf(facts, listed?.quant),
     model_info: modelInfo,
-    capabilities: capabilitiesOf(facts),
+    capabilities: modelCapabilities(facts),
     modified_at: listed?.modifiedAt ?? "",
   });
 }

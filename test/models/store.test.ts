@@ -96,7 +96,7 @@ describe.skipIf(!hasShared)(`the model store: ls, rm, show, verify, manifest reb
     const local = await runCli(["show", "tiny", "--json"], { home, env: env() });
     expect(local.code, local.stderr).toBe(0);
     const report = JSON.parse(local.stdout);
-    expect(report).toMatchObject({ model: "tiny", architecture: "llama", quant: "Q8_0", contextLength: 512, layers: 5, license: "mit" });
+    expect(report).toMatchObject({ model: "tiny", architecture: "llama", quant: "Q8_0", contextLength: 512, layers: 5, license: "mit", capabilities: ["completion"] });
     expect(report.memory[0]).toMatchObject({ contextSize: 512, cpu: { fits: true } });
     expect(report.memory[0].cpu.ramBytes).toBeGreaterThan(100_000);
     // --template of a model without one is an error, not an empty line.

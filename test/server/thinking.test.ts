@@ -96,9 +96,11 @@ describe("a thinking model's thoughts", () => {
     expect(badEffort.param).toBe("reasoning_effort");
   });
 
-  it("/api/show lists the thinking capability", async () => {
+  it("/api/show and lmrun show list the thinking capability", async () => {
     const shown = await ollama.show({ model });
-    expect(shown.capabilities).toContain("thinking");
+    expect(shown.capabilities).toEqual(["completion", "tools", "thinking"]);
+    const local = await runCli(["show", modelPath, "--json"], { home: server.home });
+    expect(JSON.parse(local.stdout).capabilities).toEqual(["completion", "tools", "thinking"]);
   });
 
   it("lmrun run and batch: the answer alone on stdout, the thoughts on stderr (or in --json and batch lines), none with --no-think; the same through the server", async () => {

@@ -51,6 +51,7 @@ export async function showModel(ctx: CommandContext, ref: string, options: { jso
     ["layers", String(report.layers)],
     ["context length", report.contextLength !== undefined ? String(report.contextLength) : "-"],
     ["chat template", report.chatTemplate !== undefined ? `yes (${report.chatTemplate.length} chars; --template prints it)` : "none"],
+    ["capabilities", report.capabilities.join(", ")],
     ["licence", license ?? "-"],
     ["source", report.source.kind === "file" ? report.source.path : `${report.source.url} (header only)`],
   ];
