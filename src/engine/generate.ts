@@ -107,14 +107,18 @@ export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
     if (m.role === "system") history.push({ type: "system", text: m.text });
     else if (m.role === "user") history.push({ type: "user", text: m.text });
     else if (m.role === "assistant") {
-      const response: ChatModelResponse["response"] = m.text.length > 0 ? [m.text] : [];
+      const response: ChatModelResponse["response"] = [];
+      if (m.thinking) response.push({ type: "segment", segmentType: "thought", text: m.thinking, ended: true });
+      if (m.text.length > 0) response.push(m.text);
       for (const [callIndex, call] of (m.toolCalls ?? []).entries()) {
         response.push({ type: "functionCall", name: call.name, params: call.arguments, result: links.resultOf(index, callIndex) ?? "" });
       }
       history.push({ type: "model", response });
     }
   }
-  history.push({ type: "model", response: [] });
+  // After tool results the model goes on with the turn that called the tools, as in node-llama-cpp's own
+  // function-calling loop (so that turn's thoughts stay its last ones); otherwise a new turn starts.
+  if (messages.at(-1)?.role !== "tool" || history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
   return history;
 }
 
@@ -271,8 +275,9 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         // The call's JSON is not the answer's text: it is not streamed, and comes back as tool calls.
         const { onTextChunk: _notStreamed, ...silent } = chatCommon;
         const response = await chat.generateResponse(history, silent);
+        // Unfinished (cut by max tokens) it is neither a call nor text: the answer is empty, the stop reason says why.
         toolCalls = parseForcedCalls(response.response, request.toolChoice);
-        text = toolCalls !== undefined ? "" : response.response;
+        text = "";
         nativeStop = response.metadata.stopReason;
       } else {
         const response = await chat.generateResponse(history, chatCommon);
@@ -326,7 +331,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     stopReason: mapStopReason(nativeStop),
     truncatedPromptTokens,
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
-    ...(thoughts.thinking !== "" ? { thinking: thoughts.thinking } : {}),
+    ...(thoughts.thinking !== "" ? { thinking: thoughts.thinking, thinkingTokens: thoughts.thinkingTokens } : {}),
     timings: {
       ttftMs: promptMs,
       promptMs,

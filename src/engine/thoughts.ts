@@ -5,6 +5,8 @@
  */
 export class ThoughtSplitter {
   thinking = "";
+  /** Tokens of the thoughts' text (their markers, such as <think>, not counted). */
+  thinkingTokens = 0;
   seen = false;
   private textShown = false;
   private trimLeading = false;
@@ -22,6 +24,7 @@ export class ThoughtSplitter {
       onResponseChunk: (chunk: { type?: string; segmentType?: string; text: string; tokens: readonly unknown[] }) => {
         if (chunk.type !== "segment" || chunk.segmentType !== "thought") return;
         this.seen = true;
+        this.thinkingTokens += chunk.tokens.length;
         this.generating(chunk.tokens.length);
         if (!this.textShown) this.trimLeading = this.trimmedAnswer = true;
         if (chunk.text === "") return;

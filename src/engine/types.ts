@@ -66,6 +66,8 @@ export interface ChatMessage {
   toolCalls?: Array<{ id: string; name: string; arguments: unknown }> | undefined;
   /** A tool message: the id of the call it answers. */
   toolCallId?: string | undefined;
+  /** An assistant turn's thoughts, as a client sends them back (a thinking model's template may show them again). */
+  thinking?: string | undefined;
 }
 
 /** A function the model may call (OpenAI tools / ollama tools), its parameters a JSON schema. */
@@ -134,6 +136,8 @@ export interface GenerationResult {
   toolCalls?: ToolCall[] | undefined;
   /** A thinking model's thoughts, apart from the answer (its tokens are among generatedTokens). */
   thinking?: string | undefined;
+  /** How many of generatedTokens the thoughts' text took. */
+  thinkingTokens?: number | undefined;
 }
 
 export interface ModelSummary {

@@ -214,7 +214,8 @@ function messagesOf(f: Fields): ChatMessage[] {
         // ollama links a tool message to its call by the function's name.
         return { id: name || `call_${callCount}`, name, arguments: fn?.raw("arguments") ?? {} };
       });
-      return { role: "assistant", text, ...(toolCalls.length > 0 ? { toolCalls } : {}) };
+      const thinking = m.string("thinking");
+      return { role: "assistant", text, ...(thinking ? { thinking } : {}), ...(toolCalls.length > 0 ? { toolCalls } : {}) };
     }
     throw badRequest(`"${at}.role" must be system, user, assistant or tool (got ${JSON.stringify(role)})`, `${at}.role`);
   });

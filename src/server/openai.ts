@@ -116,7 +116,9 @@ function messagesOf(f: Fields): ChatMessage[] {
         }
         return { id: call.string("id") ?? `call_${i}`, name, arguments: parsed };
       });
-      return { role: "assistant", text, ...(toolCalls.length > 0 ? { toolCalls } : {}) };
+      // Thoughts sent back (llama-server's and ollama's names for them) go back into the prompt where the template shows them.
+      const thinking = m.string("reasoning_content") ?? m.string("reasoning");
+      return { role: "assistant", text, ...(thinking ? { thinking } : {}), ...(toolCalls.length > 0 ? { toolCalls } : {}) };
     }
     throw badRequest(`"${at}.role" must be system, developer, user, assistant or tool (got ${JSON.stringify(role)})`, `${at}.role`);
   });
@@ -182,6 +184,9 @@ function thinkOf(f: Fields): boolean | undefined {
   const enable = f.object("chat_template_kwargs")?.boolean("enable_thinking");
   if (enable !== undefined) return enable;
   const reasoning = f.object("reasoning");
+  // OpenRouter's switch.
+  const enabled = reasoning?.boolean("enabled");
+  if (enabled !== undefined) return enabled;
   const effort = reasoning ? reasoning.string("effort") : f.string("reasoning_effort");
   if (effort === undefined) return undefined;
   const param = reasoning ? "reasoning.effort" : "reasoning_effort";
@@ -196,8 +201,14 @@ function finishReason(outcome: JobOutcome): "stop" | "length" | "tool_calls" {
 }
 
 function usageOf(outcome: JobOutcome) {
-  const { promptTokens, generatedTokens, cachedPromptTokens } = outcome.result;
-  return { prompt_tokens: promptTokens, completion_tokens: generatedTokens, total_tokens: promptTokens + generatedTokens, prompt_tokens_details: { cached_tokens: cachedPromptTokens } };
+  const { promptTokens, generatedTokens, cachedPromptTokens, thinkingTokens } = outcome.result;
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: generatedTokens,
+    total_tokens: promptTokens + generatedTokens,
+    prompt_tokens_details: { cached_tokens: cachedPromptTokens },
+    ...(thinkingTokens !== undefined ? { completion_tokens_details: { reasoning_tokens: thinkingTokens } } : {}),
+  };
 }
 
 function toolCallsOf(outcome: JobOutcome) {
@@ -320,6 +331,11 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
     const outcome = await ctx.service.run({
       ...job,
       signal,
+      // The role chunk as soon as a slot takes the request (a forced tool call streams nothing else until it is whole).
+      onStart: () => {
+        if (!sentFirst && shape.first) send(event(modelName, shape.first()));
+        sentFirst = true;
+      },
       onText: (text) => {
         if (text.length === 0) return;
         if (!sentFirst && shape.first) send(event(modelName, shape.first()));

@@ -188,6 +188,19 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     expect(["get_weather", "get_time"]).toContain(one[0]!.type === "function" && one[0]!.function.name);
     expect(typeof JSON.parse(one[0]!.type === "function" ? one[0]!.function.arguments : "")).toBe("object");
 
+    // Cut by max_tokens before the call is whole: no call and no text (not the grammar's half-written JSON), finish 'length'.
+    const cut = await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "get_weather" } }, max_tokens: 3, temperature: 0 });
+    expect(cut.choices[0]!.finish_reason).toBe("length");
+    expect(cut.choices[0]!.message.content ?? "").toBe("");
+    expect(cut.choices[0]!.message.tool_calls).toBeUndefined();
+    // Streamed, the role chunk comes first, before the call is whole.
+    const raw = await fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "get_time" } }, max_tokens: 40, temperature: 0, stream: true }),
+    });
+    const events = (await raw.text()).split("\n\n").filter((e) => e.startsWith("data: {"));
+    expect(JSON.parse(events[0]!.slice(6)).choices[0].delta).toEqual({ role: "assistant", content: "" });
+
     // A name that is not among the tools, and "required" without tools: the client's own error, naming the field.
     const unknown = await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "nope" } } }).catch((e) => e);
     expect(unknown).toBeInstanceOf(OpenAI.BadRequestError);

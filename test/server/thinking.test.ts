@@ -28,7 +28,8 @@ const messages = [{ role: "user" as const, content: "Hi" }];
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-thinking-"));
   modelPath = writeThinkingOracle(path.join(dir, "qwen3-thinking-oracle.gguf"));
-  server = await startServe([modelPath, "-c", "512", "--parallel", "1", "--keep-alive", "-1"]);
+  // Contexts of 1024: node-llama-cpp's function-calling instructions alone take ~570 tokens.
+  server = await startServe([modelPath, "-c", "1024", "--parallel", "1", "--keep-alive", "-1"]);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
   ollama = new Ollama({ host: server.url });
 });
@@ -73,6 +74,10 @@ describe("a thinking model's thoughts", () => {
     const message = whole.choices[0]!.message as { content: string | null; reasoning_content?: string };
     expect([message.content, message.reasoning_content]).toEqual([answer, thoughts]);
     expect(whole.usage!.completion_tokens).toBe(generatedTokens);
+    // The thoughts' tokens, as node-llama-cpp's segment reports them (the <think> marker is not among them).
+    const reasoningTokens = whole.usage!.completion_tokens_details?.reasoning_tokens ?? 0;
+    expect(reasoningTokens).toBeGreaterThan(0);
+    expect(reasoningTokens).toBeLessThan(generatedTokens - 2);
 
     const chunks = [];
     for await (const chunk of await openai.chat.completions.create({ model, messages, temperature: 0, stream: true })) chunks.push(chunk);
@@ -91,9 +96,32 @@ describe("a thinking model's thoughts", () => {
     expect(none.choices[0]!.message.content).toBe(answer);
     const ollamaStyle = await openai.chat.completions.create({ model, messages, temperature: 0, reasoning: { effort: "none" } } as never);
     expect((ollamaStyle as OpenAI.ChatCompletion).choices[0]!.message).not.toHaveProperty("reasoning");
+    const openRouterStyle = await openai.chat.completions.create({ model, messages, temperature: 0, reasoning: { enabled: false } } as never);
+    expect((openRouterStyle as OpenAI.ChatCompletion).choices[0]!.message).not.toHaveProperty("reasoning_content");
     const badEffort = await openai.chat.completions.create({ model, messages, reasoning_effort: "lots" as never }).catch((e) => e);
     expect(badEffort).toBeInstanceOf(OpenAI.BadRequestError);
     expect(badEffort.param).toBe("reasoning_effort");
+  });
+
+  it("thoughts sent back with an assistant turn go into the prompt (as the template shows them), in both APIs", async () => {
+    // Qwen3's template shows the thoughts of assistant turns after the last user message (a tool loop).
+    const tools = [{ type: "function" as const, function: { name: "f", parameters: { type: "object", properties: {} } } }];
+    const loop = (assistant: object) => [
+      { role: "user", content: "Hi" },
+      { role: "assistant", content: "", tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }], ...assistant },
+      { role: "tool", tool_call_id: "c1", content: "done" },
+    ];
+    const plain = await openai.chat.completions.create({ model, messages: loop({}) as never, tools, max_tokens: 1, temperature: 0 });
+    const withThoughts = await openai.chat.completions.create({ model, messages: loop({ reasoning_content: "I should call f." }) as never, tools, max_tokens: 1, temperature: 0 });
+    expect(withThoughts.usage!.prompt_tokens).toBeGreaterThan(plain.usage!.prompt_tokens);
+    const ollamaLoop = (assistant: object) => [
+      { role: "user", content: "Hi" },
+      { role: "assistant", content: "", tool_calls: [{ function: { name: "f", arguments: {} } }], ...assistant },
+      { role: "tool", content: "done", tool_name: "f" },
+    ];
+    const ollamaPlain = await request(`${server.url}/api/chat`, { json: { model, messages: ollamaLoop({}), tools, stream: false, options: { num_predict: 1 } } });
+    const ollamaThoughts = await request(`${server.url}/api/chat`, { json: { model, messages: ollamaLoop({ thinking: "I should call f." }), tools, stream: false, options: { num_predict: 1 } } });
+    expect(ollamaThoughts.body.prompt_eval_count).toBeGreaterThan(ollamaPlain.body.prompt_eval_count);
   });
 
   it("/api/show and lmrun show list the thinking capability", async () => {
@@ -116,6 +144,12 @@ describe("a thinking model's thoughts", () => {
 
       const json = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", "--json", ...where], { home: server.home });
       expect(JSON.parse(json.stdout)).toMatchObject({ text: answer, thinking: thoughts, generatedTokens });
+
+      // Thoughts that use up -n leave no answer: an error, not an empty success.
+      const cut = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", "-n", "3", ...where], { home: server.home });
+      expect(cut.code).toBe(1);
+      expect(cut.stdout).toBe("");
+      expect(cut.stderr).toContain("the model's thoughts used all of --max-tokens 3 before its answer began");
 
       const off = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", "--no-think", "--json", ...where], { home: server.home });
       const result = JSON.parse(off.stdout);

@@ -303,6 +303,12 @@ function reportRun(ctx: CommandContext, flags: RunFlags, spec: RunSpec, outcome:
       }),
     );
   }
+  if (outcome.thinking !== undefined && outcome.text === "" && outcome.stopReason === "maxTokens") {
+    // A thinking model that spent -n on its thoughts: an empty answer must not pass for one (exit 1).
+    throw new LmrunError(`the model's thoughts used all of --max-tokens ${sampling.maxTokens} before its answer began`, {
+      hint: "Raise -n/--max-tokens (-1: until the context is full), or pass --no-think",
+    });
+  }
   if (spec.jsonSchema !== undefined && outcome.stopReason === "maxTokens" && !isJson(outcome.text)) {
     // The grammar holds only while generating: cut by -n, the JSON is unfinished. A script must not
     // take it for an answer, so this fails (exit 1) after what was generated has been written.
