@@ -32,6 +32,8 @@ export interface BatchItem {
   messages?: BatchMessage[];
   system?: string;
   sampling: BatchSamplingOverrides;
+  /** false: a thinking model answers without thinking (ollama's `think`). */
+  think?: boolean;
 }
 
 export interface BadLine {
@@ -120,6 +122,10 @@ function parseItem(raw: string, line: number): BatchItem | BadLine {
       return { line, reason: `"${field}" must be ${integer ? "a whole number" : "a number"} from ${min} to ${max}` };
     }
     (item.sampling as Record<string, number>)[key] = v;
+  }
+  if (o.think !== undefined && o.think !== null) {
+    if (typeof o.think !== "boolean") return { line, reason: '"think" must be true or false' };
+    item.think = o.think;
   }
   if (o.stop !== undefined && o.stop !== null) {
     const stop = typeof o.stop === "string" ? [o.stop] : o.stop;

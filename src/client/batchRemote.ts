@@ -16,6 +16,8 @@ export interface BatchDefaults {
   stop: string[];
   system?: string | undefined;
   raw: boolean;
+  /** false (--no-think): thinking models answer without thinking, unless a request says otherwise. */
+  think?: boolean | undefined;
 }
 
 /** Loads the model on the server (ollama's load request) and returns how many slots it has (undefined when it does not say). */
@@ -63,14 +65,16 @@ export function itemSampling(item: BatchItem, defaults: BatchDefaults): { sampli
 function requestFor(model: string, item: BatchItem, defaults: BatchDefaults) {
   const { sampling, stop } = itemSampling(item, defaults);
   const options = wireOptions(sampling, stop);
+  const think = item.think ?? defaults.think;
+  const thinking = think !== undefined ? { think } : {};
   if (item.messages !== undefined) {
     // A conversation too long for the context fails, as it does in-process (ollama's default would cut it).
-    return { path: "/api/chat", body: { model, messages: item.messages, stream: false, options, truncate: false } };
+    return { path: "/api/chat", body: { model, messages: item.messages, stream: false, options, truncate: false, ...thinking } };
   }
   const system = item.system ?? defaults.system;
   return {
     path: "/api/generate",
-    body: { model, prompt: item.prompt ?? "", ...(system !== undefined && !defaults.raw ? { system } : {}), ...(defaults.raw ? { raw: true } : {}), stream: false, options, truncate: false },
+    body: { model, prompt: item.prompt ?? "", ...(system !== undefined && !defaults.raw ? { system } : {}), ...(defaults.raw ? { raw: true } : {}), stream: false, options, truncate: false, ...thinking },
   };
 }
 

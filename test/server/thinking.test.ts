@@ -165,6 +165,14 @@ describe("a thinking model's thoughts", () => {
         { id: 1, text: answer, thinking: thoughts, generatedTokens },
         { id: 2, text: answer, thinking: thoughts, generatedTokens },
       ]);
+      // --no-think for every request, and a request's own "think" over it.
+      const noThink = await runCli(["batch", where.length > 0 ? modelPath : model, "-", "--temp", "0", "--no-think", ...where], {
+        home: server.home,
+        input: '{"id":1,"prompt":"Hi"}\n{"id":2,"prompt":"Hi","think":true}\n',
+      });
+      const lines = noThink.stdout.trim().split("\n").map((line) => JSON.parse(line));
+      expect(lines[0]).not.toHaveProperty("thinking");
+      expect(lines[1]).toMatchObject({ text: answer, thinking: thoughts });
     }
   });
 });

@@ -19,6 +19,8 @@ export interface BatchFlags extends LoadFlags, SamplingFlags {
   stop?: string[];
   local?: boolean;
   server?: string;
+  /** --no-think sets false. */
+  think?: boolean;
 }
 
 /** In-process slots when --parallel is not given (the server's own count is used through a server). */
@@ -36,7 +38,7 @@ export async function batchCommand(ctx: CommandContext, modelRef: string, input:
 
   const settings = await readSettings(ctx.env);
   // No seed drawn for the whole batch: each request gets its own (recorded with its answer) unless --seed.
-  const defaults: BatchDefaults = { sampling: { ...resolveSampling(flags, settings), seed: flags.seed }, stop: flags.stop ?? [], system: flags.system, raw: flags.raw === true };
+  const defaults: BatchDefaults = { sampling: { ...resolveSampling(flags, settings), seed: flags.seed }, stop: flags.stop ?? [], system: flags.system, raw: flags.raw === true, ...(flags.think === false ? { think: false } : {}) };
 
   const sink: AnswerSink = flags.output !== undefined ? await fileSink(flags.output, flags.resume === true) : stdoutSink(ctx.stdout);
   try {

@@ -29,6 +29,7 @@ export async function localAnswerer(loaded: LoadedModel, parallel: number, defau
         stop,
         sampling,
         truncate: false,
+        ...((item.think ?? defaults.think) !== undefined ? { think: item.think ?? defaults.think } : {}),
       },
       { signal },
     );

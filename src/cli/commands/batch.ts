@@ -15,6 +15,7 @@ export function registerBatch(program: Command, ctx: CommandContext): void {
     .option("--parallel <n>", "requests decoded at once: slots in-process (default 4), concurrent requests through a server (default: its slots)", parseInteger(1, 256))
     .option("-s, --system <text>", "system prompt for requests that give none")
     .option("--raw", "plain text completion: no chat template")
+    .option("--no-think", "thinking models answer without thinking first (a request's \"think\" overrides it)")
     .option("--stop <text>", "stop when this text is generated, for requests that give no stop (repeatable)", collect)
     .option("--local", "run in-process even when an lmrun server is running")
     .option("--server <url>", "send the requests to the lmrun server at this URL (default: the running one, LMRUN_HOST)");
