@@ -327,34 +327,34 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   // A request that waits (queue, load) gets comment lines, which SSE clients ignore, so no proxy or client times out.
   const ping = setInterval(() => send(": ping\n\n"), ctx.pingMs);
   let sentFirst = false;
+  const sendFirst = () => {
+    if (!sentFirst && shape.first) send(event(modelName, shape.first()));
+    sentFirst = true;
+  };
+  const thought = shape.thought;
   try {
     const outcome = await ctx.service.run({
       ...job,
       signal,
       // The role chunk as soon as a slot takes the request (a forced tool call streams nothing else until it is whole).
-      onStart: () => {
-        if (!sentFirst && shape.first) send(event(modelName, shape.first()));
-        sentFirst = true;
-      },
+      onStart: sendFirst,
       onText: (text) => {
         if (text.length === 0) return;
-        if (!sentFirst && shape.first) send(event(modelName, shape.first()));
-        sentFirst = true;
+        sendFirst();
         send(event(modelName, shape.piece(text)));
       },
-      ...(shape.thought
+      ...(thought
         ? {
             onThought: (text: string) => {
-              if (!sentFirst && shape.first) send(event(modelName, shape.first()));
-              sentFirst = true;
-              send(event(modelName, shape.thought!(text)));
+              sendFirst();
+              send(event(modelName, thought(text)));
             },
           }
         : {}),
     });
     clearInterval(ping);
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    if (!sentFirst && shape.first) send(event(modelName, shape.first()));
+    sendFirst();
     send(event(modelName, { ...shape.last(outcome), finish_reason: finishReason(outcome) }));
     if (shape.includeUsage) send(event(modelName, undefined, { usage: usageOf(outcome) }));
     send("data: [DONE]\n\n");
