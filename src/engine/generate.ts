@@ -261,10 +261,65 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   const thoughts = new ThoughtSplitter(hooks, () => onToken([]));
   const outputTokensBefore = sequence.tokenMeter.getState().usedOutputTokens;
   const chatCommon = { ...common, ...thoughts.options(request.think) };
+  /**
+   * The thoughts alone, without the grammar: generation stops where they end, and the history comes back
+   * with them in the turn to continue. A model that answers without thinking is stopped at its first text,
+   * which is dropped (the grammar then starts from the beginning).
+   */
+  const thinkFirst = async (history: ChatHistoryItem[]): Promise<{ history: ChatHistoryItem[]; response?: Awaited<ReturnType<InstanceType<typeof LlamaChat>["generateResponse"]>> }> => {
+    const stopper = new AbortController();
+    const stop = () => stopper.abort();
+    hooks.signal?.addEventListener("abort", stop, { once: true });
+    if (hooks.signal?.aborted) stop();
+    let inThought = false;
+    let thoughtEnded = false;
+    const before = { generatedTokens, firstTokenAt, lastTokenAt };
+    const { grammar: _grammar, onTextChunk: _text, onResponseChunk, ...free } = chatCommon;
+    try {
+      const response = await chat!.generateResponse(history, {
+        ...free,
+        signal: stopper.signal,
+        stopOnAbortSignal: true,
+        onResponseChunk: (chunk) => {
+          onResponseChunk(chunk);
+          if (chunk.type !== "segment" || chunk.segmentType !== "thought") return;
+          inThought = true;
+          if (chunk.segmentEndTime !== undefined) {
+            thoughtEnded = true;
+            stop();
+          }
+        },
+        onTextChunk: (chunk) => {
+          if (!inThought && chunk.trim() !== "") stop();
+        },
+      });
+      if (hooks.signal?.aborted || (inThought && !thoughtEnded)) return { history, response };
+      if (!inThought) {
+        ({ generatedTokens, firstTokenAt, lastTokenAt } = before);
+        return { history };
+      }
+      const thought = response.fullResponse.filter((item) => typeof item !== "string" && item.type === "segment");
+      const turn = history.at(-1) as ChatModelResponse;
+      return { history: [...history.slice(0, -1), { type: "model", response: [...turn.response, ...thought] }] };
+    } finally {
+      hooks.signal?.removeEventListener("abort", stop);
+    }
+  };
   try {
     if (chat) {
-      const { history, functions, forced } = chatPlan(chat.chatWrapper, messages !== undefined ? { ...request, messages } : request, userText);
-      if (functions) {
+      const plan = chatPlan(chat.chatWrapper, messages !== undefined ? { ...request, messages } : request, userText);
+      const { functions, forced } = plan;
+      // Under a grammar (a schema, a forced call) a thinking model thinks first, unconstrained, as llama-server
+      // and ollama let it; the grammar applies from where its thoughts end (node-llama-cpp applies a grammar
+      // from the first token, so its thoughts would be cut off).
+      const thoughtFirst = grammar && request.think !== false && chat.chatWrapper.settings.segments?.thought ? await thinkFirst(plan.history) : { history: plan.history };
+      const history = thoughtFirst.history;
+      const remaining = { maxTokens: Math.max(1, common.maxTokens - (sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore)) };
+      if (thoughtFirst.response) {
+        // The request ended, or the thoughts used up the tokens: that is the whole answer.
+        text = thoughts.answer(thoughtFirst.response.response);
+        nativeStop = thoughtFirst.response.metadata.stopReason;
+      } else if (functions) {
         // Function calling and a grammar exclude each other in node-llama-cpp (the server refuses both at once).
         const { grammar: _grammar, ...withoutGrammar } = chatCommon;
         const response = await chat.generateResponse(history, { ...withoutGrammar, functions });
@@ -274,13 +329,13 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       } else if (forced) {
         // The call's JSON is not the answer's text: it is not streamed, and comes back as tool calls.
         const { onTextChunk: _notStreamed, ...silent } = chatCommon;
-        const response = await chat.generateResponse(history, silent);
+        const response = await chat.generateResponse(history, { ...silent, ...remaining });
         // Unfinished (cut by max tokens) it is neither a call nor text: the answer is empty, the stop reason says why.
         toolCalls = parseForcedCalls(response.response, request.toolChoice);
         text = "";
         nativeStop = response.metadata.stopReason;
       } else {
-        const response = await chat.generateResponse(history, chatCommon);
+        const response = await chat.generateResponse(history, { ...chatCommon, ...(grammar ? remaining : {}) });
         text = thoughts.answer(response.response);
         nativeStop = response.metadata.stopReason;
       }

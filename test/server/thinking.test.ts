@@ -103,6 +103,25 @@ describe("a thinking model's thoughts", () => {
     expect(badEffort.param).toBe("reasoning_effort");
   });
 
+  it("under a grammar (a JSON schema, a forced tool call, ollama's format) the model thinks first, unconstrained, then answers as constrained", async () => {
+    const schema = { type: "object", properties: { a: { type: "string", enum: ["x", "y"] } } };
+    const json = await openai.chat.completions.create({ model, messages, temperature: 0, max_tokens: 40, response_format: { type: "json_schema", json_schema: { name: "s", schema } } });
+    const message = json.choices[0]!.message as { content: string; reasoning_content?: string };
+    expect(message.reasoning_content).toBe(thoughts);
+    expect(["x", "y"]).toContain(JSON.parse(message.content).a);
+    expect(json.choices[0]!.finish_reason).toBe("stop");
+
+    const tools = [{ type: "function" as const, function: { name: "f", parameters: { type: "object", properties: { zone: { type: "string", enum: ["UTC"] } } } } }];
+    const forced = await openai.chat.completions.create({ model, messages, temperature: 0, max_tokens: 60, tools, tool_choice: { type: "function", function: { name: "f" } } });
+    const call = forced.choices[0]!.message.tool_calls![0]!;
+    expect((forced.choices[0]!.message as { reasoning_content?: string }).reasoning_content).toBe(thoughts);
+    expect(call.type === "function" && JSON.parse(call.function.arguments)).toEqual({ zone: "UTC" });
+
+    const format = await ollama.chat({ model, messages, stream: false, format: schema, options: { temperature: 0, num_predict: 40 } });
+    expect(format.message.thinking).toBe(thoughts);
+    expect(["x", "y"]).toContain(JSON.parse(format.message.content).a);
+  });
+
   it("thoughts sent back with an assistant turn go into the prompt (as the template shows them), in both APIs", async () => {
     // Qwen3's template shows the thoughts of assistant turns after the last user message (a tool loop).
     const tools = [{ type: "function" as const, function: { name: "f", parameters: { type: "object", properties: {} } } }];
