@@ -29,6 +29,8 @@ export interface GenerateHooks {
   onText?: (text: string) => void;
   /** A thinking model's thoughts as they come (chat only); onText has the answer alone. */
   onThought?: (text: string) => void;
+  /** A forced call of a named function: its arguments' JSON as it is generated (it is not the answer's text). */
+  onCallArguments?: (text: string) => void;
   signal?: AbortSignal;
   /**
    * Thread switching between prompt and generation. Default: the context's threads follow this
@@ -328,8 +330,10 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         toolCalls = response.functionCalls?.map((call) => ({ name: call.functionName, arguments: call.params }));
       } else if (forced) {
         // The call's JSON is not the answer's text: it is not streamed, and comes back as tool calls.
-        const { onTextChunk: _notStreamed, ...silent } = chatCommon;
-        const response = await chat.generateResponse(history, { ...silent, ...remaining });
+        const { onTextChunk: _notText, ...silent } = chatCommon;
+        // A named function's grammar output is its arguments: they stream as such (OpenAI's tool-call deltas).
+        const named = request.toolChoice !== "auto" && request.toolChoice?.kind === "function" && hooks.onCallArguments;
+        const response = await chat.generateResponse(history, { ...silent, ...remaining, ...(named ? { onTextChunk: named } : {}) });
         // Unfinished (cut by max tokens) it is neither a call nor text: the answer is empty, the stop reason says why.
         toolCalls = parseForcedCalls(response.response, request.toolChoice);
         text = "";

@@ -211,10 +211,14 @@ function usageOf(outcome: JobOutcome) {
   };
 }
 
+function callId(): string {
+  return `call_${crypto.randomBytes(8).toString("hex")}`;
+}
+
 function toolCallsOf(outcome: JobOutcome) {
   return outcome.result.toolCalls?.map((call, index) => ({
     index,
-    id: `call_${crypto.randomBytes(8).toString("hex")}`,
+    id: callId(),
     type: "function" as const,
     function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
   }));
@@ -231,6 +235,9 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
   const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools, toolChoice, think: thinkOf(f) };
+  // A forced call of a named function streams as OpenAI streams calls: the id and name, then the arguments in pieces.
+  const named = toolChoice !== undefined && toolChoice !== "auto" && toolChoice.kind === "function" ? toolChoice.name : undefined;
+  let streamedCall: string | undefined;
   await respond(ctx, res, job, stream, {
     object: "chat.completion",
     idPrefix: "chatcmpl",
@@ -240,8 +247,17 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
     // A thinking model's thoughts: `reasoning_content` as llama-server, vLLM and DeepSeek's API name
     // them, and `reasoning` as ollama and OpenRouter do; clients read one or the other.
     thought: (text) => ({ delta: { reasoning_content: text, reasoning: text } }),
+    ...(named !== undefined
+      ? {
+          callArguments: (text: string) => {
+            if (streamedCall !== undefined) return { delta: { tool_calls: [{ index: 0, function: { arguments: text } }] } };
+            streamedCall = callId();
+            return { delta: { tool_calls: [{ index: 0, id: streamedCall, type: "function", function: { name: named, arguments: text } }] } };
+          },
+        }
+      : {}),
     last: (outcome) => {
-      const calls = toolCallsOf(outcome);
+      const calls = streamedCall === undefined ? toolCallsOf(outcome) : undefined;
       return { delta: calls ? { tool_calls: calls } : {} };
     },
     whole: (outcome) => {
@@ -292,11 +308,13 @@ interface Shape {
   first: (() => object) | undefined;
   piece(text: string): object;
   thought?(text: string): object;
+  /** A forced named call's arguments, streamed. */
+  callArguments?(text: string): object;
   last(outcome: JobOutcome): object;
   whole(outcome: JobOutcome): object;
 }
 
-async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, "signal" | "onText" | "onThought" | "onStart">, stream: boolean, shape: Shape): Promise<void> {
+async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, "signal" | "onText" | "onThought" | "onCallArguments" | "onStart">, stream: boolean, shape: Shape): Promise<void> {
   const signal = clientGone(res);
   const id = `${shape.idPrefix}-${crypto.randomBytes(12).toString("hex")}`;
   // The served name in every chunk, aliases (":latest") resolved, as OpenAI reports the model that answered.
@@ -332,6 +350,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
     sentFirst = true;
   };
   const thought = shape.thought;
+  const callArguments = shape.callArguments;
   try {
     const outcome = await ctx.service.run({
       ...job,
@@ -348,6 +367,15 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
             onThought: (text: string) => {
               sendFirst();
               send(event(modelName, thought(text)));
+            },
+          }
+        : {}),
+      ...(callArguments
+        ? {
+            onCallArguments: (text: string) => {
+              if (text.length === 0) return;
+              sendFirst();
+              send(event(modelName, callArguments(text)));
             },
           }
         : {}),

@@ -60,6 +60,8 @@ export interface Job {
   onText?: ((text: string) => void) | undefined;
   /** A thinking model's thoughts, apart from the answer. */
   onThought?: ((text: string) => void) | undefined;
+  /** A forced call of a named function: its arguments as they are generated. */
+  onCallArguments?: ((text: string) => void) | undefined;
   onStart?: (() => void) | undefined;
 }
 
@@ -162,7 +164,13 @@ export class Service {
         truncate: job.truncate,
       };
       const result = await entry.scheduler
-        .generate(request, { signal, ...(job.onText ? { onText: job.onText } : {}), ...(job.onThought ? { onThought: job.onThought } : {}), onStart: () => job.onStart?.() })
+        .generate(request, {
+          signal,
+          ...(job.onText ? { onText: job.onText } : {}),
+          ...(job.onThought ? { onThought: job.onThought } : {}),
+          ...(job.onCallArguments ? { onCallArguments: job.onCallArguments } : {}),
+          onStart: () => job.onStart?.(),
+        })
         .catch((error: unknown) => {
           if (timeout?.aborted) throw this.timedOut();
           throw toHttpError(error);

@@ -174,13 +174,22 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     const args = JSON.parse(call.type === "function" ? call.function.arguments : "");
     expect(Object.keys(args)).toEqual(["zone"]);
     expect(["UTC", "CET"]).toContain(args.zone);
-    // Streamed: no content pieces (the call's JSON is not text), the same call in the last chunk.
+    // Streamed as OpenAI streams a call: no content (the call's JSON is not text); the id and name once, then
+    // the arguments in pieces, which make the same arguments.
     const chunks = [];
     for await (const chunk of await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "get_time" } }, max_tokens: 40, temperature: 0, stream: true })) chunks.push(chunk);
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe("");
     const streamed = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
-    expect(streamed.map((c) => [c.function?.name, c.function?.arguments])).toEqual([["get_time", call.type === "function" ? call.function.arguments : ""]]);
+    expect(streamed.length).toBeGreaterThan(1);
+    expect(streamed.filter((c) => c.id !== undefined).map((c) => [c.index, c.function?.name])).toEqual([[0, "get_time"]]);
+    expect(streamed.every((c) => c.index === 0)).toBe(true);
+    expect(JSON.parse(streamed.map((c) => c.function?.arguments ?? "").join(""))).toEqual(args);
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe("tool_calls");
+    // The openai package's own stream helper puts the pieces together into the call.
+    const runner = client.chat.completions.stream({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "get_time" } }, max_tokens: 40, temperature: 0 });
+    const final = await runner.finalChatCompletion();
+    const assembled = final.choices[0]!.message.tool_calls![0]!;
+    expect(assembled.type === "function" && [assembled.function.name, JSON.parse(assembled.function.arguments)]).toEqual(["get_time", args]);
 
     const required = await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: "required", parallel_tool_calls: false, max_tokens: 60, temperature: 0 });
     const one = required.choices[0]!.message.tool_calls!;

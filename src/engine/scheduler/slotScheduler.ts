@@ -27,6 +27,7 @@ export interface ScheduleHooks {
   signal?: AbortSignal | undefined;
   onText?: ((text: string) => void) | undefined;
   onThought?: ((text: string) => void) | undefined;
+  onCallArguments?: ((text: string) => void) | undefined;
   /** The request got a slot (it leaves the queue and starts evaluating its prompt). */
   onStart?: ((slot: number) => void) | undefined;
 }
@@ -163,6 +164,7 @@ export class SlotScheduler {
         ...(hooks.signal ? { signal: hooks.signal } : {}),
         ...(hooks.onText ? { onText: hooks.onText } : {}),
         ...(hooks.onThought ? { onThought: hooks.onThought } : {}),
+        ...(hooks.onCallArguments ? { onCallArguments: hooks.onCallArguments } : {}),
         threads: {
           prompt: () => {
             if (!inPrompt) this.promptPhases++;
