@@ -22,13 +22,18 @@ export class RemoteChatEngine implements ChatEngine {
     public contextSize: number,
     /** The file the server loaded (recorded in the saved session, so --resume finds the model again). */
     readonly modelPath: string,
+    private readonly think: boolean | undefined,
   ) {}
 
   /**
    * Loads the model on the server (ollama's load request: no prompt), so the chat opens warm and a
    * model the server does not serve fails here, before the screen opens.
    */
-  static async create(client: ServerClient, model: string, options: { systemPrompt?: string | undefined; signal?: AbortSignal | undefined }): Promise<RemoteChatEngine> {
+  static async create(
+    client: ServerClient,
+    model: string,
+    options: { systemPrompt?: string | undefined; signal?: AbortSignal | undefined; think?: boolean | undefined },
+  ): Promise<RemoteChatEngine> {
     await client.json("POST", "/api/generate", { model, stream: false }, options.signal);
     const ps = await client.json<{ models?: PsEntry[] }>("GET", "/api/ps", undefined, options.signal);
     const entry = (ps.models ?? []).find((m) => m.name === model || m.model === model);
@@ -39,6 +44,7 @@ export class RemoteChatEngine implements ChatEngine {
       typeof lmrun.name === "string" ? lmrun.name : model,
       entry?.context_length ?? 0,
       typeof lmrun.path === "string" ? lmrun.path : model,
+      options.think,
     );
     engine.setHistory(options.systemPrompt ? [{ role: "system", text: options.systemPrompt }] : []);
     return engine;
@@ -63,7 +69,7 @@ export class RemoteChatEngine implements ChatEngine {
 
   async send(userText: string, options: SendOptions): Promise<ReplyResult> {
     const messages = [...this.turns, { role: "user" as const, text: userText }].map((t) => ({ role: t.role, content: t.text }));
-    const body: ChatBody = { model: this.model, messages, stream: true, options: wireOptions(options.sampling, []) };
+    const body: ChatBody = { model: this.model, messages, stream: true, options: wireOptions(options.sampling, []), ...(this.think !== undefined ? { think: this.think } : {}) };
     const startedAt = performance.now();
     let firstTextAt: number | undefined;
     let text = "";

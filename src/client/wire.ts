@@ -41,6 +41,7 @@ export interface ChatBody {
   model: string;
   messages: ChatMessage[];
   stream?: boolean;
+  think?: boolean;
   format?: "json" | object;
   options?: WireOptions;
 }

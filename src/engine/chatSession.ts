@@ -44,15 +44,17 @@ export class LlamaChatEngine implements ChatEngine {
     private readonly loaded: LoadedModel,
     private readonly session: LlamaChatSession,
     modelName: string,
+    /** false (--no-think): a thinking model answers without thinking. */
+    private readonly think: boolean | undefined,
   ) {
     this.modelName = modelName;
   }
 
-  static async create(loaded: LoadedModel, options: { modelName: string; systemPrompt?: string | undefined }): Promise<LlamaChatEngine> {
+  static async create(loaded: LoadedModel, options: { modelName: string; systemPrompt?: string | undefined; think?: boolean | undefined }): Promise<LlamaChatEngine> {
     const { LlamaChatSession } = await loadNodeLlamaCpp();
     const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
     const session = new LlamaChatSession({ contextSequence: loaded.context.getSequence(), autoDisposeSequence: true, chatWrapper });
-    const engine = new LlamaChatEngine(loaded, session, options.modelName);
+    const engine = new LlamaChatEngine(loaded, session, options.modelName, options.think);
     engine.setHistory(options.systemPrompt ? [{ role: "system", text: options.systemPrompt }] : []);
     return engine;
   }
@@ -107,7 +109,7 @@ export class LlamaChatEngine implements ChatEngine {
       response = await this.session.promptWithMeta(userText, {
         ...samplingOptions(options.sampling),
         onToken,
-        ...thoughts.options(undefined),
+        ...thoughts.options(this.think),
         ...(options.signal ? { signal: options.signal, stopOnAbortSignal: true } : {}),
       });
       // The session's history now holds the new user turn and the (possibly partial) reply.

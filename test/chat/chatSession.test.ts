@@ -114,6 +114,16 @@ describe("chat engine on a thinking model (a Qwen3-shaped GGUF whose greedy thou
       expect(tokens).toBeGreaterThan(1);
     } finally {
       await engine.dispose();
+    }
+    // `lmrun chat --no-think`: the same model answers without thoughts.
+    const again = await loadModel(path.join(dir, "oracle.gguf"), { gpu: "cpu", gpuLayers: 0, contextSize: 256, threads: 1, verbose: false });
+    const noThink = await LlamaChatEngine.create(again, { modelName: "oracle", think: false });
+    try {
+      let thoughts = "";
+      const reply = await noThink.send("Hi", { sampling: greedy, onThought: (t) => (thoughts += t) });
+      expect([thoughts, reply.text]).toEqual(["", THINKING_ORACLE.answer]);
+    } finally {
+      await noThink.dispose();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -30,6 +30,8 @@ interface ChatFlags extends LoadFlags, SamplingFlags {
   json?: boolean;
   local?: boolean;
   server?: string;
+  /** --no-think sets false. */
+  think?: boolean;
 }
 
 export function registerChat(program: Command, ctx: CommandContext): void {
@@ -42,6 +44,7 @@ export function registerChat(program: Command, ctx: CommandContext): void {
     .option("--resume [id]", "continue a saved session (default: the most recent)")
     .option("--sessions", "list saved sessions and exit")
     .option("--json", "with --sessions: print JSON")
+    .option("--no-think", "a thinking model (Qwen3, DeepSeek R1 ...) answers without thinking first")
     .option("--local", "run the model in-process even when an lmrun server is running")
     .option("--server <url>", "chat with a model of the lmrun server at this URL (default: the running one, LMRUN_HOST)");
   // --sessions only lists files: it loads no model, so it never runs as the RPC child.
@@ -96,6 +99,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
   const sampling = resumedSampling({ ...resolveSampling(flags, settings), seed: givenSeed(flags) }, given, resumed?.sampling);
 
   warnIfThreadsAboveCores(ctx, flags);
+  const think = flags.think === false ? false : undefined;
   const loadFor = async (ref: string, quietProgress: boolean, name?: string) => {
     // A running server that serves the model chats without loading it here (see client/route.ts).
     const { routeModel, mayFallBack } = await import("../../client/route.js");
@@ -103,7 +107,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
     if (route !== undefined) {
       const { RemoteChatEngine } = await import("../../client/chat.js");
       try {
-        const engine = await RemoteChatEngine.create(route.client, route.model, { systemPrompt: system, signal: ctx.signal });
+        const engine = await RemoteChatEngine.create(route.client, route.model, { systemPrompt: system, signal: ctx.signal, think });
         return { engine, path: engine.modelPath };
       } catch (error) {
         route.client.close();
@@ -124,7 +128,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
     const raised = contextRaisedNote(prepared.loaded.summary);
     if (raised !== undefined && !quietProgress) ctx.out.warn(raised);
     const { LlamaChatEngine } = await import("../../engine/chatSession.js");
-    return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: name ?? prepared.resolved.displayName, systemPrompt: system }), path: prepared.resolved.path };
+    return { engine: await LlamaChatEngine.create(prepared.loaded, { modelName: name ?? prepared.resolved.displayName, systemPrompt: system, think }), path: prepared.resolved.path };
   };
   const first = await loadFor(modelRef, false, resumedModel?.name);
   const { startChat } = await importTuiOutsideCi();
