@@ -105,6 +105,10 @@ function chatPlan(
 export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
   const links = linkToolResults(messages);
   const history: ChatHistoryItem[] = [];
+  // A tool loop is one model turn, as node-llama-cpp's own function-calling loop keeps it: an assistant
+  // message right after the tool results goes on with the turn that called the tools (its chat wrapper
+  // renders the results and opens the model's next part; a new turn would add an empty assistant turn).
+  const continuesTurn = (index: number) => index > 0 && messages[index - 1]!.role === "tool" && history.at(-1)?.type === "model";
   for (const [index, m] of messages.entries()) {
     if (m.role === "system") history.push({ type: "system", text: m.text });
     else if (m.role === "user") history.push({ type: "user", text: m.text });
@@ -113,14 +117,21 @@ export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
       if (m.thinking) response.push({ type: "segment", segmentType: "thought", text: m.thinking, ended: true });
       if (m.text.length > 0) response.push(m.text);
       for (const [callIndex, call] of (m.toolCalls ?? []).entries()) {
-        response.push({ type: "functionCall", name: call.name, params: call.arguments, result: links.resultOf(index, callIndex) ?? "" });
+        response.push({
+          type: "functionCall",
+          name: call.name,
+          params: call.arguments,
+          result: links.resultOf(index, callIndex) ?? "",
+          // A later round's calls are their own chunk, not more parallel calls of the round before.
+          ...(callIndex === 0 && continuesTurn(index) ? { startsNewChunk: true } : {}),
+        });
       }
-      history.push({ type: "model", response });
+      if (continuesTurn(index)) (history.at(-1) as ChatModelResponse).response.push(...response);
+      else history.push({ type: "model", response });
     }
   }
-  // After tool results the model goes on with the turn that called the tools, as in node-llama-cpp's own
-  // function-calling loop (so that turn's thoughts stay its last ones); otherwise a new turn starts.
-  if (messages.at(-1)?.role !== "tool" || history.at(-1)?.type !== "model") history.push({ type: "model", response: [] });
+  // After tool results the model goes on with that turn (and its thoughts stay its last ones).
+  if (!continuesTurn(messages.length)) history.push({ type: "model", response: [] });
   return history;
 }
 
@@ -268,7 +279,9 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
    * with them in the turn to continue. A model that answers without thinking is stopped at its first text,
    * which is dropped (the grammar then starts from the beginning).
    */
-  const thinkFirst = async (history: ChatHistoryItem[]): Promise<{ history: ChatHistoryItem[]; response?: Awaited<ReturnType<InstanceType<typeof LlamaChat>["generateResponse"]>> }> => {
+  const thinkFirst = async (
+    history: ChatHistoryItem[],
+  ): Promise<{ history: ChatHistoryItem[]; maxTokens: number; response?: Awaited<ReturnType<InstanceType<typeof LlamaChat>["generateResponse"]>>; stop?: NativeStopReason }> => {
     const stopper = new AbortController();
     const stop = () => stopper.abort();
     hooks.signal?.addEventListener("abort", stop, { once: true });
@@ -295,14 +308,18 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
           if (!inThought && chunk.trim() !== "") stop();
         },
       });
-      if (hooks.signal?.aborted || (inThought && !thoughtEnded)) return { history, response };
+      if (hooks.signal?.aborted || (inThought && !thoughtEnded)) return { history, maxTokens: 0, response, stop: response.metadata.stopReason };
       if (!inThought) {
+        // Its first text is dropped, from the counts and from the budget.
         ({ generatedTokens, firstTokenAt, lastTokenAt } = before);
-        return { history };
+        return { history, maxTokens: common.maxTokens };
       }
+      const left = common.maxTokens - (sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore);
+      // The thoughts took the whole budget: the answer is empty, cut where max tokens cut it.
+      if (left <= 0) return { history, maxTokens: 0, response, stop: "maxTokens" };
       const thought = response.fullResponse.filter((item) => typeof item !== "string" && item.type === "segment");
       const turn = history.at(-1) as ChatModelResponse;
-      return { history: [...history.slice(0, -1), { type: "model", response: [...turn.response, ...thought] }] };
+      return { history: [...history.slice(0, -1), { type: "model", response: [...turn.response, ...thought] }], maxTokens: left };
     } finally {
       hooks.signal?.removeEventListener("abort", stop);
     }
@@ -314,13 +331,13 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       // Under a grammar (a schema, a forced call) a thinking model thinks first, unconstrained, as llama-server
       // and ollama let it; the grammar applies from where its thoughts end (node-llama-cpp applies a grammar
       // from the first token, so its thoughts would be cut off).
-      const thoughtFirst = grammar && request.think !== false && chat.chatWrapper.settings.segments?.thought ? await thinkFirst(plan.history) : { history: plan.history };
+      const thoughtFirst = grammar && request.think !== false && chat.chatWrapper.settings.segments?.thought ? await thinkFirst(plan.history) : { history: plan.history, maxTokens: common.maxTokens };
       const history = thoughtFirst.history;
-      const remaining = { maxTokens: Math.max(1, common.maxTokens - (sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore)) };
+      const remaining = { maxTokens: thoughtFirst.maxTokens };
       if (thoughtFirst.response) {
         // The request ended, or the thoughts used up the tokens: that is the whole answer.
         text = thoughts.answer(thoughtFirst.response.response);
-        nativeStop = thoughtFirst.response.metadata.stopReason;
+        nativeStop = thoughtFirst.stop ?? thoughtFirst.response.metadata.stopReason;
       } else if (functions) {
         // Function calling and a grammar exclude each other in node-llama-cpp (the server refuses both at once).
         const { grammar: _grammar, ...withoutGrammar } = chatCommon;
@@ -334,7 +351,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         // A named function's grammar output is its arguments: they stream as such (OpenAI's tool-call deltas).
         const named = request.toolChoice !== "auto" && request.toolChoice?.kind === "function" && hooks.onCallArguments;
         const response = await chat.generateResponse(history, { ...silent, ...remaining, ...(named ? { onTextChunk: named } : {}) });
-        // Unfinished (cut by max tokens) it is neither a call nor text: the answer is empty, the stop reason says why.
+        // Not text either way; cut by max tokens, a named call keeps its partial arguments (as streamed), a required one is none.
         toolCalls = parseForcedCalls(response.response, request.toolChoice);
         text = "";
         nativeStop = response.metadata.stopReason;

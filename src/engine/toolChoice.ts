@@ -27,16 +27,20 @@ export function forcedCallSchema(tools: readonly ToolDefinition[], choice: ToolC
   return choice.parallel ? { type: "array", items: oneCall, minItems: 1 } : oneCall;
 }
 
-/** The calls in a forced answer's JSON; undefined when it is not whole (cut by max tokens or an abort). */
+/**
+ * The calls in a forced answer's JSON. A named function's call keeps its arguments as written, whole or
+ * cut short by max tokens (as OpenAI returns it, with finish_reason "length"); a `required` answer that is
+ * not whole is no call.
+ */
 export function parseForcedCalls(text: string, choice: ToolChoice | undefined): ToolCall[] | undefined {
   if (choice === undefined || choice === "auto") return undefined;
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    return undefined;
+    return choice.kind === "function" && text !== "" ? [{ name: choice.name, arguments: undefined, argumentsText: text }] : undefined;
   }
-  if (choice.kind === "function") return [{ name: choice.name, arguments: value }];
+  if (choice.kind === "function") return [{ name: choice.name, arguments: value, argumentsText: text }];
   const calls = Array.isArray(value) ? value : [value];
   const parsed: ToolCall[] = [];
   for (const item of calls) {

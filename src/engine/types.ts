@@ -86,6 +86,8 @@ export type ToolChoice = "auto" | { kind: "required"; parallel: boolean } | { ki
 export interface ToolCall {
   name: string;
   arguments: unknown;
+  /** The arguments' JSON as the model wrote it (a forced call's; cut short by max tokens it does not parse). */
+  argumentsText?: string;
 }
 
 export interface GenerateRequest {

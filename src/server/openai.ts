@@ -195,8 +195,9 @@ function thinkOf(f: Fields): boolean | undefined {
 }
 
 function finishReason(outcome: JobOutcome): "stop" | "length" | "tool_calls" {
-  if (outcome.result.toolCalls !== undefined) return "tool_calls";
+  // A call cut short by max tokens (a forced one keeps its partial arguments) ends as OpenAI's does: length.
   if (outcome.result.stopReason === "maxTokens" || outcome.timedOut) return "length";
+  if (outcome.result.toolCalls !== undefined) return "tool_calls";
   return "stop";
 }
 
@@ -220,7 +221,7 @@ function toolCallsOf(outcome: JobOutcome) {
     index,
     id: callId(),
     type: "function" as const,
-    function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
+    function: { name: call.name, arguments: call.argumentsText ?? JSON.stringify(call.arguments ?? {}) },
   }));
 }
 

@@ -12,7 +12,7 @@ import { repoRoot } from "./shared.js";
  */
 export const THINKING_ORACLE = { thoughts: "hm", answer: "Ok", generatedTokens: 7 } as const;
 
-export function writeThinkingOracle(file: string): string {
+export function writeThinkingOracle(file: string, options: { thinks?: boolean } = {}): string {
   const template = fs.readFileSync(path.join(repoRoot, "test", "fixtures", "templates", "Qwen-Qwen3-0.6B.jinja"), "utf8");
   const letters = [..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,?!'", "\n", "\n\n", "hm\n", "Ok"];
   const specials = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"];
@@ -21,8 +21,9 @@ export function writeThinkingOracle(file: string): string {
   const tokens = ["<unk>", "<s>", "</s>", ...bytes, "\u2581", ...letters, ...specials];
   const id = (token: string) => tokens.indexOf(token);
   // The newline after <think> is the byte token, so that it does not lead back to <think>.
+  // thinks: false — the same model (same template, same chat wrapper) answers "Ok" at once, never thinking.
   const chain = new Map<number, number>([
-    [id("\n"), id("<think>")],
+    [id("\n"), options.thinks === false ? id("Ok") : id("<think>")],
     [id("<think>"), id("<0x0A>")],
     [id("<0x0A>"), id("hm\n")],
     [id("hm\n"), id("</think>")],

@@ -197,11 +197,22 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     expect(["get_weather", "get_time"]).toContain(one[0]!.type === "function" && one[0]!.function.name);
     expect(typeof JSON.parse(one[0]!.type === "function" ? one[0]!.function.arguments : "")).toBe("object");
 
-    // Cut by max_tokens before the call is whole: no call and no text (not the grammar's half-written JSON), finish 'length'.
-    const cut = await client.chat.completions.create({ model: "tiny", messages, tools, tool_choice: { type: "function", function: { name: "get_weather" } }, max_tokens: 3, temperature: 0 });
+    // Cut by max_tokens before the call is whole: the partial call, as OpenAI returns it and as the stream
+    // showed it, no text, finish 'length'; a required answer cut short is no call.
+    const cutRequest = { model: "tiny", messages, tools, tool_choice: { type: "function" as const, function: { name: "get_weather" } }, max_tokens: 3, temperature: 0 };
+    const cut = await client.chat.completions.create(cutRequest);
     expect(cut.choices[0]!.finish_reason).toBe("length");
     expect(cut.choices[0]!.message.content ?? "").toBe("");
-    expect(cut.choices[0]!.message.tool_calls).toBeUndefined();
+    const partial = cut.choices[0]!.message.tool_calls![0]!;
+    expect(partial.type === "function" && partial.function.name).toBe("get_weather");
+    expect(() => JSON.parse(partial.type === "function" ? partial.function.arguments : "")).toThrow();
+    const cutStream = [];
+    for await (const chunk of await client.chat.completions.create({ ...cutRequest, stream: true })) cutStream.push(chunk);
+    const cutPieces = cutStream.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []).map((c) => c.function?.arguments ?? "").join("");
+    expect(cutPieces).toBe(partial.type === "function" ? partial.function.arguments : "");
+    expect(cutStream.at(-1)!.choices[0]!.finish_reason).toBe("length");
+    const cutRequired = await client.chat.completions.create({ ...cutRequest, tool_choice: "required", parallel_tool_calls: false });
+    expect([cutRequired.choices[0]!.finish_reason, cutRequired.choices[0]!.message.tool_calls]).toEqual(["length", undefined]);
     // Streamed, the role chunk comes first, before the call is whole.
     const raw = await fetch(`${server.url}/v1/chat/completions`, {
       method: "POST",

@@ -29,7 +29,8 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-thinking-"));
   modelPath = writeThinkingOracle(path.join(dir, "qwen3-thinking-oracle.gguf"));
   // Contexts of 1024: node-llama-cpp's function-calling instructions alone take ~570 tokens.
-  server = await startServe([modelPath, "-c", "1024", "--parallel", "1", "--keep-alive", "-1"]);
+  writeThinkingOracle(path.join(dir, "qwen3-answers-at-once.gguf"), { thinks: false });
+  server = await startServe([modelPath, path.join(dir, "qwen3-answers-at-once.gguf"), "-c", "1024", "--parallel", "1", "--keep-alive", "-1"]);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
   ollama = new Ollama({ host: server.url });
 });
@@ -116,6 +117,26 @@ describe("a thinking model's thoughts", () => {
     const call = forced.choices[0]!.message.tool_calls![0]!;
     expect((forced.choices[0]!.message as { reasoning_content?: string }).reasoning_content).toBe(thoughts);
     expect(call.type === "function" && JSON.parse(call.function.arguments)).toEqual({ zone: "UTC" });
+
+    // The thoughts and the constrained answer share max_tokens: thoughts that end at the limit leave no answer.
+    for (const maxTokens of [4, 5, 6]) {
+      const tight = await openai.chat.completions.create({ model, messages, temperature: 0, max_tokens: maxTokens, response_format: { type: "json_object" } });
+      expect(tight.usage!.completion_tokens).toBeLessThanOrEqual(maxTokens);
+      expect(tight.choices[0]!.finish_reason).toBe("length");
+    }
+
+    // A model of the same wrapper that answers at once: its first text is dropped and the grammar starts
+    // over, giving what it gives with thinking off (where nothing is dropped).
+    const atOnceRequest = { model: "qwen3-answers-at-once.gguf", messages, temperature: 0, max_tokens: 10, response_format: { type: "json_object" as const } };
+    const atOnce = await openai.chat.completions.create(atOnceRequest);
+    const direct = await openai.chat.completions.create({ ...atOnceRequest, reasoning_effort: "none" as never });
+    expect(atOnce.choices[0]!.message).not.toHaveProperty("reasoning_content");
+    expect(atOnce.choices[0]!.message.content!.startsWith("{")).toBe(true);
+    expect([atOnce.choices[0]!.message.content, atOnce.usage!.completion_tokens, atOnce.choices[0]!.finish_reason]).toEqual([
+      direct.choices[0]!.message.content,
+      direct.usage!.completion_tokens,
+      direct.choices[0]!.finish_reason,
+    ]);
 
     const format = await ollama.chat({ model, messages, stream: false, format: schema, options: { temperature: 0, num_predict: 40 } });
     expect(format.message.thinking).toBe(thoughts);

@@ -15,7 +15,7 @@ describe("forced tool calls (tool_choice required / named)", () => {
     expect(forcedCallSchema([weather, time], { kind: "function", name: "get_weather" })).toBe(weather.parameters);
     expect(forcedCallSchema([weather, time], { kind: "function", name: "get_time" })).toEqual({ type: "object", properties: {} });
     expect(() => forcedCallSchema([weather], { kind: "function", name: "nope" })).toThrow(/not among the tools/);
-    expect(parseForcedCalls('{"city":"Paris"}', { kind: "function", name: "get_weather" })).toEqual([{ name: "get_weather", arguments: { city: "Paris" } }]);
+    expect(parseForcedCalls('{ "city": "Paris" }', { kind: "function", name: "get_weather" })).toEqual([{ name: "get_weather", arguments: { city: "Paris" }, argumentsText: '{ "city": "Paris" }' }]);
   });
 
   it("required: one call naming one of the tools, or a non-empty list of them when parallel", () => {
@@ -39,9 +39,10 @@ describe("forced tool calls (tool_choice required / named)", () => {
     ]);
   });
 
-  it("an answer cut short (max tokens) is not a call", () => {
+  it("cut short (max tokens): a named call keeps its partial arguments, as OpenAI's does; a required answer is no call", () => {
     expect(parseForcedCalls('[{"name":"get_time","argu', { kind: "required", parallel: true })).toBeUndefined();
-    expect(parseForcedCalls('{"city":"Par', { kind: "function", name: "get_weather" })).toBeUndefined();
+    expect(parseForcedCalls('{"city":"Par', { kind: "function", name: "get_weather" })).toEqual([{ name: "get_weather", arguments: undefined, argumentsText: '{"city":"Par' }]);
+    expect(parseForcedCalls("", { kind: "function", name: "get_weather" })).toBeUndefined();
     expect(parseForcedCalls("[]", { kind: "required", parallel: true })).toBeUndefined();
   });
 });
