@@ -190,6 +190,8 @@ describe("a thinking model's thoughts", () => {
       expect(cut.code).toBe(1);
       expect(cut.stdout).toBe("");
       expect(cut.stderr).toContain("the model's thoughts used all of --max-tokens 3 before its answer began");
+      // A thought cut after its newline gets no blank line before the closing line.
+      expect(cut.stderr).toContain(`Thinking...\n${thoughts}\n...done thinking.`);
 
       const off = await runCli(["run", where.length > 0 ? modelPath : model, "Hi", "--temp", "0", "--no-think", "--json", ...where], { home: server.home });
       const result = JSON.parse(off.stdout);

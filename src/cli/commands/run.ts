@@ -220,6 +220,7 @@ class RunPrinter {
   wroteAny = false;
   private endedWithNewline = true;
   private thinking: "no" | "open" | "done" = "no";
+  private thoughtEndsLine = false;
   constructor(
     private readonly ctx: CommandContext,
     readonly streaming: boolean,
@@ -231,11 +232,13 @@ class RunPrinter {
     if (this.thinking !== "open") this.ctx.out.stderr.write(dim("Thinking...\n"));
     this.thinking = "open";
     this.ctx.out.stderr.write(dim(text));
+    this.thoughtEndsLine = text.endsWith("\n");
   };
   private endThoughts(): void {
     if (this.thinking !== "open") return;
     this.thinking = "done";
-    this.ctx.out.stderr.write(this.ctx.out.color ? "\n\x1b[2m...done thinking.\x1b[22m\n\n" : "\n...done thinking.\n\n");
+    const newline = this.thoughtEndsLine ? "" : "\n";
+    this.ctx.out.stderr.write(this.ctx.out.color ? `${newline}\x1b[2m...done thinking.\x1b[22m\n\n` : `${newline}...done thinking.\n\n`);
   }
   readonly onText = (text: string): void => {
     if (text.length > 0) this.endThoughts();
