@@ -162,7 +162,8 @@ describe.skipIf(!hasTmux)(`chat --resume names the model as it was given${hasTmu
     await pane.waitFor((s) => /\d+ tokens · [\d.]+ tok\/s · first token/.test(s), "the reply");
     pane.type("/exit");
     pane.keys("Enter");
-    await pane.waitFor((s) => /session \d{8}-\d{6}-[0-9a-f]{4} saved/.test(s), "the shell prompt");
+    // The shell's prompt after the saved line: keys typed before the chat has exited would go to it, not the shell.
+    await pane.waitFor((s) => /session \d{8}-\d{6}-[0-9a-f]{4} saved[\s\S]*SHELL-READY\$$/.test(s.trimEnd()), "the shell prompt");
 
     pane.type(`clear; node ${cliPath} chat --resume -n 4`);
     pane.keys("Enter");
