@@ -109,7 +109,7 @@ export class LlamaChatEngine implements ChatEngine {
       response = await this.session.promptWithMeta(userText, {
         ...samplingOptions(options.sampling),
         onToken,
-        ...thoughts.options(this.think),
+        ...thoughts.options(this.think, this.session.chatWrapper.settings.segments?.thought !== undefined),
         ...(options.signal ? { signal: options.signal, stopOnAbortSignal: true } : {}),
       });
       // The session's history now holds the new user turn and the (possibly partial) reply.
@@ -123,7 +123,7 @@ export class LlamaChatEngine implements ChatEngine {
     const endedAt = performance.now();
     const meterAfter = sequence.tokenMeter.getState();
     // Each sampled token is one output of the meter (the prompt's last token stands for the final one, never decoded).
-    if (thoughts.seen) generatedTokens = Math.max(generatedTokens, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens);
+    generatedTokens = thoughts.generatedTokens(generatedTokens, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens);
     const generationMs = firstTokenAt !== undefined && lastTokenAt !== undefined ? lastTokenAt - firstTokenAt : null;
     return {
       text: thoughts.answer(response.responseText),

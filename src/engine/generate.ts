@@ -273,7 +273,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   // Thought tokens reach neither onToken nor onTextChunk: the segments mark them, the token meter counts them.
   const thoughts = new ThoughtSplitter(hooks, () => onToken([]));
   const outputTokensBefore = sequence.tokenMeter.getState().usedOutputTokens;
-  const chatCommon = { ...common, ...thoughts.options(request.think) };
+  const chatCommon = { ...common, ...thoughts.options(request.think, chat?.chatWrapper.settings.segments?.thought !== undefined) };
   /**
    * The thoughts alone, without the grammar: generation stops where they end, and the history comes back
    * with them in the turn to continue. A model that answers without thinking is stopped at its first text,
@@ -289,14 +289,16 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     let inThought = false;
     let thoughtEnded = false;
     const before = { generatedTokens, firstTokenAt, lastTokenAt };
-    const { grammar: _grammar, onTextChunk: _text, onResponseChunk, ...free } = chatCommon;
+    // Only called when the chat wrapper has thought segments, so the thoughts' callback is there.
+    const forwardThought = "onResponseChunk" in chatCommon ? chatCommon.onResponseChunk : undefined;
+    const { grammar: _grammar, onTextChunk: _text, ...free } = chatCommon;
     try {
       const response = await chat!.generateResponse(history, {
         ...free,
         signal: stopper.signal,
         stopOnAbortSignal: true,
         onResponseChunk: (chunk) => {
-          onResponseChunk(chunk);
+          forwardThought?.(chunk);
           if (chunk.type !== "segment" || chunk.segmentType !== "thought") return;
           inThought = true;
           if (chunk.segmentEndTime !== undefined) {
@@ -356,7 +358,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         text = "";
         nativeStop = response.metadata.stopReason;
       } else {
-        const response = await chat.generateResponse(history, { ...chatCommon, ...(grammar ? remaining : {}) });
+        const response = await chat.generateResponse(history, { ...chatCommon, ...remaining });
         text = thoughts.answer(response.response);
         nativeStop = response.metadata.stopReason;
       }
@@ -395,7 +397,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   }
   const endedAt = performance.now();
   // Each sampled token is counted once as an output of the meter (the prompt's last token stands for the final one, never decoded).
-  if (thoughts.seen) generatedTokens = Math.max(generatedTokens, sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore);
+  generatedTokens = thoughts.generatedTokens(generatedTokens, sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore);
   // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
   const promptTokens = promptTokenCount;
   const promptMs = firstTokenAt !== undefined ? firstTokenAt - startedAt : null;

@@ -18,7 +18,12 @@ export class ThoughtSplitter {
     private readonly generating: (tokens: number) => void,
   ) {}
 
-  options(think: boolean | undefined) {
+  /**
+   * node-llama-cpp's options for a generation. A chat wrapper without thought segments (most models) gets
+   * no per-token response-chunk callback: nothing to split, and the token loop stays as it was.
+   */
+  options(think: boolean | undefined, canThink: boolean) {
+    if (!canThink) return this.hooks.onText ? { onTextChunk: this.hooks.onText } : {};
     return {
       ...(think === false ? { budgets: { thoughtTokens: 0 } } : {}),
       onResponseChunk: (chunk: { type?: string; segmentType?: string; text: string; tokens: readonly unknown[] }) => {
@@ -43,6 +48,11 @@ export class ThoughtSplitter {
     }
     if (chunk !== "") this.textShown = true;
     this.hooks.onText?.(chunk);
+  }
+
+  /** Generated tokens: node-llama-cpp's onToken count, or with thoughts the token meter's outputs (onToken misses theirs). */
+  generatedTokens(counted: number, meterOutputs: number): number {
+    return this.seen ? Math.max(counted, meterOutputs) : counted;
   }
 
   /** The whole answer as streamed. */
