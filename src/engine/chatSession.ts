@@ -1,9 +1,10 @@
 import type { ChatHistoryItem, LlamaChatSession, Token } from "node-llama-cpp";
 import type { ChatEngine, ChatSampling, ChatTurn, ContextUsage, ReplyResult, SendOptions } from "./chatTypes.js";
-import { chatWrapperFor } from "./chatWrapper.js";
+import { chatWrapperFor, chatWrapperForThinking } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
 import { ThoughtSplitter } from "./thoughts.js";
+import { sampledTokens } from "./generate.js";
 import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -51,8 +52,9 @@ export class LlamaChatEngine implements ChatEngine {
   }
 
   static async create(loaded: LoadedModel, options: { modelName: string; systemPrompt?: string | undefined; think?: boolean | undefined }): Promise<LlamaChatEngine> {
-    const { LlamaChatSession } = await loadNodeLlamaCpp();
-    const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
+    const nlc = await loadNodeLlamaCpp();
+    const { LlamaChatSession } = nlc;
+    const chatWrapper = chatWrapperForThinking(nlc, await chatWrapperFor(loaded.model, loaded.summary.path), options.think);
     const session = new LlamaChatSession({ contextSequence: loaded.context.getSequence(), autoDisposeSequence: true, chatWrapper });
     const engine = new LlamaChatEngine(loaded, session, options.modelName, options.think);
     engine.setHistory(options.systemPrompt ? [{ role: "system", text: options.systemPrompt }] : []);
@@ -122,8 +124,7 @@ export class LlamaChatEngine implements ChatEngine {
     }
     const endedAt = performance.now();
     const meterAfter = sequence.tokenMeter.getState();
-    // Each sampled token is one output of the meter (the prompt's last token stands for the final one, never decoded).
-    generatedTokens = thoughts.generatedTokens(generatedTokens, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens);
+    ({ generatedTokens, lastTokenAt } = sampledTokens(generatedTokens, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens, firstTokenAt, lastTokenAt, endedAt));
     const generationMs = firstTokenAt !== undefined && lastTokenAt !== undefined ? lastTokenAt - firstTokenAt : null;
     return {
       text: thoughts.answer(response.responseText),
@@ -131,7 +132,7 @@ export class LlamaChatEngine implements ChatEngine {
         ttftMs: firstTokenAt !== undefined ? firstTokenAt - startedAt : null,
         tokensPerSecond: generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
         // The meter counts the prompt's last token as an output (it is decoded for its logits), and every
-        // generated token but the last: take it back from there, so the count matches `lmrun run`'s.
+        // sampled token but the last: take it back from there, so the count matches `lmrun run`'s.
         promptTokens: Math.max(
           0,
           meterAfter.usedInputTokens - meterBefore.usedInputTokens + Math.max(0, meterAfter.usedOutputTokens - meterBefore.usedOutputTokens - Math.max(0, generatedTokens - 1)),

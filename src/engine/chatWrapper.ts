@@ -5,6 +5,7 @@ import { lmrunHome } from "../config/paths.js";
 import { checkKey, readCheckCache, writeCheckCache } from "../fs/checkCache.js";
 import { nodeLlamaCppVersion } from "./binding.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
+import type { ThinkSetting } from "./types.js";
 
 /**
  * The chat wrapper for a model, as node-llama-cpp's resolveChatWrapper() picks it, remembered per
@@ -42,6 +43,8 @@ export interface ResolvedChatWrapper {
   chatWrapper: ChatWrapper;
   /** Whether it came from the cache (false: resolved by node-llama-cpp now). */
   cached: boolean;
+  /** Which wrapper and option set it is, where known (a variant with other options can then be built). */
+  choice?: ChatWrapperChoice | undefined;
 }
 
 /** `modelPath` is the model's file (node-llama-cpp only exposes its base name). */
@@ -56,7 +59,7 @@ export async function chatWrapperFor(model: LlamaModel, modelPath: string, cache
   const hit = key !== undefined ? cache.entries[key] : undefined;
   if (hit) {
     const rebuilt = rebuild(nlc, model, hit);
-    if (rebuilt) return { chatWrapper: rebuilt, cached: true };
+    if (rebuilt) return { chatWrapper: rebuilt, cached: true, choice: hit };
   }
 
   const resolved = nlc.resolveChatWrapper(model);
@@ -65,7 +68,29 @@ export async function chatWrapperFor(model: LlamaModel, modelPath: string, cache
     cache.entries[key] = { ...choice, usedAt: new Date().toISOString() };
     await writeCache(cacheFile, cache).catch(() => undefined); // a read-only home only costs the next start the same time
   }
-  return { chatWrapper: resolved, cached: false };
+  return { chatWrapper: resolved, cached: false, choice };
+}
+
+/**
+ * The wrapper to generate with for a request's thinking setting. Where node-llama-cpp's wrapper has the
+ * switch the model's own template has, it is used: Qwen3 with thinking off opens the answer with an empty
+ * `<think>` block (the template's enable_thinking=false, as llama-server renders it); gpt-oss (Harmony) is
+ * told its reasoning effort. Other wrappers, and a wrapper not identified, stay as they are (thinking off
+ * is then node-llama-cpp's thought budget of 0).
+ */
+export function chatWrapperForThinking(nlc: NodeLlamaCpp, resolved: ResolvedChatWrapper, think: ThinkSetting | undefined): ChatWrapper {
+  const { chatWrapper, choice } = resolved;
+  if (think === undefined || think === true || choice === undefined || choice.wrapper === "jinjaTemplate") return chatWrapper;
+  const wrapperClass = wrapperClassNamed(nlc, choice.wrapper);
+  const options = choice.config === -1 ? {} : wrapperClass && optionSets(wrapperClass)[choice.config];
+  if (!wrapperClass || !options) return chatWrapper;
+  if (chatWrapper instanceof nlc.QwenChatWrapper && think === false && chatWrapper.thoughts !== "discourage") {
+    return new wrapperClass({ ...options, thoughts: "discourage" });
+  }
+  if (chatWrapper instanceof nlc.HarmonyChatWrapper && typeof think === "string" && chatWrapper.reasoningEffort !== think) {
+    return new wrapperClass({ ...options, reasoningEffort: think });
+  }
+  return chatWrapper;
 }
 
 type NodeLlamaCpp = typeof import("node-llama-cpp");

@@ -1,6 +1,6 @@
 import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrapper, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
-import { chatWrapperFor } from "./chatWrapper.js";
+import { chatWrapperFor, chatWrapperForThinking } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { ContinuationText } from "./continuationText.js";
 import { StopTextFilter } from "./stopText.js";
@@ -136,6 +136,24 @@ export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
 }
 
 /**
+ * The generated tokens as llama-server's completion_tokens and ollama's eval_count count them: every
+ * sampled token, the end-of-generation token included. node-llama-cpp's onToken sees the answer's text
+ * tokens only (not that token, a thinking model's thoughts, or a stop text held back); its token meter
+ * counts each sampled token once as an output (the prompt's last token stands for the final one, which is
+ * never decoded). Tokens onToken did not see were sampled by the end: their time runs to it.
+ */
+export function sampledTokens(
+  counted: number,
+  meterOutputs: number,
+  firstTokenAt: number | undefined,
+  lastTokenAt: number | undefined,
+  endedAt: number,
+): { generatedTokens: number; lastTokenAt: number | undefined } {
+  if (meterOutputs <= counted) return { generatedTokens: counted, lastTokenAt };
+  return { generatedTokens: meterOutputs, lastTokenAt: firstTokenAt !== undefined ? endedAt : lastTokenAt };
+}
+
+/**
  * One-shot generation on a loaded model. Text streams through onText as it is produced;
  * the result carries token counts, stop reason and timings measured around the native calls.
  */
@@ -176,7 +194,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   };
   const useChat = request.chat;
   const chat = useChat
-    ? new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false, chatWrapper: (await chatWrapperFor(loaded.model, loaded.summary.path)).chatWrapper })
+    ? new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false, chatWrapper: await requestChatWrapper(loaded, request) })
     : undefined;
   const forcedSchema = chat ? forcedCallSchema(request.tools ?? [], request.toolChoice) : undefined;
   const grammar = await grammarFor(loaded, forcedSchema ?? request.jsonSchema);
@@ -209,10 +227,12 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       messages = kept;
       promptTokenList = promptTokensFor(loaded, chat, { ...request, messages }, userText);
     } else {
-      const textTokens = loaded.model.tokenize(userText, false);
+      // A raw prompt's special tokens are tokens (see completionPromptTokens); a chat message's are text.
+      const special = chat === undefined;
+      const textTokens = loaded.model.tokenize(userText, special);
       const overhead = promptTokenCount - textTokens.length;
       const keep = Math.max(0, room - reserve - overhead);
-      userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep));
+      userText = loaded.model.detokenize(textTokens.slice(textTokens.length - keep), special);
       promptTokenList = promptTokensFor(loaded, chat, request, userText);
     }
     promptTokenCount = promptTokenList.length;
@@ -272,7 +292,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   };
   // Thought tokens reach neither onToken nor onTextChunk: the segments mark them, the token meter counts them.
   const thoughts = new ThoughtSplitter(hooks, () => onToken([]));
-  const outputTokensBefore = sequence.tokenMeter.getState().usedOutputTokens;
+  let outputTokensBefore = sequence.tokenMeter.getState().usedOutputTokens;
   const chatCommon = { ...common, ...thoughts.options(request.think, chat?.chatWrapper.settings.segments?.thought !== undefined) };
   /**
    * The thoughts alone, without the grammar: generation stops where they end, and the history comes back
@@ -314,6 +334,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       if (!inThought) {
         // Its first text is dropped, from the counts and from the budget.
         ({ generatedTokens, firstTokenAt, lastTokenAt } = before);
+        outputTokensBefore = sequence.tokenMeter.getState().usedOutputTokens;
         return { history, maxTokens: common.maxTokens };
       }
       const left = common.maxTokens - (sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore);
@@ -396,8 +417,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     completion?.dispose();
   }
   const endedAt = performance.now();
-  // Each sampled token is counted once as an output of the meter (the prompt's last token stands for the final one, never decoded).
-  generatedTokens = thoughts.generatedTokens(generatedTokens, sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore);
+  ({ generatedTokens, lastTokenAt } = sampledTokens(generatedTokens, sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore, firstTokenAt, lastTokenAt, endedAt));
   // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
   const promptTokens = promptTokenCount;
   const promptMs = firstTokenAt !== undefined ? firstTokenAt - startedAt : null;
@@ -452,8 +472,12 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
  */
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
   if (!request.chat) return completionPromptTokens(loaded, request.prompt);
-  const { chatWrapper } = await chatWrapperFor(loaded.model, loaded.summary.path);
-  return chatPromptTokens(loaded, chatWrapper, request, request.prompt);
+  return chatPromptTokens(loaded, await requestChatWrapper(loaded, request), request, request.prompt);
+}
+
+/** The model's chat wrapper as this request renders it (its thinking setting may switch the template's thinking). */
+async function requestChatWrapper(loaded: LoadedModel, request: GenerateRequest): Promise<ChatWrapper> {
+  return chatWrapperForThinking(await loadNodeLlamaCpp(), await chatWrapperFor(loaded.model, loaded.summary.path), request.think);
 }
 
 function chatPromptTokens(loaded: LoadedModel, chatWrapper: ChatWrapper, request: GenerateRequest, userText: string): Token[] {
@@ -467,11 +491,13 @@ function chatPromptTokens(loaded: LoadedModel, chatWrapper: ChatWrapper, request
  * with an SPM tokeniser's word-start space, "▁Once"). LlamaCompletion given the string would drop that
  * space after the BOS ("O", "n", "ce": a start the model never saw in training), so lmrun hands it
  * these tokens (without the BOS, which LlamaCompletion adds). The counts and the slot's cached tokens
- * come from the same list.
+ * come from the same list. Special tokens written in the prompt (`<|im_start|>`, `[INST]`, `</s>`) are
+ * those tokens, as llama-server, llama-completion and ollama's raw mode read them: a prompt formatted by
+ * hand for /v1/completions works as it does there.
  */
 function completionPromptTokens(loaded: LoadedModel, text: string): Token[] {
   const bos = completionBos(loaded);
-  const tokens = loaded.model.tokenize(text, false);
+  const tokens = loaded.model.tokenize(text, true);
   return bos !== undefined ? [bos, ...tokens] : tokens;
 }
 

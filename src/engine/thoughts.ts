@@ -1,3 +1,5 @@
+import type { ThinkSetting } from "./types.js";
+
 /**
  * A thinking model's thought segments (node-llama-cpp finds them by the chat wrapper's markers) kept
  * apart from the answer: collected, streamed through onThought, and the whitespace between the thoughts
@@ -7,7 +9,6 @@ export class ThoughtSplitter {
   thinking = "";
   /** Tokens of the thoughts' text (their markers, such as <think>, not counted). */
   thinkingTokens = 0;
-  seen = false;
   private textShown = false;
   private trimLeading = false;
   private trimmedAnswer = false;
@@ -22,13 +23,12 @@ export class ThoughtSplitter {
    * node-llama-cpp's options for a generation. A chat wrapper without thought segments (most models) gets
    * no per-token response-chunk callback: nothing to split, and the token loop stays as it was.
    */
-  options(think: boolean | undefined, canThink: boolean) {
+  options(think: ThinkSetting | undefined, canThink: boolean) {
     if (!canThink) return this.hooks.onText ? { onTextChunk: this.hooks.onText } : {};
     return {
       ...(think === false ? { budgets: { thoughtTokens: 0 } } : {}),
       onResponseChunk: (chunk: { type?: string; segmentType?: string; text: string; tokens: readonly unknown[] }) => {
         if (chunk.type !== "segment" || chunk.segmentType !== "thought") return;
-        this.seen = true;
         this.thinkingTokens += chunk.tokens.length;
         this.generating(chunk.tokens.length);
         if (!this.textShown) this.trimLeading = this.trimmedAnswer = true;
@@ -48,11 +48,6 @@ export class ThoughtSplitter {
     }
     if (chunk !== "") this.textShown = true;
     this.hooks.onText?.(chunk);
-  }
-
-  /** Generated tokens: node-llama-cpp's onToken count, or with thoughts the token meter's outputs (onToken misses theirs). */
-  generatedTokens(counted: number, meterOutputs: number): number {
-    return this.seen ? Math.max(counted, meterOutputs) : counted;
   }
 
   /** The whole answer as streamed. */

@@ -110,11 +110,16 @@ export interface GenerateRequest {
   /** Default auto. */
   toolChoice?: ToolChoice | undefined;
   /**
-   * A thinking model's thoughts (chat only): false asks for none (node-llama-cpp's thought budget of 0);
-   * otherwise the model thinks as it was made to, and its thoughts come apart from the answer.
+   * A thinking model's thoughts (chat only): false asks for none (the template's own switch where the chat
+   * wrapper has it, else node-llama-cpp's thought budget of 0); a level is the reasoning effort a model that
+   * takes one is told (gpt-oss); otherwise the model thinks as it was made to. Thoughts come apart from the answer.
    */
-  think?: boolean | undefined;
+  think?: ThinkSetting | undefined;
 }
+
+/** Reasoning effort, for models told how hard to think (gpt-oss: "Reasoning: high"). */
+export type ThinkLevel = "low" | "medium" | "high";
+export type ThinkSetting = boolean | ThinkLevel;
 
 export type StopReason = "eos" | "maxTokens" | "stop" | "abort";
 

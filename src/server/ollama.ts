@@ -4,7 +4,7 @@ import fs from "node:fs";
 import type { ModelFileFacts } from "../engine/inspect.js";
 import { threadpoolStatus } from "../engine/threadpool.js";
 import { modelCapabilities } from "../models/capabilities.js";
-import type { ChatMessage, ToolDefinition } from "../engine/types.js";
+import type { ChatMessage, ThinkSetting, ToolDefinition } from "../engine/types.js";
 import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
 import { Fields, readSampling } from "./fields.js";
@@ -68,13 +68,21 @@ function optionalString(f: Fields, name: string): string | undefined {
   return value === "" ? undefined : value;
 }
 
-/** ollama's `think`: true, false, or a level ("low", "medium", "high", "max": thinking on, the level not acted on). */
-function thinkOf(f: Fields): boolean | undefined {
+/**
+ * ollama's `think`: true, false, or a level ("low", "medium", "high"; "max" is high, as ollama reads it):
+ * the reasoning effort a model that takes one is told (gpt-oss), thinking on for the others. Asking a
+ * model that cannot think to think is ollama's 400, `"NAME" does not support thinking`.
+ */
+async function thinkOf(ctx: AdapterContext, f: Fields, model: string): Promise<ThinkSetting | undefined> {
   const think = f.raw("think");
   if (think === undefined || think === null) return undefined;
-  if (typeof think === "boolean") return think;
-  if (think === "low" || think === "medium" || think === "high" || think === "max") return true;
-  throw badRequest('"think" must be true, false, "low", "medium", "high" or "max"', "think");
+  let setting: ThinkSetting;
+  if (typeof think === "boolean") setting = think;
+  else if (think === "low" || think === "medium" || think === "high") setting = think;
+  else if (think === "max") setting = "high";
+  else throw badRequest('"think" must be true, false, "low", "medium", "high" or "max"', "think");
+  if (setting !== false && !modelCapabilities(await factsFor(ctx.service.model(model, "model").path)).includes("thinking")) throw badRequest(`${JSON.stringify(model)} does not support thinking`, "think");
+  return setting;
 }
 
 function noImages(f: Fields, at: string): void {
@@ -183,7 +191,7 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
     chat: raw ? false : ("template" as const),
     ...options,
     jsonSchema,
-    think: thinkOf(f),
+    think: await thinkOf(ctx, f, model),
     keepAliveMs,
   };
   await respond(ctx, res, job, stream, receivedAt, {
@@ -246,7 +254,7 @@ export async function chat(ctx: AdapterContext, req: IncomingMessage, res: Serve
   const stream = f.boolean("stream") !== false;
   const message = (content: string, extra: object = {}) => ({ message: { role: "assistant", content, ...extra } });
   if (messages.length === 0) return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, ...message("") }));
-  const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, think: thinkOf(f), keepAliveMs };
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, think: await thinkOf(ctx, f, model), keepAliveMs };
   const calls = (outcome: JobOutcome) =>
     outcome.result.toolCalls
       ? { tool_calls: outcome.result.toolCalls.map((c, index) => ({ id: `call_${crypto.randomBytes(4).toString("hex")}`, function: { index, name: c.name, arguments: c.arguments ?? {} } })) }

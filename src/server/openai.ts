@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
-import type { ChatMessage, ToolChoice, ToolDefinition } from "../engine/types.js";
+import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
 import type { Job, JobOutcome, Service } from "./service.js";
@@ -177,10 +177,11 @@ const REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", 
 
 /**
  * Thinking off, as llama-server and vLLM take it (`chat_template_kwargs.enable_thinking: false`) or as
- * OpenAI and ollama do (`reasoning_effort: "none"`, `reasoning: {"effort": "none"}`); any other effort
- * leaves the model to think as it was made to (the level is not acted on).
+ * OpenAI and ollama do (`reasoning_effort: "none"`, `reasoning: {"effort": "none"}`); any other effort is
+ * told to a model that takes one (gpt-oss: minimal is low, past high is high) and leaves the others to
+ * think as they were made to.
  */
-function thinkOf(f: Fields): boolean | undefined {
+function thinkOf(f: Fields): ThinkSetting | undefined {
   const enable = f.object("chat_template_kwargs")?.boolean("enable_thinking");
   if (enable !== undefined) return enable;
   const reasoning = f.object("reasoning");
@@ -191,7 +192,8 @@ function thinkOf(f: Fields): boolean | undefined {
   if (effort === undefined) return undefined;
   const param = reasoning ? "reasoning.effort" : "reasoning_effort";
   if (!REASONING_EFFORTS.includes(effort)) throw badRequest(`"${param}" must be one of ${REASONING_EFFORTS.join(", ")}`, param);
-  return effort !== "none";
+  if (effort === "none") return false;
+  return effort === "minimal" || effort === "low" ? "low" : effort === "medium" ? "medium" : "high";
 }
 
 function finishReason(outcome: JobOutcome): "stop" | "length" | "tool_calls" {

@@ -4,7 +4,7 @@ import { PoolFullError } from "../engine/scheduler/modelPool.js";
 import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from "../engine/scheduler/slotScheduler.js";
 import { InsufficientMemoryError } from "../engine/model.js";
 import { RpcWorkerError } from "../engine/rpc/preflight.js";
-import type { GenerateRequest, SamplingOptions } from "../engine/types.js";
+import type { GenerateRequest, SamplingOptions, ThinkSetting } from "../engine/types.js";
 import { PromptTooLongError } from "../engine/generate.js";
 import { HttpError } from "./http.js";
 import type { Metrics } from "./metrics.js";
@@ -52,7 +52,7 @@ export interface Job {
   jsonSchema?: GenerateRequest["jsonSchema"];
   tools?: GenerateRequest["tools"];
   toolChoice?: GenerateRequest["toolChoice"];
-  think?: boolean | undefined;
+  think?: ThinkSetting | undefined;
   truncate: boolean;
   keepAliveMs?: number | undefined;
   /** The client went away. */

@@ -61,6 +61,11 @@ describe("a thinking model's thoughts", () => {
     const off = await ollama.chat({ model, messages, stream: false, think: false, options: { temperature: 0 } });
     expect(off.message.content).toBe(answer);
     expect(off.message.thinking).toBeUndefined();
+    // Off as Qwen3's template turns it off (enable_thinking=false): an empty thought block in the prompt
+    // ("<think>", "\n\n", "</think>", "\n\n", each after this vocabulary's word-start space), then
+    // "Ok" and the end token, as llama-server counts them (2 tokens generated).
+    expect(off.prompt_eval_count - whole.prompt_eval_count).toBe(6);
+    expect(off.eval_count).toBe(2);
 
     const generated = await ollama.generate({ model, prompt: "Hi", stream: false, options: { temperature: 0 } });
     expect([generated.response, generated.thinking]).toEqual([answer, thoughts]);
@@ -68,6 +73,15 @@ describe("a thinking model's thoughts", () => {
     const badThink = await request(`${server.url}/api/chat`, { json: { model, messages, think: "very" } });
     expect(badThink.status).toBe(400);
     expect(badThink.body.error).toMatch(/"think"/);
+    // Thinking asked of a model that cannot think: ollama's 400 (false is fine).
+    for (const [endpoint, body] of [["chat", { messages }], ["generate", { prompt: "Hi" }]] as const) {
+      for (const think of [true, "high"]) {
+        const refused = await request(`${server.url}/api/${endpoint}`, { json: { model: "tiny", ...body, think, stream: false } });
+        expect([refused.status, refused.body.error]).toEqual([400, '"tiny" does not support thinking']);
+      }
+    }
+    const plain = await request(`${server.url}/api/generate`, { json: { model: "tiny", prompt: "Once", think: false, stream: false, options: { num_predict: 2 } } });
+    expect([plain.status, plain.body.eval_count]).toEqual([200, 2]);
   });
 
   it("OpenAI chat: `reasoning_content` (and ollama's `reasoning`) beside the content, streamed first; enable_thinking false or a reasoning effort of none turn it off", async () => {
@@ -162,6 +176,15 @@ describe("a thinking model's thoughts", () => {
     const ollamaPlain = await request(`${server.url}/api/chat`, { json: { model, messages: ollamaLoop({}), tools, stream: false, options: { num_predict: 1 } } });
     const ollamaThoughts = await request(`${server.url}/api/chat`, { json: { model, messages: ollamaLoop({ thinking: "I should call f." }), tools, stream: false, options: { num_predict: 1 } } });
     expect(ollamaThoughts.body.prompt_eval_count).toBeGreaterThan(ollamaPlain.body.prompt_eval_count);
+  });
+
+  it("a prompt formatted by hand (special tokens written as text) is read as llama-server reads it, on /v1/completions and ollama's raw mode", async () => {
+    const formatted = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
+    const completion = await openai.completions.create({ model, prompt: formatted, temperature: 0, max_tokens: 40 });
+    // llama-server (same llama.cpp, this model): "Ok", prompt_tokens 31 (the BOS and 30), completion_tokens 2.
+    expect([completion.choices[0]!.text, completion.usage!.prompt_tokens, completion.usage!.completion_tokens]).toEqual([answer, 31, 2]);
+    const raw = await ollama.generate({ model, prompt: formatted, raw: true, stream: false, options: { temperature: 0 } });
+    expect([raw.response, raw.prompt_eval_count, raw.eval_count]).toEqual([answer, 31, 2]);
   });
 
   it("/api/show and lmrun show list the thinking capability", async () => {

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type { ChatWrapper, LlamaModel } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chatWrapperFor, identify, rebuild } from "../../src/engine/chatWrapper.js";
+import { chatWrapperFor, chatWrapperForThinking, identify, rebuild } from "../../src/engine/chatWrapper.js";
 import { loadModel, type LoadedModel } from "../../src/engine/model.js";
 import { loadNodeLlamaCpp } from "../../src/engine/nodeLlamaCpp.js";
 import { hasShared, sharedModel, sharedSkipReason } from "../helpers/shared.js";
@@ -107,5 +107,29 @@ describe.skipIf(!hasShared)(`chat wrapper cache on real models (${hasShared ? "1
     const later = new Date(Date.now() + 60_000);
     fs.utimesSync(model.summary.path, later, later);
     expect((await chatWrapperFor(model.model, model.summary.path, cacheFile)).cached).toBe(false);
+  });
+});
+
+describe("a request's thinking setting, through the switches node-llama-cpp's wrappers have", () => {
+  const text = (wrapper: ChatWrapper) =>
+    wrapper.generateContextState({ chatHistory: [{ type: "user", text: "Hi" }, { type: "model", response: [] }] }).contextText.toString();
+
+  it("Qwen3 with thinking off opens the answer with an empty thought, as its template's enable_thinking=false does", () => {
+    const qwen = new nlc.QwenChatWrapper();
+    const off = chatWrapperForThinking(nlc, { chatWrapper: qwen, cached: true, choice: { wrapper: "qwen", config: -1 } }, false);
+    expect(text(qwen).endsWith("<|im_start|>assistant\n")).toBe(true);
+    expect(text(off)).toBe(`${text(qwen)}<think>\n\n</think>\n\n`);
+    // On, unset, or a level: the model's own wrapper.
+    for (const think of [true, undefined, "high" as const]) expect(chatWrapperForThinking(nlc, { chatWrapper: qwen, cached: true, choice: { wrapper: "qwen", config: -1 } }, think)).toBe(qwen);
+    // A wrapper not identified (no known option set) is left as it is: the thought budget of 0 then turns thinking off.
+    expect(chatWrapperForThinking(nlc, { chatWrapper: qwen, cached: false }, false)).toBe(qwen);
+  });
+
+  it("gpt-oss (Harmony) is told the reasoning effort asked for", () => {
+    const harmony = new nlc.HarmonyChatWrapper({ todayDate: null });
+    const resolved = { chatWrapper: harmony, cached: true, choice: { wrapper: "harmony", config: -1 } };
+    expect(text(harmony)).toContain("Reasoning: medium");
+    for (const level of ["low", "high"] as const) expect(text(chatWrapperForThinking(nlc, resolved, level))).toContain(`Reasoning: ${level}`);
+    expect(chatWrapperForThinking(nlc, resolved, "medium")).toBe(harmony);
   });
 });
