@@ -65,8 +65,9 @@ export function itemSampling(item: BatchItem, defaults: BatchDefaults): { sampli
 function requestFor(model: string, item: BatchItem, defaults: BatchDefaults) {
   const { sampling, stop } = itemSampling(item, defaults);
   const options = wireOptions(sampling, stop);
-  const think = item.think ?? defaults.think;
-  const thinking = think !== undefined ? { think } : {};
+  // Only "off" is sent: "on" is every model's default, and ollama's API refuses it for a model that cannot
+  // think, which a batch run in-process does not (a line's `think: true` means "as the model does").
+  const thinking = (item.think ?? defaults.think) === false ? { think: false } : {};
   if (item.messages !== undefined) {
     // A conversation too long for the context fails, as it does in-process (ollama's default would cut it).
     return { path: "/api/chat", body: { model, messages: item.messages, stream: false, options, truncate: false, ...thinking } };

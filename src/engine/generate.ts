@@ -71,8 +71,9 @@ async function grammarFor(loaded: LoadedModel, schema: object | "json" | undefin
   }
 }
 
-function buildHistory(request: GenerateRequest, userText: string): ChatHistoryItem[] {
-  if (request.messages !== undefined) return historyOfMessages(request.messages);
+function buildHistory(chatWrapper: ChatWrapper, request: GenerateRequest, userText: string): ChatHistoryItem[] {
+  // Thoughts sent back go in where the wrapper renders thoughts; another would show them as answer text.
+  if (request.messages !== undefined) return historyOfMessages(request.messages, { thoughts: chatWrapper.settings.segments?.thought !== undefined });
   const history: ChatHistoryItem[] = [];
   if (request.systemPrompt) history.push({ type: "system", text: request.systemPrompt });
   history.push({ type: "user", text: userText });
@@ -90,7 +91,7 @@ function chatPlan(
   request: GenerateRequest,
   userText: string,
 ): { history: ChatHistoryItem[]; functions?: ChatModelFunctions; forced: boolean } {
-  const history = buildHistory(request, userText);
+  const history = buildHistory(chatWrapper, request, userText);
   if (request.tools === undefined || request.tools.length === 0) return { history, forced: false };
   const functions = functionsOf(request.tools);
   if (forcedCallSchema(request.tools, request.toolChoice) === undefined) return { history, functions, forced: false };
@@ -102,7 +103,7 @@ function chatPlan(
  * call items carrying the results of the tool messages that answer them, and the history ends with
  * an empty model turn, the one to generate.
  */
-export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
+export function historyOfMessages(messages: ChatMessage[], options: { thoughts: boolean } = { thoughts: true }): ChatHistoryItem[] {
   const links = linkToolResults(messages);
   const history: ChatHistoryItem[] = [];
   // A tool loop is one model turn, as node-llama-cpp's own function-calling loop keeps it: an assistant
@@ -114,7 +115,7 @@ export function historyOfMessages(messages: ChatMessage[]): ChatHistoryItem[] {
     else if (m.role === "user") history.push({ type: "user", text: m.text });
     else if (m.role === "assistant") {
       const response: ChatModelResponse["response"] = [];
-      if (m.thinking) response.push({ type: "segment", segmentType: "thought", text: m.thinking, ended: true });
+      if (m.thinking && options.thoughts) response.push({ type: "segment", segmentType: "thought", text: m.thinking, ended: true });
       if (m.text.length > 0) response.push(m.text);
       for (const [callIndex, call] of (m.toolCalls ?? []).entries()) {
         response.push({

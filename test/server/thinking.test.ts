@@ -238,6 +238,10 @@ describe("a thinking model's thoughts", () => {
       const lines = noThink.stdout.trim().split("\n").map((line) => JSON.parse(line));
       expect(lines[0]).not.toHaveProperty("thinking");
       expect(lines[1]).toMatchObject({ text: answer, thinking: thoughts });
+      // A line's "think": true on a model that cannot think means "as the model does", here and through the
+      // server (whose ollama API would refuse it: lmrun's client sends only "off").
+      const onTiny = await runCli(["batch", "tiny", "-", "-n", "2", ...where], { home: server.home, input: '{"id":1,"prompt":"Once","think":true}\n' });
+      expect([onTiny.code, JSON.parse(onTiny.stdout).generatedTokens]).toEqual([0, 2]);
     }
   });
 });

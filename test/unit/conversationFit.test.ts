@@ -62,3 +62,16 @@ describe("tool results and the calls they answer", () => {
     expect(linkToolResults([{ role: "user", text: "q" }, { role: "tool", text: "x", toolCallId: "z" }]).orphan).toBe(1);
   });
 });
+
+describe("thoughts sent back with an assistant turn", () => {
+  const messages: ChatMessage[] = [
+    { role: "user", text: "Hi" },
+    { role: "assistant", text: "Hello", thinking: "greet back" },
+    { role: "user", text: "Bye" },
+  ];
+
+  it("become a thought segment for a wrapper that renders thoughts, and are left out for one that does not (they would read as answer text)", () => {
+    expect(historyOfMessages(messages)[1]).toEqual({ type: "model", response: [{ type: "segment", segmentType: "thought", text: "greet back", ended: true }, "Hello"] });
+    expect(historyOfMessages(messages, { thoughts: false })[1]).toEqual({ type: "model", response: ["Hello"] });
+  });
+});
