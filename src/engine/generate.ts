@@ -29,7 +29,10 @@ export interface GenerateHooks {
   onText?: (text: string) => void;
   /** A thinking model's thoughts as they come (chat only); onText has the answer alone. */
   onThought?: (text: string) => void;
-  /** A forced call of a named function: its arguments' JSON as it is generated (it is not the answer's text). */
+  /**
+   * A forced tool call's JSON as it is generated (it is not the answer's text): a named function's
+   * arguments, or for `required` the `{name, arguments}` calls (ForcedCallStream reads them).
+   */
   onCallArguments?: (text: string) => void;
   signal?: AbortSignal;
   /**
@@ -372,9 +375,9 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       } else if (forced) {
         // The call's JSON is not the answer's text: it is not streamed, and comes back as tool calls.
         const { onTextChunk: _notText, ...silent } = chatCommon;
-        // A named function's grammar output is its arguments: they stream as such (OpenAI's tool-call deltas).
-        const named = request.toolChoice !== "auto" && request.toolChoice?.kind === "function" && hooks.onCallArguments;
-        const response = await chat.generateResponse(history, { ...silent, ...remaining, ...(named ? { onTextChunk: named } : {}) });
+        // The call's JSON as it is generated (a named function's arguments, or required's calls), for a stream.
+        const callText = hooks.onCallArguments;
+        const response = await chat.generateResponse(history, { ...silent, ...remaining, ...(callText ? { onTextChunk: callText } : {}) });
         // Not text either way; cut by max tokens, a named call keeps its partial arguments (as streamed), a required one is none.
         toolCalls = parseForcedCalls(response.response, request.toolChoice);
         text = "";

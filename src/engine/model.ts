@@ -5,7 +5,7 @@ import { LmrunError } from "../errors.js";
 import { formatBytes } from "../io/format.js";
 import { backendUnavailable, clearRecentLlamaLogs, getSharedLlama, recentLlamaLogs } from "./llama.js";
 import { checkCacheTypes, checkModelFileHeader, KV_TYPE_NAMES, readModelHeader } from "./modelFile.js";
-import { requestUnifiedKvCache, setAdaptiveThreads, threadpoolStatus } from "./threadpool.js";
+import { limitOutputs, requestUnifiedKvCache, setAdaptiveThreads, threadpoolStatus } from "./threadpool.js";
 import type { LoadOptions, ModelSummary, RpcLoadOptions } from "./types.js";
 
 /** Default context when the user gives none: the training context, capped, as ollama does. */
@@ -114,6 +114,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
   let context: LlamaContext;
   const unifiedAsked = options.unifiedKvCache === true && requestUnifiedKvCache(options.sequences ?? 1);
   const unifiedBefore = unifiedAsked ? threadpoolStatus().unifiedContexts : 0;
+  const outputsLimited = options.generationOnly === true && limitOutputs(options.sequences ?? 1);
   try {
     context = await model.createContext({
       contextSize,
@@ -132,6 +133,7 @@ export async function loadModel(modelPath: string, options: LoadOptions): Promis
     });
   } finally {
     if (unifiedAsked) requestUnifiedKvCache(0); // only this context (and node-llama-cpp's measuring one)
+    if (outputsLimited) limitOutputs(0);
   }
   const metadata = fileInfo.metadata;
   const summary: ModelSummary = {

@@ -26,6 +26,8 @@ export interface ThreadpoolStatus {
   adaptiveHolds: number;
   /** Contexts made with a unified KV cache on request (requestUnifiedKvCache). */
   unifiedContexts: number;
+  /** Generation contexts whose compute buffer holds logits for one token a sequence (limitOutputs). */
+  outputLimitedContexts: number;
   /** The libllama whose llama_decode the shim forwards to. */
   library: string;
   problem: string;
@@ -39,6 +41,7 @@ interface ShimModule {
   holdAdaptiveThreads?(delta: number): number;
   watchTermination?(graceMs: number): boolean;
   requestUnifiedKvCache?(sequences: number): boolean;
+  limitOutputs?(sequences: number): boolean;
   tapLogits?(sequenceId: number, position: number, targets: number[]): number;
   takeTap?(id: number): number[] | null;
   clearTaps?(): null;
@@ -183,6 +186,15 @@ export function requestUnifiedKvCache(sequences: number): boolean {
   return shim?.requestUnifiedKvCache?.(sequences) === true;
 }
 
+/**
+ * Asks the shim to size the compute buffer of contexts created with this many sequences for one
+ * token's logits a sequence (llama-server's n_outputs_max = n_parallel), until it is called with 0:
+ * for contexts that only generate. False when the shim cannot.
+ */
+export function limitOutputs(sequences: number): boolean {
+  return shim?.limitOutputs?.(sequences) === true;
+}
+
 /** The shim's prefix sharing, when it is loaded and offers it. */
 export function prefixSharing(): PrefixSharing | undefined {
   const { sharePrefix, clearSharedPrefixes } = shim ?? {};
@@ -199,7 +211,7 @@ export function logitTaps(): LogitTaps | undefined {
 
 export function threadpoolStatus(): ThreadpoolStatus {
   if (!shim) {
-    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, adaptive: false, tokensByThreads: {}, threadSwitches: 0, adaptiveHolds: 0, unifiedContexts: 0, library: "", problem: notLoadedReason };
+    return { loaded: false, enabled: false, poolsCreated: 0, decodesWithPool: 0, decodes: 0, decodeMs: 0, adaptive: false, tokensByThreads: {}, threadSwitches: 0, adaptiveHolds: 0, unifiedContexts: 0, outputLimitedContexts: 0, library: "", problem: notLoadedReason };
   }
   const { resolved: _resolved, ...status } = shim.status();
   return { loaded: true, ...status };

@@ -50,3 +50,107 @@ export function parseForcedCalls(text: string, choice: ToolChoice | undefined): 
   }
   return parsed.length > 0 ? parsed : undefined;
 }
+
+/** A piece of a `required` forced answer as OpenAI streams calls: a call's name, then its arguments' JSON. */
+export type ForcedCallPiece = { index: number; name: string } | { index: number; arguments: string };
+
+/**
+ * A `required` forced answer read as it is generated (`{"name": …, "arguments": {…}}`, or a list of them):
+ * each call's name once its value is whole, then its arguments' text as it comes, so a stream can send
+ * the call the way OpenAI streams one. The grammar makes the text valid JSON with the name before the
+ * arguments (the schema's order); anything else yields nothing, and the whole answer still comes at the end.
+ */
+export class ForcedCallStream {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  /** The depth inside a call object: 1 for a single call, 2 inside a list. */
+  private callDepth: number | undefined;
+  private index = -1;
+  private expectKey = false;
+  private key: string | undefined;
+  private stringText = "";
+  private stringIsKey = false;
+  private argumentsNext = false;
+  /** Inside a call's arguments: the depth they close back to. */
+  private argumentsBase: number | undefined;
+  private argumentsIsContainer = false;
+
+  push(text: string): ForcedCallPiece[] {
+    const pieces: ForcedCallPiece[] = [];
+    let args = "";
+    const flushArgs = () => {
+      if (args !== "") pieces.push({ index: this.index, arguments: args });
+      args = "";
+    };
+    for (const char of text) {
+      if (this.argumentsBase === undefined && this.argumentsNext && !/\s/.test(char)) {
+        this.argumentsNext = false;
+        this.argumentsBase = this.depth;
+        this.argumentsIsContainer = char === "{" || char === "[";
+      }
+      if (this.argumentsBase !== undefined) {
+        // A plain value (not an object) ends where the call goes on; that character is the call's.
+        const plainValueEnds = !this.argumentsIsContainer && !this.inString && this.depth === this.argumentsBase && (char === "," || char === "}" || char === "]");
+        if (!plainValueEnds) {
+          args += char;
+          this.track(char);
+          if (!this.argumentsIsContainer || this.inString || this.depth !== this.argumentsBase) continue;
+        }
+        this.argumentsBase = undefined;
+        flushArgs();
+        if (!plainValueEnds) continue;
+      }
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (char === "\\") this.escaped = true;
+        else if (char === '"') {
+          this.inString = false;
+          if (this.stringIsKey) this.key = this.stringText;
+          if (this.key === "name" && !this.stringIsKey && this.depth === this.callDepth) {
+            try {
+              pieces.push({ index: this.index, name: JSON.parse(`"${this.stringText}"`) as string });
+            } catch {
+              // Not a JSON string: no piece; the whole answer comes at the end.
+            }
+          }
+          continue;
+        }
+        this.stringText += char;
+        continue;
+      }
+      if (char === '"') {
+        this.inString = true;
+        this.stringText = "";
+        this.stringIsKey = this.expectKey && this.depth === this.callDepth;
+        continue;
+      }
+      if (this.callDepth === undefined && (char === "[" || char === "{")) this.callDepth = char === "[" ? 2 : 1;
+      this.track(char);
+      if (char === "{" && this.depth === this.callDepth) {
+        this.index += 1;
+        this.expectKey = true;
+        this.key = undefined;
+      } else if (this.depth === this.callDepth && char === ",") this.expectKey = true;
+      else if (this.depth === this.callDepth && char === ":") {
+        this.expectKey = false;
+        this.argumentsNext = this.key === "arguments";
+      }
+    }
+    flushArgs();
+    return pieces;
+  }
+
+  /** Nesting and strings, outside the call's own keys. */
+  private track(char: string): void {
+    if (this.inString) {
+      if (this.escaped) this.escaped = false;
+      else if (char === "\\") this.escaped = true;
+      else if (char === '"') this.inString = false;
+      return;
+    }
+    if (char === '"') this.inString = true;
+    else if (char === "{" || char === "[") this.depth += 1;
+    else if (char === "}" || char === "]") this.depth -= 1;
+  }
+}

@@ -27,6 +27,13 @@ export interface LoadOptions {
    * LoadedModel.kvUnified says whether it was granted.
    */
   unifiedKvCache?: boolean | undefined;
+  /**
+   * The context only generates (logits for the last token of each sequence in a batch): llama.cpp's
+   * compute buffer is sized for that, as llama-server sizes it (n_outputs_max = n_parallel), not for a
+   * whole batch of logits (n_vocab x batch floats: 62 MiB for a 32k vocabulary at -b 512, ~300 MiB for
+   * Qwen3's 152k, by arithmetic). Not for perplexity, eval scoring or bench, which read many rows or match llama.cpp's tools.
+   */
+  generationOnly?: boolean | undefined;
   /** Refuse to load when the estimate exceeds this many bytes of RAM (default: available memory). */
   maxRamBytes?: number | undefined;
   /** KV cache types (llama.cpp's -ctk/-ctv: f16, q8_0, …); undefined = f16. */

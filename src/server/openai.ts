@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
+import { ForcedCallStream } from "../engine/toolChoice.js";
 import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
@@ -238,9 +239,15 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
   const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools, toolChoice, think: thinkOf(f) };
-  // A forced call of a named function streams as OpenAI streams calls: the id and name, then the arguments in pieces.
-  const named = toolChoice !== undefined && toolChoice !== "auto" && toolChoice.kind === "function" ? toolChoice.name : undefined;
-  let streamedCall: string | undefined;
+  // A forced call streams as OpenAI streams calls: the id and name, then the arguments in pieces.
+  const forced = toolChoice !== undefined && toolChoice !== "auto" ? toolChoice : undefined;
+  const streamedCalls: string[] = [];
+  const requiredCalls = new ForcedCallStream();
+  const callDelta = (index: number, name: string | undefined, args: string) => {
+    const started = streamedCalls[index] === undefined;
+    if (started) streamedCalls[index] = callId();
+    return { index, ...(started ? { id: streamedCalls[index], type: "function" } : {}), function: { ...(started ? { name } : {}), arguments: args } };
+  };
   await respond(ctx, res, job, stream, {
     object: "chat.completion",
     idPrefix: "chatcmpl",
@@ -250,17 +257,17 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
     // A thinking model's thoughts: `reasoning_content` as llama-server, vLLM and DeepSeek's API name
     // them, and `reasoning` as ollama and OpenRouter do; clients read one or the other.
     thought: (text) => ({ delta: { reasoning_content: text, reasoning: text } }),
-    ...(named !== undefined
+    ...(forced !== undefined
       ? {
           callArguments: (text: string) => {
-            if (streamedCall !== undefined) return { delta: { tool_calls: [{ index: 0, function: { arguments: text } }] } };
-            streamedCall = callId();
-            return { delta: { tool_calls: [{ index: 0, id: streamedCall, type: "function", function: { name: named, arguments: text } }] } };
+            if (forced.kind === "function") return { delta: { tool_calls: [callDelta(0, forced.name, text)] } };
+            const deltas = requiredCalls.push(text).map((piece) => ("name" in piece ? callDelta(piece.index, piece.name, "") : callDelta(piece.index, undefined, piece.arguments)));
+            return deltas.length > 0 ? { delta: { tool_calls: deltas } } : undefined;
           },
         }
       : {}),
     last: (outcome) => {
-      const calls = streamedCall === undefined ? toolCallsOf(outcome) : undefined;
+      const calls = streamedCalls.length === 0 ? toolCallsOf(outcome) : undefined;
       return { delta: calls ? { tool_calls: calls } : {} };
     },
     whole: (outcome) => {
@@ -311,8 +318,8 @@ interface Shape {
   first: (() => object) | undefined;
   piece(text: string): object;
   thought?(text: string): object;
-  /** A forced named call's arguments, streamed. */
-  callArguments?(text: string): object;
+  /** A forced call's JSON as generated, as stream deltas (undefined: nothing to send yet). */
+  callArguments?(text: string): object | undefined;
   last(outcome: JobOutcome): object;
   whole(outcome: JobOutcome): object;
 }
@@ -376,9 +383,10 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
       ...(callArguments
         ? {
             onCallArguments: (text: string) => {
-              if (text.length === 0) return;
+              const delta = text.length > 0 ? callArguments(text) : undefined;
+              if (delta === undefined) return;
               sendFirst();
-              send(event(modelName, callArguments(text)));
+              send(event(modelName, delta));
             },
           }
         : {}),

@@ -196,6 +196,23 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     expect(one).toHaveLength(1);
     expect(["get_weather", "get_time"]).toContain(one[0]!.type === "function" && one[0]!.function.name);
     expect(typeof JSON.parse(one[0]!.type === "function" ? one[0]!.function.arguments : "")).toBe("object");
+    // required streams as OpenAI streams calls too: the call's id and name once, then its arguments in pieces;
+    // the openai package's stream helper assembles the same call as the answer without streaming. (Several
+    // calls in one answer: test/unit/toolChoice.test.ts; this random-weight model lists calls until max_tokens.)
+    {
+      const requiredRequest = { model: "tiny", messages, tools, tool_choice: "required" as const, parallel_tool_calls: false, max_tokens: 60, temperature: 0 };
+      const whole = (await client.chat.completions.create(requiredRequest)).choices[0]!.message.tool_calls!;
+      const pieces = [];
+      for await (const chunk of await client.chat.completions.create({ ...requiredRequest, stream: true })) pieces.push(chunk);
+      const deltas = pieces.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
+      expect(deltas.filter((d) => d.id !== undefined).map((d) => [d.index, d.function?.name])).toEqual(whole.map((c, i) => [i, c.type === "function" && c.function.name]));
+      expect(deltas.filter((d) => d.function?.arguments).length).toBeGreaterThan(whole.length);
+      const assembledRequired = (await client.chat.completions.stream(requiredRequest).finalChatCompletion()).choices[0]!.message.tool_calls!;
+      expect(assembledRequired.map((c) => c.type === "function" && [c.function.name, JSON.parse(c.function.arguments)])).toEqual(
+        whole.map((c) => c.type === "function" && [c.function.name, JSON.parse(c.function.arguments)]),
+      );
+      expect(pieces.at(-1)!.choices[0]!.finish_reason).toBe("tool_calls");
+    }
 
     // Cut by max_tokens before the call is whole: the partial call, as OpenAI returns it and as the stream
     // showed it, no text, finish 'length'; a required answer cut short is no call.

@@ -60,4 +60,30 @@ describe.skipIf(skip !== "")(`the threadpool shim's guards${skip ? ` [skipped: $
     const seen = JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown>;
     expect(seen).toEqual({ "0": [1], "0.8": [0], after: 0, adaptive: true });
   });
+
+  it("a generation-only context reserves logits for one token a sequence (llama-server's sizing) and answers as a plain one", () => {
+    const engine = (name: string) => JSON.stringify(path.join(repoRoot, "dist", "engine", name));
+    const script = `
+      const { threadpoolStatus } = await import(${engine("threadpool.js")});
+      const { loadModel } = await import(${engine("model.js")});
+      const { generate } = await import(${engine("generate.js")});
+      const modelPath = ${JSON.stringify(path.join(repoRoot, "assets", "models", "stories260K-Q8_0.gguf"))};
+      const request = (prompt) => ({ prompt, chat: false, maxTokens: 24, stop: [], truncate: false, sampling: { temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, seed: 1 } });
+      // A long prompt (one batch of many tokens) and a short one, at once on two sequences.
+      const prompts = ["Once upon a time", Array.from({ length: 40 }, () => "The cat sat on the mat.").join(" ")];
+      const answers = {};
+      for (const generationOnly of [false, true]) {
+        const loaded = await loadModel(modelPath, { gpu: "cpu", gpuLayers: 0, contextSize: 512, threads: 1, sequences: 2, generationOnly });
+        answers[generationOnly] = (await Promise.all(prompts.map((p) => generate(loaded, request(p))))).map((r) => r.text);
+        answers["limited" + generationOnly] = threadpoolStatus().outputLimitedContexts;
+        await loaded.dispose();
+      }
+      console.log(JSON.stringify(answers));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    const answers = JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown>;
+    // node-llama-cpp makes two contexts when loading (one to measure, then the real one): both are limited.
+    expect([answers.limitedfalse, answers.limitedtrue]).toEqual([0, 2]);
+    expect(answers.true).toEqual(answers.false);
+    expect((answers.true as string[]).every((text) => text.length > 20)).toBe(true);
+  });
 });

@@ -111,6 +111,7 @@ async function openEngine(ctx: CommandContext, modelRef: string, flags: BatchFla
   const prepared = await resolveAndLoad(ctx, modelRef, (resolved) => ({
     ...resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(resolved.path)),
     sequences: parallel,
+    generationOnly: true,
   }));
   try {
     const { localAnswerer } = await import("./batchLocal.js");

@@ -79,7 +79,7 @@ export async function evalGenCommand(ctx: CommandContext, modelRef: string | und
       // batch, and generate() switching the context between -tb and -t for each request made
       // concurrent requests flip it at every step (20x slower with -t 1 on 2 cores).
       const threads = flags.threads ?? flags.threadsBatch ?? options.threads;
-      return { ...options, threads, batchThreads: threads, sequences };
+      return { ...options, threads, batchThreads: threads, sequences, generationOnly: true };
     });
     const { loaded, resolved } = prepared;
     try {

@@ -133,7 +133,7 @@ async function localBackend(ctx: CommandContext, refs: string[], flags: ServeFla
   let started = false;
   const keepAliveMs = flags.keepAlive ?? DEFAULT_KEEP_ALIVE_MS;
   const pool = new ModelPool({
-    loadOptionsFor: (path) => ({ ...resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(path)), sequences: parallel }),
+    loadOptionsFor: (path) => ({ ...resolveLoadOptions(flags, ctx.env, settings, ctx.verbose, modelFacts(path)), sequences: parallel, generationOnly: true }),
     maxQueue: flags.maxQueue ?? DEFAULT_MAX_QUEUE,
     keepAliveMs,
     maxModels: flags.maxModels ?? DEFAULT_MAX_MODELS,

@@ -121,7 +121,7 @@ async function chatCommand(ctx: CommandContext, modelArg: string | undefined, fl
         const facts = modelFacts(r.path);
         const chosen = resolveLoadOptionsAndTuning(flags, ctx.env, settings, ctx.verbose, facts);
         if (chosen.tuned !== undefined && !quietProgress && !ctx.quiet) ctx.out.diag(`note: ${describeAppliedTuning(facts.fileName, chosen.tuned)}`);
-        return chosen.options;
+        return { ...chosen.options, generationOnly: true };
       },
       { quietProgress },
     );

@@ -119,7 +119,7 @@ async function runCommand(ctx: CommandContext, modelRef: string, promptArgs: str
     tuned = chosen.tuned;
     // A saved --tune result changes the threads: never silently.
     if (tuned !== undefined && !ctx.quiet) ctx.out.diag(`note: ${describeAppliedTuning(facts.fileName, tuned)}`);
-    return chosen.options;
+    return { ...chosen.options, generationOnly: true };
   });
   try {
     const spec = specFor(await promptReady);

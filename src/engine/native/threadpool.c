@@ -585,14 +585,30 @@ void llama_free(struct llama_context * ctx) {
 static int unified_requested_seq_max = 0;
 static unsigned long unified_contexts = 0;
 
+/*
+ * ---- Generation contexts: logits for one token per sequence (lmrun serve, run, chat, batch) ----
+ * node-llama-cpp leaves n_outputs_max at 0, so llama.cpp reserves its compute buffer for a whole batch of
+ * logits (n_vocab x n_batch floats: 62 MiB for a 32k vocabulary at a batch of 512, ~300 MiB for a 152k one),
+ * though generating asks for the last token's logits of each sequence only. llama-server sets
+ * n_outputs_max = n_parallel; limitOutputs(n_seq_max) asks the same for contexts with that many sequences
+ * (not embedding ones) until it is called again with 0. It sizes a reservation only: a batch with more
+ * outputs still runs (llama.cpp grows the buffer for it).
+ */
+static int outputs_limited_seq_max = 0;
+static unsigned long output_limited_contexts = 0;
+
 struct llama_context * llama_init_from_model(struct llama_model * model, llama_context_params params) {
     ensure_resolved();
     if (!real.init_from_model) return NULL;
     int wanted = __atomic_load_n(&unified_requested_seq_max, __ATOMIC_ACQUIRE);
     bool unified = real.context_params_verified && wanted > 0 && (int)params.n_seq_max == wanted;
     if (unified) params.kv_unified = true;
+    int limited = __atomic_load_n(&outputs_limited_seq_max, __ATOMIC_ACQUIRE);
+    bool limit = real.context_params_verified && limited > 0 && (int)params.n_seq_max == limited && !params.embeddings && params.n_outputs_max == 0;
+    if (limit) params.n_outputs_max = params.n_seq_max;
     struct llama_context * ctx = real.init_from_model(model, params);
     if (unified && ctx) __atomic_add_fetch(&unified_contexts, 1, __ATOMIC_RELAXED);
+    if (limit && ctx) __atomic_add_fetch(&output_limited_contexts, 1, __ATOMIC_RELAXED);
     return ctx;
 }
 
@@ -898,6 +914,8 @@ static napi_value status(napi_env env, napi_callback_info info) {
     set_value(env, result, "adaptiveHolds", value);
     napi_create_double(env, (double)__atomic_load_n(&unified_contexts, __ATOMIC_RELAXED), &value);
     set_value(env, result, "unifiedContexts", value);
+    napi_create_double(env, (double)__atomic_load_n(&output_limited_contexts, __ATOMIC_RELAXED), &value);
+    set_value(env, result, "outputLimitedContexts", value);
     napi_create_string_utf8(env, real.library, strlen(real.library), &value);
     set_value(env, result, "library", value);
     napi_create_string_utf8(env, real.problem, strlen(real.problem), &value);
@@ -1031,6 +1049,20 @@ static napi_value request_unified_kv_cache(napi_env env, napi_callback_info info
     bool ok = real.context_params_verified && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 &&
         napi_get_value_int32(env, argv[0], &n_seq_max) == 0 && n_seq_max > 0;
     __atomic_store_n(&unified_requested_seq_max, ok ? n_seq_max : 0, __ATOMIC_RELEASE);
+    napi_value result;
+    napi_get_boolean(env, ok, &result);
+    return result;
+}
+
+/* limitOutputs(nSeqMax): true when contexts with that many sequences will reserve logits for one token each (0: no more). */
+static napi_value limit_outputs(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t n_seq_max = 0;
+    ensure_resolved();
+    bool ok = real.context_params_verified && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 &&
+        napi_get_value_int32(env, argv[0], &n_seq_max) == 0 && n_seq_max > 0;
+    __atomic_store_n(&outputs_limited_seq_max, ok ? n_seq_max : 0, __ATOMIC_RELEASE);
     napi_value result;
     napi_get_boolean(env, ok, &result);
     return result;
@@ -1208,6 +1240,9 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "requestUnifiedKvCache", 21, request_unified_kv_cache, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "requestUnifiedKvCache", fn);
+    }
+    if (napi_create_function(env, "limitOutputs", 12, limit_outputs, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "limitOutputs", fn);
     }
     if (napi_create_function(env, "tapLogits", 9, tap_logits, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "tapLogits", fn);
