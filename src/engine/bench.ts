@@ -2,6 +2,7 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-
 import { LmrunError } from "../errors.js";
 import { backendUnavailable, getSharedLlama } from "./llama.js";
 import { checkModelFileHeader, KV_TYPE_NAMES } from "./modelFile.js";
+import { vocabularySize } from "./scoring.js";
 import { syncDecoder, type SyncDecoder } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
 
@@ -256,15 +257,6 @@ class PublicContext implements BenchContextHandle {
   }
 }
 
-function vocabularySize(model: LlamaModel): number {
-  const metadata = model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } } | undefined;
-  const fromTokens = metadata?.tokenizer?.ggml?.tokens?.length;
-  if (typeof fromTokens === "number" && fromTokens > 0) return fromTokens;
-  const embedding = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight");
-  const dim = embedding?.dimensions[1];
-  return dim !== undefined ? Number(dim) : 32000;
-}
-
 export async function openBenchModel(
   modelPath: string,
   /** rpc: the workers were registered already (connectRpcWorkers), with the RPC engine build as the shared binding. */
@@ -294,7 +286,7 @@ export async function openBenchModel(
     modelType: String(model.typeDescription),
     modelSize: model.size,
     modelNParams: nParams,
-    nVocab: vocabularySize(model),
+    nVocab: vocabularySize(model, 32000),
     addBos: model.tokens.shouldPrependBosToken,
     bosToken: model.tokens.bos ?? null,
     async createContext(ctxOptions) {

@@ -5,6 +5,8 @@ import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
 import { ThoughtSplitter } from "./thoughts.js";
 import { sampledTokens } from "./generate.js";
+import { generationEnded, generationStarted } from "./nativeMemory.js";
+import { vocabularySize } from "./scoring.js";
 import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -107,6 +109,7 @@ export class LlamaChatEngine implements ChatEngine {
       options.onTokens?.(count);
     });
     let response: { responseText: string; stopReason: NativeStop };
+    generationStarted();
     try {
       response = await this.session.promptWithMeta(userText, {
         ...samplingOptions(options.sampling),
@@ -121,6 +124,8 @@ export class LlamaChatEngine implements ChatEngine {
       // Stopped before the first token: keep the question, with an empty reply.
       this.setHistory([...this.turns, { role: "user", text: userText }, { role: "assistant", text: "" }]);
       response = { responseText: "", stopReason: "abort" };
+    } finally {
+      generationEnded(vocabularySize(this.loaded.model, 32000));
     }
     const endedAt = performance.now();
     const meterAfter = sequence.tokenMeter.getState();

@@ -9,6 +9,8 @@ import { holdThreadCount } from "./threadpool.js";
 import { dropOldestMessages, linkToolResults } from "./conversation.js";
 import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
 import { ThoughtSplitter } from "./thoughts.js";
+import { generationEnded, generationStarted } from "./nativeMemory.js";
+import { vocabularySize } from "./scoring.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
@@ -182,10 +184,12 @@ export async function generateOnSequence(
 ): Promise<GenerationResult> {
   // Greedy answers repeat exactly only with one thread count throughout (see holdThreadCount).
   const releaseThreadCount = request.sampling.temperature === 0 ? holdThreadCount() : undefined;
+  generationStarted();
   try {
     return await generateWithin(loaded, sequence, request, hooks);
   } finally {
     releaseThreadCount?.();
+    generationEnded(vocabularySize(loaded.model, 32000));
   }
 }
 
