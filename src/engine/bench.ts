@@ -2,7 +2,7 @@ import type { LlamaContext, LlamaContextSequence, LlamaModel } from "node-llama-
 import { LmrunError } from "../errors.js";
 import { backendUnavailable, getSharedLlama } from "./llama.js";
 import { checkModelFileHeader, KV_TYPE_NAMES } from "./modelFile.js";
-import { vocabularySize } from "./scoring.js";
+import { vocabularySize } from "./vocabulary.js";
 import { syncDecoder, type SyncDecoder } from "./threadpool.js";
 import type { GpuChoice } from "./types.js";
 

@@ -1,7 +1,8 @@
 import type { LlamaContextSequence } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
-import { rowOf, textTokenizer, vocabularySize } from "./scoring.js";
+import { rowOf, textTokenizer } from "./scoring.js";
+import { vocabularySize } from "./vocabulary.js";
 import { logitTaps, prefixSharing, type LogitTaps, type PrefixSharing } from "./threadpool.js";
 
 /**

@@ -6,7 +6,7 @@ import { setContextThreads } from "./threads.js";
 import { ThoughtSplitter } from "./thoughts.js";
 import { sampledTokens } from "./generate.js";
 import { generationEnded, generationStarted } from "./nativeMemory.js";
-import { vocabularySize } from "./scoring.js";
+import { vocabularySize } from "./vocabulary.js";
 import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 

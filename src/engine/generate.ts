@@ -10,7 +10,7 @@ import { dropOldestMessages, linkToolResults } from "./conversation.js";
 import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
 import { ThoughtSplitter } from "./thoughts.js";
 import { generationEnded, generationStarted } from "./nativeMemory.js";
-import { vocabularySize } from "./scoring.js";
+import { vocabularySize } from "./vocabulary.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 

@@ -66,7 +66,7 @@ export function generationEnded(vocabularySize: number): void {
   });
 }
 
-/** Full collections run so far (for tests and --verbose). */
+/** Full collections run so far (for tests). */
 export function nativeMemoryCollections(): number {
   return collections;
 }

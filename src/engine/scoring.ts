@@ -2,6 +2,7 @@ import type { LlamaContextSequence, LlamaModel } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
+import { vocabularySize } from "./vocabulary.js";
 
 /**
  * Evaluates whole chunks of tokens and hands back what perplexity needs from each scored
@@ -154,20 +155,6 @@ export function rowOf(logits: Map<number, number>, vocabSize: number): Float32Ar
   const row = new Float32Array(vocabSize);
   for (const [token, value] of logits) row[token] = value;
   return row;
-}
-
-/**
- * n_vocab as llama.cpp counts it: the tokenizer's token list (node-llama-cpp has no direct accessor), else
- * the token embedding's rows; `fallback` where neither is there (else an error).
- */
-export function vocabularySize(model: LlamaModel, fallback?: number): number {
-  const tokens: unknown = model.fileInfo.metadata?.tokenizer?.ggml?.tokens;
-  if (Array.isArray(tokens) && tokens.length > 0) return tokens.length;
-  const embedding = model.fileInfo.tensorInfo?.find((t) => t.name === "token_embd.weight");
-  const dims = embedding?.dimensions;
-  if (dims !== undefined && dims.length >= 2) return Number(dims[1]);
-  if (fallback !== undefined) return fallback;
-  throw new LmrunError("cannot tell the size of this model's vocabulary from its GGUF metadata");
 }
 
 /** The tokenizer's token strings from a GGUF header, without loading the weights (for vocabulary checks). */

@@ -1040,32 +1040,28 @@ static napi_value decode_token(napi_env env, napi_callback_info info) {
     return result;
 }
 
-/* requestUnifiedKvCache(nSeqMax): true when contexts with that many sequences will get a unified KV cache (0: no more). */
-static napi_value request_unified_kv_cache(napi_env env, napi_callback_info info) {
+/* Stores a request for contexts with n_seq_max sequences (the one argument; 0 or a bad one: no request). */
+static napi_value store_context_request(napi_env env, napi_callback_info info, int * request) {
     size_t argc = 1;
     napi_value argv[1];
     int32_t n_seq_max = 0;
     ensure_resolved();
     bool ok = real.context_params_verified && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 &&
         napi_get_value_int32(env, argv[0], &n_seq_max) == 0 && n_seq_max > 0;
-    __atomic_store_n(&unified_requested_seq_max, ok ? n_seq_max : 0, __ATOMIC_RELEASE);
+    __atomic_store_n(request, ok ? n_seq_max : 0, __ATOMIC_RELEASE);
     napi_value result;
     napi_get_boolean(env, ok, &result);
     return result;
 }
 
+/* requestUnifiedKvCache(nSeqMax): true when contexts with that many sequences will get a unified KV cache (0: no more). */
+static napi_value request_unified_kv_cache(napi_env env, napi_callback_info info) {
+    return store_context_request(env, info, &unified_requested_seq_max);
+}
+
 /* limitOutputs(nSeqMax): true when contexts with that many sequences will reserve logits for one token each (0: no more). */
 static napi_value limit_outputs(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1];
-    int32_t n_seq_max = 0;
-    ensure_resolved();
-    bool ok = real.context_params_verified && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 &&
-        napi_get_value_int32(env, argv[0], &n_seq_max) == 0 && n_seq_max > 0;
-    __atomic_store_n(&outputs_limited_seq_max, ok ? n_seq_max : 0, __ATOMIC_RELEASE);
-    napi_value result;
-    napi_get_boolean(env, ok, &result);
-    return result;
+    return store_context_request(env, info, &outputs_limited_seq_max);
 }
 
 /* tapLogits(sequenceId, position, targets[]): a tap's id, or -1 (see logit_tap). */
