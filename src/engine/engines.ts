@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { lmrunHome } from "../config/paths.js";
@@ -158,8 +159,16 @@ export async function linkEngine(engine: EngineListing): Promise<void> {
     await fs.rm(link, { recursive: true, force: true });
   }
   await fs.mkdir(path.dirname(link), { recursive: true });
-  await fs.rm(link, { force: true });
-  await fs.symlink(target, link, "dir");
+  // Made under another name and renamed over the old link in one step: processes starting at once (two RPC
+  // workers on a fresh install) each replace it whole, never find it half made (rm then symlink: EEXIST).
+  const made = `${link}.${process.pid}-${crypto.randomBytes(4).toString("hex")}`;
+  await fs.symlink(target, made, "dir");
+  try {
+    await fs.rename(made, link);
+  } catch (error) {
+    await fs.rm(made, { force: true });
+    throw error;
+  }
 }
 
 export async function removeEngine(id: string, env: NodeJS.ProcessEnv = process.env): Promise<EngineListing> {

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { nodeLlamaCppVersion } from "../../src/engine/binding.js";
-import { engineCmakeOptions, engineId, findRpcEngine, listEngines } from "../../src/engine/engines.js";
+import { engineCmakeOptions, engineId, findRpcEngine, linkEngine, listEngines, localBuildPath } from "../../src/engine/engines.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -48,5 +48,20 @@ describe("engine store", () => {
     const engines = await listEngines(env);
     expect(engines[0]!.current).toBe(false);
     await expect(findRpcEngine("auto", env)).rejects.toThrow(/was made for node-llama-cpp 3\.0\.0/);
+  });
+
+  it("links a build for node-llama-cpp from processes starting at once (a fresh install's first RPC workers)", async () => {
+    const env = store([{ gpu: "cpu", rpc: true }]);
+    const [engine] = await listEngines(env);
+    const listing = { ...engine!, folderName: `lmrun-test-link-${process.pid}` };
+    const link = localBuildPath(listing.folderName);
+    try {
+      // The old way (remove, then make the link) failed here with EEXIST when two workers started together.
+      await Promise.all(Array.from({ length: 8 }, () => linkEngine(listing)));
+      expect(fs.readlinkSync(link)).toBe(path.join(listing.dir, "build"));
+      expect(fs.readdirSync(path.dirname(link)).filter((name) => name.startsWith(`${listing.folderName}.`))).toEqual([]);
+    } finally {
+      fs.rmSync(link, { force: true });
+    }
   });
 });
