@@ -28,9 +28,9 @@ export function forcedCallSchema(tools: readonly ToolDefinition[], choice: ToolC
 }
 
 /**
- * The calls in a forced answer's JSON. A named function's call keeps its arguments as written, whole or
- * cut short by max tokens (as OpenAI returns it, with finish_reason "length"); a `required` answer that is
- * not whole is no call.
+ * The calls in a forced answer's JSON. Cut short by max tokens, a call keeps its arguments as far as they
+ * were written (as OpenAI returns one, with finish_reason "length"), and a `required` answer has the calls
+ * whose names were written, as its stream showed them.
  */
 export function parseForcedCalls(text: string, choice: ToolChoice | undefined): ToolCall[] | undefined {
   if (choice === undefined || choice === "auto") return undefined;
@@ -38,7 +38,14 @@ export function parseForcedCalls(text: string, choice: ToolChoice | undefined): 
   try {
     value = JSON.parse(text);
   } catch {
-    return choice.kind === "function" && text !== "" ? [{ name: choice.name, arguments: undefined, argumentsText: text }] : undefined;
+    if (choice.kind === "function") return text !== "" ? [{ name: choice.name, arguments: undefined, argumentsText: text }] : undefined;
+    const calls: ToolCall[] = [];
+    for (const piece of new ForcedCallStream().push(text)) {
+      if ("name" in piece) calls[piece.index] = { name: piece.name, arguments: undefined, argumentsText: "" };
+      else if (calls[piece.index]) calls[piece.index]!.argumentsText += piece.arguments;
+    }
+    const named = calls.filter((call) => call !== undefined);
+    return named.length > 0 ? named : undefined;
   }
   if (choice.kind === "function") return [{ name: choice.name, arguments: value, argumentsText: text }];
   const calls = Array.isArray(value) ? value : [value];

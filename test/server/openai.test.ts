@@ -215,7 +215,7 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     }
 
     // Cut by max_tokens before the call is whole: the partial call, as OpenAI returns it and as the stream
-    // showed it, no text, finish 'length'; a required answer cut short is no call.
+    // showed it, no text, finish 'length'; for required, the calls named so far, again as the stream showed them.
     const cutRequest = { model: "tiny", messages, tools, tool_choice: { type: "function" as const, function: { name: "get_weather" } }, max_tokens: 3, temperature: 0 };
     const cut = await client.chat.completions.create(cutRequest);
     expect(cut.choices[0]!.finish_reason).toBe("length");
@@ -228,8 +228,19 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
     const cutPieces = cutStream.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []).map((c) => c.function?.arguments ?? "").join("");
     expect(cutPieces).toBe(partial.type === "function" ? partial.function.arguments : "");
     expect(cutStream.at(-1)!.choices[0]!.finish_reason).toBe("length");
-    const cutRequired = await client.chat.completions.create({ ...cutRequest, tool_choice: "required", parallel_tool_calls: false });
-    expect([cutRequired.choices[0]!.finish_reason, cutRequired.choices[0]!.message.tool_calls]).toEqual(["length", undefined]);
+    for (const max_tokens of [3, 20, 35]) {
+      const cutRequired = { ...cutRequest, tool_choice: "required" as const, parallel_tool_calls: false, max_tokens };
+      const whole = (await client.chat.completions.create(cutRequired)).choices[0]!;
+      const streamed = [];
+      for await (const chunk of await client.chat.completions.create({ ...cutRequired, stream: true })) streamed.push(chunk);
+      const calls: Array<[string | undefined, string]> = [];
+      for (const d of streamed.flatMap((c) => c.choices[0]?.delta.tool_calls ?? [])) {
+        calls[d.index] ??= [d.function?.name, ""];
+        calls[d.index]![1] += d.function?.arguments ?? "";
+      }
+      expect(whole.finish_reason).toBe("length");
+      expect((whole.message.tool_calls ?? []).map((c) => c.type === "function" && [c.function.name, c.function.arguments])).toEqual(calls);
+    }
     // Streamed, the role chunk comes first, before the call is whole.
     const raw = await fetch(`${server.url}/v1/chat/completions`, {
       method: "POST",

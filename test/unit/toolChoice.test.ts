@@ -39,8 +39,14 @@ describe("forced tool calls (tool_choice required / named)", () => {
     ]);
   });
 
-  it("cut short (max tokens): a named call keeps its partial arguments, as OpenAI's does; a required answer is no call", () => {
-    expect(parseForcedCalls('[{"name":"get_time","argu', { kind: "required", parallel: true })).toBeUndefined();
+  it("cut short (max tokens): a call keeps its arguments as far as they were written, as OpenAI's does; required keeps the calls it named", () => {
+    const required = { kind: "required", parallel: true } as const;
+    expect(parseForcedCalls('[{"name":"get_time","argu', required)).toEqual([{ name: "get_time", arguments: undefined, argumentsText: "" }]);
+    expect(parseForcedCalls('[{"name":"a","arguments":{"x":1}}, {"name":"b","arguments":{"y":', required)).toEqual([
+      { name: "a", arguments: undefined, argumentsText: '{"x":1}' },
+      { name: "b", arguments: undefined, argumentsText: '{"y":' },
+    ]);
+    expect(parseForcedCalls('[{"na', required)).toBeUndefined();
     expect(parseForcedCalls('{"city":"Par', { kind: "function", name: "get_weather" })).toEqual([{ name: "get_weather", arguments: undefined, argumentsText: '{"city":"Par' }]);
     expect(parseForcedCalls("", { kind: "function", name: "get_weather" })).toBeUndefined();
     expect(parseForcedCalls("[]", { kind: "required", parallel: true })).toBeUndefined();
