@@ -1,10 +1,9 @@
 import type { ChatHistoryItem, LlamaChatSession, Token } from "node-llama-cpp";
 import type { ChatEngine, ChatSampling, ChatTurn, ContextUsage, ReplyResult, SendOptions } from "./chatTypes.js";
-import { chatWrapperFor, chatWrapperForThinking } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
 import { setContextThreads } from "./threads.js";
 import { ThoughtSplitter } from "./thoughts.js";
-import { sampledTokens } from "./generate.js";
+import { chatWrapperOf, sampledTokens } from "./generate.js";
 import { generationEnded, generationStarted } from "./nativeMemory.js";
 import { vocabularySize } from "./vocabulary.js";
 import { systemTurnsOf, withSystemTurn } from "../chat/turns.js";
@@ -54,9 +53,8 @@ export class LlamaChatEngine implements ChatEngine {
   }
 
   static async create(loaded: LoadedModel, options: { modelName: string; systemPrompt?: string | undefined; think?: boolean | undefined }): Promise<LlamaChatEngine> {
-    const nlc = await loadNodeLlamaCpp();
-    const { LlamaChatSession } = nlc;
-    const chatWrapper = chatWrapperForThinking(nlc, await chatWrapperFor(loaded.model, loaded.summary.path), options.think);
+    const { LlamaChatSession } = await loadNodeLlamaCpp();
+    const chatWrapper = await chatWrapperOf(loaded, options.think);
     const session = new LlamaChatSession({ contextSequence: loaded.context.getSequence(), autoDisposeSequence: true, chatWrapper });
     const engine = new LlamaChatEngine(loaded, session, options.modelName, options.think);
     engine.setHistory(options.systemPrompt ? [{ role: "system", text: options.systemPrompt }] : []);

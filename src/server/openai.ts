@@ -242,7 +242,7 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   // A forced call streams as OpenAI streams calls: the id and name, then the arguments in pieces.
   const forced = toolChoice !== undefined && toolChoice !== "auto" ? toolChoice : undefined;
   const streamedCalls: string[] = [];
-  const requiredCalls = new ForcedCallStream();
+  const requiredCalls = forced?.kind === "required" ? new ForcedCallStream() : undefined;
   const callDelta = (index: number, name: string | undefined, args: string) => {
     const started = streamedCalls[index] === undefined;
     if (started) streamedCalls[index] = callId();
@@ -261,7 +261,7 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
       ? {
           callArguments: (text: string) => {
             if (forced.kind === "function") return { delta: { tool_calls: [callDelta(0, forced.name, text)] } };
-            const deltas = requiredCalls.push(text).map((piece) => ("name" in piece ? callDelta(piece.index, piece.name, "") : callDelta(piece.index, undefined, piece.arguments)));
+            const deltas = (requiredCalls?.push(text) ?? []).map((piece) => ("name" in piece ? callDelta(piece.index, piece.name, "") : callDelta(piece.index, undefined, piece.arguments)));
             return deltas.length > 0 ? { delta: { tool_calls: deltas } } : undefined;
           },
         }

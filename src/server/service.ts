@@ -60,7 +60,7 @@ export interface Job {
   onText?: ((text: string) => void) | undefined;
   /** A thinking model's thoughts, apart from the answer. */
   onThought?: ((text: string) => void) | undefined;
-  /** A forced call of a named function: its arguments as they are generated. */
+  /** A forced tool call's JSON as it is generated (a named function's arguments, or required's calls). */
   onCallArguments?: ((text: string) => void) | undefined;
   onStart?: (() => void) | undefined;
 }
