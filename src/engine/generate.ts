@@ -200,7 +200,9 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     prompt: () => setContextThreads(loaded.context, loaded.summary.batchThreads),
     generating: () => setContextThreads(loaded.context, loaded.summary.threads),
   };
-  const useChat = request.chat;
+  // A continued exchange (ollama's context) is one token list: this turn is rendered into it, then completed.
+  const continued = request.priorTokens !== undefined;
+  const useChat = request.chat && !continued;
   const chat = useChat
     ? new LlamaChat({ contextSequence: sequence, autoDisposeSequence: false, chatWrapper: await chatWrapperOf(loaded, request.think) })
     : undefined;
@@ -210,7 +212,8 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
   // Count the prompt as the model will see it, and refuse (or cut) what does not fit.
   let userText = request.prompt;
   let messages = request.messages;
-  let promptTokenList = hooks.promptTokens !== undefined ? [...hooks.promptTokens] : promptTokensFor(loaded, chat, request, userText);
+  let promptTokenList =
+    hooks.promptTokens !== undefined ? [...hooks.promptTokens] : continued ? await continuedPromptTokens(loaded, request) : promptTokensFor(loaded, chat, request, userText);
   let promptTokenCount = promptTokenList.length;
   let truncatedPromptTokens = 0;
   const room = contextSize - 1;
@@ -226,7 +229,13 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     // leave the reply a token or two.
     const reserve = request.maxTokens < 0 ? Math.floor(contextSize / 2) : Math.min(request.maxTokens, Math.floor(contextSize / 2));
     const originalCount = promptTokenCount;
-    if (messages !== undefined) {
+    if (continued) {
+      // A continued exchange loses its oldest earlier tokens (its beginning token stays); this turn is kept whole.
+      const head = completionBos(loaded) !== undefined ? 1 : 0;
+      const drop = Math.min(earlierTokenCount(loaded, request.priorTokens ?? []), promptTokenCount - (room - reserve));
+      if (promptTokenCount - drop > room) throw tooLong();
+      promptTokenList = [...promptTokenList.slice(0, head), ...promptTokenList.slice(head + drop)];
+    } else if (messages !== undefined) {
       // A conversation loses its oldest turns (system messages and the last message stay), as ollama does.
       const fitsIn = (limit: number) => (candidate: ChatMessage[]) => promptTokensFor(loaded, chat, { ...request, messages: candidate }, userText).length <= limit;
       // A last message too long to leave the reply its share still goes, with less room to answer in.
@@ -438,6 +447,8 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     truncatedPromptTokens,
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
     ...(thoughts.thinking !== "" ? { thinking: thoughts.thinking, thinkingTokens: thoughts.thinkingTokens } : {}),
+    // As ollama makes its context: the prompt, then the answer's text tokenised (no end-of-turn token).
+    ...(request.returnTokens ? { tokens: [...promptTokenList, ...loaded.model.tokenize(text)] } : {}),
     timings: {
       ttftMs: promptMs,
       promptMs,
@@ -479,6 +490,7 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
  * scheduler's choice of the slot whose cache shares the longest prefix with them.
  */
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
+  if (request.priorTokens !== undefined) return continuedPromptTokens(loaded, request);
   if (!request.chat) return completionPromptTokens(loaded, request.prompt);
   return chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt);
 }
@@ -520,6 +532,33 @@ function completionPromptTokens(loaded: LoadedModel, text: string): Token[] {
   const bos = completionBos(loaded);
   const tokens = loaded.model.tokenize(text, true);
   return bos !== undefined ? [bos, ...tokens] : tokens;
+}
+
+/**
+ * An exchange continued from its earlier tokens (ollama's `context`): the beginning token, the earlier
+ * tokens, then this turn as the template renders it alone (or the raw prompt's tokens), each without a
+ * beginning token of its own. Past the context, with truncate, generation drops the oldest earlier tokens.
+ */
+async function continuedPromptTokens(loaded: LoadedModel, request: GenerateRequest): Promise<Token[]> {
+  const prior = request.priorTokens ?? [];
+  const vocabulary = vocabularySize(loaded.model, 0);
+  const bad = prior.find((token) => !Number.isInteger(token) || token < 0 || (vocabulary > 0 && token >= vocabulary));
+  if (bad !== undefined) {
+    throw new LmrunError(`the earlier exchange's tokens (ollama's "context") hold ${bad}, which is not a token of this model (its vocabulary has ${vocabulary})`, {
+      exitCode: 2,
+      hint: "Send back the context this model returned, or leave it out",
+    });
+  }
+  const turn = request.chat ? chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt) : completionPromptTokens(loaded, request.prompt);
+  const bos = completionBos(loaded);
+  const withoutBos = (tokens: readonly Token[]) => (bos !== undefined && tokens[0] === bos ? tokens.slice(1) : tokens);
+  return [...(bos !== undefined ? [bos] : []), ...withoutBos(prior as Token[]), ...withoutBos(turn)];
+}
+
+/** How many tokens of a continued prompt are the earlier exchange's (its own beginning token not counted). */
+function earlierTokenCount(loaded: LoadedModel, prior: readonly number[]): number {
+  const bos = completionBos(loaded);
+  return prior.length - (bos !== undefined && prior[0] === bos ? 1 : 0);
 }
 
 /** The token LlamaCompletion puts before the prompt, if any (its resolveBeginningTokenToPrepend's rule). */

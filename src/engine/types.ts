@@ -122,6 +122,14 @@ export interface GenerateRequest {
    * takes one is told (gpt-oss); otherwise the model thinks as it was made to. Thoughts come apart from the answer.
    */
   think?: ThinkSetting | undefined;
+  /**
+   * ollama's `context`: the tokens of an earlier exchange (as `tokens` returned them) that this prompt
+   * continues. They go in as they are, then this turn (the template applied when `chat`); the answer is
+   * a plain continuation of the whole. Truncation drops the oldest of them first.
+   */
+  priorTokens?: readonly number[] | undefined;
+  /** Return the exchange's tokens (the prompt's, then the answer's text tokenised), ollama's `context`. */
+  returnTokens?: boolean | undefined;
 }
 
 /** Reasoning effort, for models told how hard to think (gpt-oss: "Reasoning: high"). */
@@ -152,6 +160,8 @@ export interface GenerationResult {
   thinking?: string | undefined;
   /** How many of generatedTokens the thoughts' text took. */
   thinkingTokens?: number | undefined;
+  /** With request.returnTokens: the prompt's tokens and the answer's, to continue from (priorTokens). */
+  tokens?: number[] | undefined;
 }
 
 export interface ModelSummary {

@@ -181,6 +181,8 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
   const raw = f.boolean("raw") === true;
   const system = optionalString(f, "system");
   if (raw && system !== undefined) throw badRequest('raw mode does not support "system": put the system text in the prompt', "system");
+  const context = contextOf(f);
+  if (raw && context !== undefined) throw badRequest('raw mode does not support "context": put the earlier exchange in the prompt', "context");
   const stream = f.boolean("stream") !== false;
   if (prompt === "") return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, response: "" }));
   const job = {
@@ -193,13 +195,27 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
     jsonSchema,
     think: await thinkOf(ctx, f, model),
     keepAliveMs,
+    // ollama returns the exchange's tokens with every templated answer (not raw ones).
+    ...(raw ? {} : { returnTokens: true, ...(context !== undefined ? { priorTokens: context } : {}) }),
   };
+  const contextField = (outcome: JobOutcome) => (outcome.result.tokens !== undefined ? { context: outcome.result.tokens } : {});
   await respond(ctx, res, job, stream, receivedAt, {
     piece: (text) => ({ response: text }),
     thought: (text) => ({ response: "", thinking: text }),
-    last: () => ({ response: "" }),
-    whole: (outcome) => ({ response: outcome.result.text, ...thinkingOf(outcome) }),
+    last: (outcome) => ({ response: "", ...contextField(outcome) }),
+    whole: (outcome) => ({ response: outcome.result.text, ...thinkingOf(outcome), ...contextField(outcome) }),
   });
+}
+
+/**
+ * ollama's `context` (deprecated there, still sent): the tokens an earlier /api/generate answer returned,
+ * for this prompt to continue. Token ids are checked against the model's vocabulary when it is loaded.
+ */
+function contextOf(f: Fields): number[] | undefined {
+  const items = f.array("context", { maxItems: 1_000_000 });
+  if (items === undefined || items.length === 0) return undefined;
+  if (!items.every((token) => Number.isInteger(token) && (token as number) >= 0)) throw badRequest('"context" must be an array of token ids (integers from 0), as an earlier answer returned it', "context");
+  return items as number[];
 }
 
 function messagesOf(f: Fields): ChatMessage[] {

@@ -53,6 +53,9 @@ export interface Job {
   tools?: GenerateRequest["tools"];
   toolChoice?: GenerateRequest["toolChoice"];
   think?: ThinkSetting | undefined;
+  /** ollama's context: tokens of an earlier exchange to continue, and whether to return this one's. */
+  priorTokens?: GenerateRequest["priorTokens"];
+  returnTokens?: boolean | undefined;
   truncate: boolean;
   keepAliveMs?: number | undefined;
   /** The client went away. */
@@ -161,6 +164,8 @@ export class Service {
         ...(job.tools !== undefined ? { tools: job.tools } : {}),
         ...(job.toolChoice !== undefined ? { toolChoice: job.toolChoice } : {}),
         ...(job.think !== undefined ? { think: job.think } : {}),
+        ...(job.priorTokens !== undefined ? { priorTokens: job.priorTokens } : {}),
+        ...(job.returnTokens ? { returnTokens: true } : {}),
         truncate: job.truncate,
       };
       const result = await entry.scheduler

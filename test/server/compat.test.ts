@@ -62,6 +62,52 @@ describe("lmrun serve: what real clients send", () => {
     expect(rawSystem.status).toBe(400);
   });
 
+  it("ollama's context: a templated answer returns its tokens; a prompt sent with them continues that exchange (found in the slot's cache); past the context its oldest tokens go; raw mode and foreign ids are 400s", async () => {
+    const model = hasShared ? chatModel : "tiny";
+    const options = { temperature: 0, num_predict: 6 };
+    const first = await ollama.generate({ model, prompt: "Tom had a red ball", options });
+    const alone = await ollama.generate({ model, prompt: "Where is it", options });
+    // The exchange's tokens: the prompt's, then the answer's.
+    expect(first.context.length).toBeGreaterThan(first.prompt_eval_count);
+    const BOS = 1; // both models' beginning token
+    const body = (tokens: number[]) => (tokens[0] === BOS ? tokens.slice(1) : tokens);
+    const earlier = body(first.context);
+    const turn = body(alone.context.slice(0, alone.prompt_eval_count));
+    const next = await ollama.generate({ model, prompt: "Where is it", context: first.context, options });
+    // The earlier exchange goes in whole, then this turn as the template renders it alone, after one beginning token.
+    expect(next.prompt_eval_count).toBe(1 + earlier.length + turn.length);
+    expect(next.context.slice(0, 1 + earlier.length)).toEqual([BOS, ...earlier]);
+    expect(next.context.slice(1 + earlier.length, next.prompt_eval_count)).toEqual(turn);
+    // Streamed, the last object carries the same tokens; the one slot holds the continued prompt already.
+    const streamed = await ollama.generate({ model, prompt: "Where is it", context: first.context, options, stream: true });
+    let last: any;
+    for await (const part of streamed) last = part;
+    expect(last.context).toEqual(next.context);
+    expect(last.lmrun.cachedPromptTokens).toBe(next.prompt_eval_count - 1);
+    // Past the slot's context: the oldest earlier tokens go (truncate, ollama's default), or a 400 without it.
+    const long = [BOS, ...Array.from({ length: 20 }, () => earlier).flat()];
+    expect(long.length).toBeGreaterThan(CONTEXT);
+    const cut = await ollama.generate({ model, prompt: "Where is it", context: long, options });
+    expect(cut.prompt_eval_count).toBeLessThan(CONTEXT);
+    expect(cut.lmrun.truncatedPromptTokens).toBe(long.length + turn.length - cut.prompt_eval_count);
+    expect(cut.context.slice(cut.prompt_eval_count - turn.length, cut.prompt_eval_count)).toEqual(turn);
+    const refused = await request(`${server.url}/api/generate`, { json: { model, prompt: "Where is it", context: long, truncate: false, stream: false } });
+    expect(refused.status).toBe(400);
+    // Ids this model does not have, a raw prompt with a context, a context that is not a list of ids.
+    const foreign = await ollama.generate({ model, prompt: "x", context: [BOS, 999_999] }).catch((e) => e);
+    expect(foreign.status_code).toBe(400);
+    expect(foreign.error).toMatch(/999999, which is not a token of this model/);
+    const raw = await ollama.generate({ model, prompt: "x", raw: true, context: first.context }).catch((e) => e);
+    expect(raw.status_code).toBe(400);
+    expect(raw.error).toMatch(/raw mode does not support "context"/);
+    const notIds = await request(`${server.url}/api/generate`, { json: { model, prompt: "x", context: ["a"], stream: false } });
+    expect(notIds.status).toBe(400);
+    expect(notIds.body.error).toMatch(/"context" must be an array of token ids/);
+    // A raw answer has no context (ollama's "raw mode will not return a context").
+    const rawAnswer = await ollama.generate({ model, prompt: "x", raw: true, options });
+    expect(rawAnswer.context).toBeUndefined();
+  });
+
   it("ollama options clients pass through: num_ctx past the server's, seed -1 and top_k -1 are accepted; the model name is echoed as sent", async () => {
     const answer = await ollama.generate({ model: "tiny:latest", prompt: "Once", options: { num_ctx: 8192, seed: -1, top_k: -1, num_predict: 3 } });
     expect(answer.eval_count).toBe(3);
