@@ -79,6 +79,23 @@ export async function chatWrapperFor(model: LlamaModel, modelPath: string, cache
  * is then node-llama-cpp's thought budget of 0).
  */
 export function chatWrapperForThinking(nlc: NodeLlamaCpp, resolved: ResolvedChatWrapper, think: ThinkSetting | undefined): ChatWrapper {
+  return withTextToolResults(nlc, thinkingVariant(nlc, resolved, think));
+}
+
+/**
+ * Tool results as the template shows them. A client's tool message is text (often JSON text), and Qwen's
+ * templates put it between `<tool_response>` tags as it is (llama-server and ollama render it so);
+ * node-llama-cpp's QwenChatWrapper JSON-encodes a string result (`"{\"temp\": 20}"`), unless built
+ * with the option its own template check uses for such templates. Other wrappers stay as they are.
+ */
+function withTextToolResults(nlc: NodeLlamaCpp, chatWrapper: ChatWrapper): ChatWrapper {
+  if (chatWrapper instanceof nlc.QwenChatWrapper && "_flatFunctionResultString" in chatWrapper) {
+    (chatWrapper as { _flatFunctionResultString: boolean })._flatFunctionResultString = true;
+  }
+  return chatWrapper;
+}
+
+function thinkingVariant(nlc: NodeLlamaCpp, resolved: ResolvedChatWrapper, think: ThinkSetting | undefined): ChatWrapper {
   const { chatWrapper, choice } = resolved;
   if (think === undefined || think === true || choice === undefined || choice.wrapper === "jinjaTemplate") return chatWrapper;
   const wrapperClass = wrapperClassNamed(nlc, choice.wrapper);

@@ -178,6 +178,22 @@ describe("a thinking model's thoughts", () => {
     expect(ollamaThoughts.body.prompt_eval_count).toBeGreaterThan(ollamaPlain.body.prompt_eval_count);
   });
 
+  it("a tool result goes into the prompt as the client wrote it (Qwen's template shows it as is; node-llama-cpp's wrapper JSON-encoded it), as llama-server renders it", async () => {
+    const tools = [{ type: "function" as const, function: { name: "weather", description: "Weather now", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    const promptTokens = async (content: string) => {
+      const messages = [
+        { role: "user", content: "Weather in Paris?" },
+        { role: "assistant", content: "", tool_calls: [{ id: "c1", type: "function", function: { name: "weather", arguments: '{"city":"Paris"}' } }] },
+        { role: "tool", tool_call_id: "c1", content },
+      ];
+      return (await openai.chat.completions.create({ model, messages: messages as never, tools, max_tokens: 1, temperature: 0 })).usage!.prompt_tokens;
+    };
+    // llama-server --jinja on this model: 745, 730 and 718 prompt tokens (its one more BOS aside, the same
+    // differences); JSON-encoded, the JSON result's quotes and escapes would add more than the others'.
+    const [json, text, number] = [await promptTokens('{"temperature":20,"unit":"C"}'), await promptTokens("sunny and warm"), await promptTokens("42")];
+    expect([json - number, text - number]).toEqual([745 - 718, 730 - 718]);
+  });
+
   it("a prompt formatted by hand (special tokens written as text) is read as llama-server reads it, on /v1/completions and ollama's raw mode", async () => {
     const formatted = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n";
     const completion = await openai.completions.create({ model, prompt: formatted, temperature: 0, max_tokens: 40 });
