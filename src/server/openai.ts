@@ -8,7 +8,7 @@ import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter
 import type { Job, JobOutcome, Service } from "./service.js";
 
 /**
- * OpenAI's API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models.
+ * OpenAI's API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models (/v1/responses: responses.ts).
  * Unsupported requests (n > 1, image parts, logprobs) are refused with a 400 that says so.
  */
 
@@ -182,7 +182,7 @@ const REASONING_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", 
  * told to a model that takes one (gpt-oss: minimal is low, past high is high) and leaves the others to
  * think as they were made to.
  */
-function thinkOf(f: Fields): ThinkSetting | undefined {
+export function thinkOf(f: Fields): ThinkSetting | undefined {
   const enable = f.object("chat_template_kwargs")?.boolean("enable_thinking");
   if (enable !== undefined) return enable;
   const reasoning = f.object("reasoning");

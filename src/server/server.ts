@@ -4,6 +4,7 @@ import { HttpError, sendJson } from "./http.js";
 import type { Metrics } from "./metrics.js";
 import * as ollama from "./ollama.js";
 import * as openai from "./openai.js";
+import * as responses from "./responses.js";
 import { applyCors, bearerMatches, hostAllowed, isLoopbackHost, originAllowed, type SecurityOptions } from "./security.js";
 import type { Service } from "./service.js";
 
@@ -51,6 +52,7 @@ type Handler = (ctx: openai.AdapterContext, req: IncomingMessage, res: ServerRes
 const ROUTES: Record<string, Record<string, Handler>> = {
   "/v1/chat/completions": { POST: openai.chatCompletions },
   "/v1/completions": { POST: openai.completions },
+  "/v1/responses": { POST: responses.responses },
   "/v1/embeddings": { POST: openai.embeddings },
   "/v1/models": { GET: (ctx, _req, res) => openai.listModels(ctx, res) },
   "/api/generate": { POST: ollama.generate },
