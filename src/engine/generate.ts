@@ -290,6 +290,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
 
   let text: string;
   let nativeStop: NativeStopReason;
+  let stopText: string | undefined;
   let toolCalls: ToolCall[] | undefined;
   // Chat and completion objects are per request; disposing them leaves the sequence (and its cache) to the caller.
   const completion = chat ? undefined : new LlamaCompletion({ contextSequence: sequence });
@@ -384,6 +385,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         const response = await chat.generateResponse(history, { ...withoutGrammar, functions });
         text = thoughts.answer(response.response);
         nativeStop = response.metadata.stopReason;
+        stopText = triggerText(response.metadata);
         toolCalls = response.functionCalls?.map((call) => ({ name: call.functionName, arguments: call.params }));
       } else if (forced) {
         // The call's JSON is not the answer's text: it is not streamed, and comes back as tool calls.
@@ -399,6 +401,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         const response = await chat.generateResponse(history, { ...chatCommon, ...remaining });
         text = thoughts.answer(response.response);
         nativeStop = response.metadata.stopReason;
+        stopText = triggerText(response.metadata);
       }
     } else if (request.stop.length > 0) {
       // Stop texts are matched here, on the streamed text (see stopText.ts), and end generation through an abort.
@@ -424,6 +427,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       }
       text = filter.text;
       nativeStop = filter.stopped ? "customStopTrigger" : response.metadata.stopReason;
+      stopText = filter.matchedStop;
     } else {
       const response = await completion!.generateCompletionWithMeta(inputTokens, { ...common, ...completionHooks });
       text = continuation.whole(response.response);
@@ -444,6 +448,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     promptTokens,
     generatedTokens,
     stopReason: mapStopReason(nativeStop),
+    ...(nativeStop === "customStopTrigger" && stopText !== undefined ? { stopText } : {}),
     truncatedPromptTokens,
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
     ...(thoughts.thinking !== "" ? { thinking: thoughts.thinking, thinkingTokens: thoughts.thinkingTokens } : {}),
@@ -460,6 +465,12 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
         generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
     },
   };
+}
+
+/** The custom stop trigger node-llama-cpp stopped at, as text (its string parts: a request's stop texts are strings). */
+function triggerText(metadata: { stopReason: string; customStopTrigger?: readonly (string | Token)[] }): string | undefined {
+  if (metadata.stopReason !== "customStopTrigger" || metadata.customStopTrigger === undefined) return undefined;
+  return metadata.customStopTrigger.filter((part): part is string => typeof part === "string").join("");
 }
 
 function repeatPenaltyOf(s: GenerateRequest["sampling"]) {

@@ -12,6 +12,8 @@ export class StopTextFilter {
   private held = "";
   private shown = "";
   private matched = false;
+  /** The stop text that ended the reply (the earliest in the text). */
+  matchedStop: string | undefined;
   private readonly stops: string[];
 
   constructor(stops: readonly string[]) {
@@ -25,7 +27,10 @@ export class StopTextFilter {
     let cut = -1;
     for (const stop of this.stops) {
       const at = text.indexOf(stop);
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+      if (at >= 0 && (cut < 0 || at < cut)) {
+        cut = at;
+        this.matchedStop = stop;
+      }
     }
     if (cut >= 0) {
       this.matched = true;

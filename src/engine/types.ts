@@ -160,6 +160,8 @@ export interface GenerationResult {
   thinking?: string | undefined;
   /** How many of generatedTokens the thoughts' text took. */
   thinkingTokens?: number | undefined;
+  /** The request's stop text that ended generation (stopReason "stop"). */
+  stopText?: string | undefined;
   /** With request.returnTokens: the prompt's tokens and the answer's, to continue from (priorTokens). */
   tokens?: number[] | undefined;
 }

@@ -24,7 +24,22 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Constant-time check of `Authorization: Bearer KEY` (hashing first makes the lengths equal). */
 export function bearerMatches(header: string | undefined, key: string): boolean {
-  const given = /^Bearer\s+(.+)$/i.exec(header?.trim() ?? "")?.[1]?.trim() ?? "";
+  return keyEquals(/^Bearer\s+(.+)$/i.exec(header?.trim() ?? "")?.[1]?.trim() ?? "", key);
+}
+
+/**
+ * The request carries the API key: `Authorization: Bearer KEY`, or `x-api-key: KEY`, which Anthropic's
+ * clients send instead (its SDKs with an API key, Claude Code with ANTHROPIC_API_KEY).
+ */
+export function requestHasKey(headers: { authorization?: string | undefined; "x-api-key"?: string | string[] | undefined }, key: string): boolean {
+  const apiKeyHeader = headers["x-api-key"];
+  const given = typeof apiKeyHeader === "string" ? apiKeyHeader.trim() : "";
+  // Both are checked, so the time taken does not tell which header was tried.
+  const viaApiKey = keyEquals(given, key);
+  return bearerMatches(headers.authorization, key) || viaApiKey;
+}
+
+function keyEquals(given: string, key: string): boolean {
   const a = crypto.createHash("sha256").update(given).digest();
   const b = crypto.createHash("sha256").update(key).digest();
   return crypto.timingSafeEqual(a, b) && given.length > 0;

@@ -2,10 +2,11 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { HttpError, sendJson } from "./http.js";
 import type { Metrics } from "./metrics.js";
+import * as anthropic from "./anthropic.js";
 import * as ollama from "./ollama.js";
 import * as openai from "./openai.js";
 import * as responses from "./responses.js";
-import { applyCors, bearerMatches, hostAllowed, isLoopbackHost, originAllowed, type SecurityOptions } from "./security.js";
+import { applyCors, hostAllowed, requestHasKey, isLoopbackHost, originAllowed, type SecurityOptions } from "./security.js";
 import type { Service } from "./service.js";
 
 /**
@@ -53,6 +54,8 @@ const ROUTES: Record<string, Record<string, Handler>> = {
   "/v1/chat/completions": { POST: openai.chatCompletions },
   "/v1/completions": { POST: openai.completions },
   "/v1/responses": { POST: responses.responses },
+  "/v1/messages": { POST: anthropic.messages },
+  "/v1/messages/count_tokens": { POST: anthropic.countTokens },
   "/v1/embeddings": { POST: openai.embeddings },
   "/v1/models": { GET: (ctx, _req, res) => openai.listModels(ctx, res) },
   "/api/generate": { POST: ollama.generate },
@@ -136,7 +139,8 @@ export class LmrunServer {
         res.destroy();
         return;
       }
-      if (path.startsWith("/v1/") || path === "/v1") openai.openAiError(res, e);
+      if (path === "/v1/messages" || path.startsWith("/v1/messages/")) anthropic.anthropicError(res, e);
+      else if (path.startsWith("/v1/") || path === "/v1") openai.openAiError(res, e);
       else ollama.ollamaError(res, e);
     });
   }
@@ -164,9 +168,9 @@ export class LmrunServer {
       sendJson(res, status === "ok" ? 200 : 503, { status });
       return;
     }
-    if (security.apiKey !== undefined && !bearerMatches(req.headers.authorization, security.apiKey)) {
+    if (security.apiKey !== undefined && !requestHasKey(req.headers, security.apiKey)) {
       req.resume();
-      throw new HttpError(401, "a valid API key is required: send Authorization: Bearer KEY", {
+      throw new HttpError(401, "a valid API key is required: send Authorization: Bearer KEY (or x-api-key: KEY)", {
         type: "authentication_error",
         code: "invalid_api_key",
         headers: { "www-authenticate": "Bearer" },

@@ -5,7 +5,7 @@ import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from ".
 import { InsufficientMemoryError } from "../engine/model.js";
 import { RpcWorkerError } from "../engine/rpc/preflight.js";
 import type { GenerateRequest, SamplingOptions, ThinkSetting } from "../engine/types.js";
-import { PromptTooLongError } from "../engine/generate.js";
+import { PromptTooLongError, promptTokensOf } from "../engine/generate.js";
 import { HttpError } from "./http.js";
 import type { Metrics } from "./metrics.js";
 import type { ModelNames } from "./modelNames.js";
@@ -65,7 +65,8 @@ export interface Job {
   onThought?: ((text: string) => void) | undefined;
   /** A forced tool call's JSON as it is generated (a named function's arguments, or required's calls). */
   onCallArguments?: ((text: string) => void) | undefined;
-  onStart?: (() => void) | undefined;
+  /** A slot took the request (its prompt's token count, and how many of them the slot's cache holds). */
+  onStart?: ((prompt: { tokens: number; cached: number }) => void) | undefined;
 }
 
 export interface JobOutcome {
@@ -124,6 +125,32 @@ export class Service {
     return { signal: AbortSignal.any([...(client ? [client] : []), this.options.shutdown, ...(timeout ? [timeout] : [])]), timeout };
   }
 
+  /** A job as the engine's request, the server's defaults filled in. */
+  private requestOf(job: Omit<Job, "signal">, contextSize: number, hasChatTemplate: boolean): GenerateRequest {
+    const defaults = this.options.defaults;
+    return {
+      prompt: job.prompt,
+      chat: job.chat === "template" ? hasChatTemplate : job.chat,
+      ...(job.messages !== undefined ? { messages: job.messages } : {}),
+      ...(job.systemPrompt !== undefined ? { systemPrompt: job.systemPrompt } : {}),
+      maxTokens: job.maxTokens ?? Math.min(defaults.maxTokens, contextSize),
+      stop: job.stop,
+      sampling: {
+        ...defaults.sampling,
+        ...stripUndefined(job.sampling),
+        // No seed given: draw one, report it, and the answer can be repeated.
+        seed: job.sampling.seed ?? defaults.sampling.seed ?? Math.floor(Math.random() * 2 ** 32),
+      },
+      ...(job.jsonSchema !== undefined ? { jsonSchema: job.jsonSchema } : {}),
+      ...(job.tools !== undefined ? { tools: job.tools } : {}),
+      ...(job.toolChoice !== undefined ? { toolChoice: job.toolChoice } : {}),
+      ...(job.think !== undefined ? { think: job.think } : {}),
+      ...(job.priorTokens !== undefined ? { priorTokens: job.priorTokens } : {}),
+      ...(job.returnTokens ? { returnTokens: true } : {}),
+      truncate: job.truncate,
+    };
+  }
+
   private timedOut(): HttpError {
     return new HttpError(504, `the request took longer than --timeout (${this.options.timeoutMs / 1000} s)`, { type: "timeout_error" });
   }
@@ -146,35 +173,14 @@ export class Service {
           type: "invalid_request_error",
         });
       }
-      const defaults = this.options.defaults;
-      const request: GenerateRequest = {
-        prompt: job.prompt,
-        chat: job.chat === "template" ? entry.loaded.summary.hasChatTemplate : job.chat,
-        ...(job.messages !== undefined ? { messages: job.messages } : {}),
-        ...(job.systemPrompt !== undefined ? { systemPrompt: job.systemPrompt } : {}),
-        maxTokens: job.maxTokens ?? Math.min(defaults.maxTokens, contextSize),
-        stop: job.stop,
-        sampling: {
-          ...defaults.sampling,
-          ...stripUndefined(job.sampling),
-          // No seed given: draw one, report it, and the answer can be repeated.
-          seed: job.sampling.seed ?? defaults.sampling.seed ?? Math.floor(Math.random() * 2 ** 32),
-        },
-        ...(job.jsonSchema !== undefined ? { jsonSchema: job.jsonSchema } : {}),
-        ...(job.tools !== undefined ? { tools: job.tools } : {}),
-        ...(job.toolChoice !== undefined ? { toolChoice: job.toolChoice } : {}),
-        ...(job.think !== undefined ? { think: job.think } : {}),
-        ...(job.priorTokens !== undefined ? { priorTokens: job.priorTokens } : {}),
-        ...(job.returnTokens ? { returnTokens: true } : {}),
-        truncate: job.truncate,
-      };
+      const request = this.requestOf(job, contextSize, entry.loaded.summary.hasChatTemplate);
       const result = await entry.scheduler
         .generate(request, {
           signal,
           ...(job.onText ? { onText: job.onText } : {}),
           ...(job.onThought ? { onThought: job.onThought } : {}),
           ...(job.onCallArguments ? { onCallArguments: job.onCallArguments } : {}),
-          onStart: () => job.onStart?.(),
+          onStart: (_slot, prompt) => job.onStart?.(prompt),
         })
         .catch((error: unknown) => {
           if (timeout?.aborted) throw this.timedOut();
@@ -188,6 +194,20 @@ export class Service {
       return { model, entry, request, result, loadMs, timedOut: timeout?.aborted === true && !job.signal.aborted };
     } finally {
       this.pool.release(entry, job.keepAliveMs);
+    }
+  }
+
+  /** A job's prompt as the model would see it, in tokens (Anthropic's count_tokens): loads the model, generates nothing. */
+  async countPromptTokens(job: Omit<Job, "signal">): Promise<number> {
+    const held = await this.hold(job.model, job.modelParam, job.keepAliveMs);
+    try {
+      const request = this.requestOf(job, held.entry.loaded.context.contextSize, held.entry.loaded.summary.hasChatTemplate);
+      const tokens = await promptTokensOf(held.entry.loaded, request).catch((error: unknown) => {
+        throw toHttpError(error);
+      });
+      return tokens.length;
+    } finally {
+      held.release();
     }
   }
 }

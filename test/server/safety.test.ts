@@ -54,6 +54,12 @@ describe("lmrun serve: safety", () => {
     const openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "wrong", maxRetries: 0 });
     const refused = await openai.models.list().catch((e) => e);
     expect(refused).toBeInstanceOf(OpenAI.AuthenticationError);
+    // Anthropic's clients send the key as x-api-key; a wrong one is Anthropic's 401 on its endpoint.
+    const message = { model: "tiny", max_tokens: 2, messages: [{ role: "user", content: "Hi" }] };
+    expect((await request(`${server.url}/v1/messages`, { json: message, headers: { "x-api-key": KEY } })).status).toBe(200);
+    const wrong = await request(`${server.url}/v1/messages`, { json: message, headers: { "x-api-key": "wrong-key-0123456789" } });
+    expect([wrong.status, wrong.body]).toEqual([401, { type: "error", error: { type: "authentication_error", message: expect.stringMatching(/x-api-key/) } }]);
+    expect((await request(`${server.url}/v1/models`, { headers: { "x-api-key": KEY } })).status).toBe(200);
     const metrics = await request(`${server.url}/metrics`, { headers: auth });
     expect(metrics.text).toContain("lmrun_requests_total");
     expect(metrics.text).not.toContain(KEY);

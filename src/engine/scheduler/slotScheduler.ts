@@ -29,7 +29,8 @@ export interface ScheduleHooks {
   onThought?: ((text: string) => void) | undefined;
   onCallArguments?: ((text: string) => void) | undefined;
   /** The request got a slot (it leaves the queue and starts evaluating its prompt). */
-  onStart?: ((slot: number) => void) | undefined;
+  /** A slot took the request: its prompt's tokens (before any truncation) and those its cache already holds. */
+  onStart?: ((slot: number, prompt: { tokens: number; cached: number }) => void) | undefined;
 }
 
 export interface ScheduledResult extends GenerationResult {
@@ -147,7 +148,7 @@ export class SlotScheduler {
     const queueMs = performance.now() - queuedAt;
     // What generation will keep of the slot's cache (its last prompt token is always evaluated again, for the logits).
     const cachedPromptTokens = slot.sequence.nextTokenIndex > 0 ? Math.max(0, Math.min(slot.sequence.compareContextTokens(tokens as Token[]).firstDifferentIndex, tokens.length - 1)) : 0;
-    hooks.onStart?.(slot.id);
+    hooks.onStart?.(slot.id, { tokens: tokens.length, cached: cachedPromptTokens });
     let inPrompt = false;
     let generating = false;
     let promptAbandoned = false;
