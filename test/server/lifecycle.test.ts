@@ -201,6 +201,42 @@ describe("lmrun serve: waiting streams and --timeout", () => {
     }
   });
 
+  it("Responses and Anthropic streams waiting for the slot get their keep-alives (an SSE comment, a ping event), then their whole event sequence", async () => {
+    const server = await startServe(["tiny", "--parallel", "1", "--ctx", "4096", "--sse-ping", "20ms", "--keep-alive", "-1"]);
+    try {
+      const busy = new AbortController();
+      const first = await fetch(`${server.url}/api/generate`, { method: "POST", body: JSON.stringify({ model: "tiny", prompt: "Once upon a time", options: { num_predict: 4000 } }), signal: busy.signal });
+      await first.body!.getReader().read();
+      const open = async (path: string, body: object, keepAlive: string) => {
+        const reader = (await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", stream: true, ...body }) })).body!.getReader();
+        const decoder = new TextDecoder();
+        let raw = "";
+        while (!raw.includes(keepAlive)) raw += decoder.decode((await reader.read()).value);
+        return { raw, rest: async () => {
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) return raw;
+            raw += decoder.decode(value);
+          }
+        } };
+      };
+      const responses = await open("/v1/responses", { input: "Lily", max_output_tokens: 4 }, ": ping\n\n");
+      const messages = await open("/v1/messages", { max_tokens: 4, messages: [{ role: "user", content: "Lily" }] }, "event: ping\n");
+      // Nothing but keep-alives while they wait.
+      expect(responses.raw).not.toMatch(/^event:/m);
+      expect(messages.raw.split("\n").filter((line) => line.startsWith("event:") && line !== "event: ping")).toEqual([]);
+      busy.abort();
+      const [responsesRaw, messagesRaw] = await Promise.all([responses.rest(), messages.rest()]);
+      const names = (raw: string) => raw.split("\n").filter((line) => line.startsWith("event: ") && line !== "event: ping").map((line) => line.slice(7));
+      expect(names(responsesRaw)[0]).toBe("response.created");
+      expect(names(responsesRaw).at(-1)).toBe("response.incomplete");
+      expect(names(messagesRaw)[0]).toBe("message_start");
+      expect(names(messagesRaw).slice(-2)).toEqual(["message_delta", "message_stop"]);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
   it("--timeout cuts a long generation: the answer so far, finish reason length", async () => {
     const server = await startServe(["tiny", "--parallel", "1", "--ctx", "16384", "--timeout", "500ms", "--keep-alive", "-1"]);
     try {
