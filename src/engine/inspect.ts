@@ -51,7 +51,7 @@ export interface InspectSource {
 
 /** Reads the GGUF header (only the header for a URL: node-llama-cpp fetches byte ranges) and estimates memory. */
 export async function inspectModel(source: InspectSource, options: { signal?: AbortSignal } = {}): Promise<ModelReport> {
-  const { readGgufFileInfo, GgufInsights, GgufFileType, GgmlType } = await loadNodeLlamaCpp();
+  const { readGgufFileInfo, GgufInsights } = await loadNodeLlamaCpp();
   let fileInfo: GgufFileInfo;
   const target = source.path ?? source.url!;
   // A missing file, a directory, not GGUF: the one-line answers run gives, not ENOENT/EISDIR from the reader.

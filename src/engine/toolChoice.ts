@@ -62,6 +62,25 @@ export function parseForcedCalls(text: string, choice: ToolChoice | undefined): 
 export type ForcedCallPiece = { index: number; name: string } | { index: number; arguments: string };
 
 /**
+ * A forced call's JSON as it is generated (onCallArguments), read into the pieces a stream sends: a named
+ * function's text is its arguments (call 0, named from the start); a `required` answer is read by
+ * ForcedCallStream. Empty text gives nothing.
+ */
+export function forcedCallReader(choice: { kind: "function"; name: string } | { kind: "required"; parallel: boolean }): (text: string) => ForcedCallPiece[] {
+  if (choice.kind === "required") {
+    const stream = new ForcedCallStream();
+    return (text) => (text.length > 0 ? stream.push(text) : []);
+  }
+  let named = false;
+  return (text) => {
+    if (text.length === 0) return [];
+    const pieces: ForcedCallPiece[] = named ? [] : [{ index: 0, name: choice.name }];
+    named = true;
+    return [...pieces, { index: 0, arguments: text }];
+  };
+}
+
+/**
  * A `required` forced answer read as it is generated (`{"name": …, "arguments": {…}}`, or a list of them):
  * each call's name once its value is whole, then its arguments' text as it comes, so a stream can send
  * the call the way OpenAI streams one. The grammar makes the text valid JSON with the name before the

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
-import { ForcedCallStream } from "../engine/toolChoice.js";
+import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, sendJson, StreamWriter } from "./http.js";
@@ -224,13 +224,9 @@ export async function messages(ctx: AdapterContext, req: IncomingMessage, res: S
   }
 
   const writer = new StreamWriter(res, "text/event-stream; charset=utf-8");
-  let pending: Promise<void> = Promise.resolve();
-  const send = (type: string, fields: object = {}) => {
-    const text = `event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`;
-    pending = pending.then(() => writer.write(text));
-  };
+  const send = (type: string, fields: object = {}) => writer.send(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`);
   // Anthropic's keep-alive is a ping event (its SDKs skip it).
-  const ping = setInterval(() => send("ping"), ctx.pingMs);
+  const stopPings = writer.keepAlive(`event: ping\ndata: {"type":"ping"}\n\n`, ctx.pingMs);
   let prompt = { tokens: 0, cached: 0 };
   let started = false;
   const start = () => {
@@ -239,8 +235,7 @@ export async function messages(ctx: AdapterContext, req: IncomingMessage, res: S
     send("message_start", { message: { id, type: "message", role: "assistant", model: modelName, content: [], stop_reason: null, stop_sequence: null, usage: usageOf(prompt, 0) } });
   };
   const blocks = new ContentBlocks(send);
-  const forced = job.toolChoice !== undefined && job.toolChoice !== "auto" ? job.toolChoice : undefined;
-  const requiredCalls = forced?.kind === "required" ? new ForcedCallStream() : undefined;
+  const readCall = job.toolChoice !== undefined && job.toolChoice !== "auto" ? forcedCallReader(job.toolChoice) : undefined;
   try {
     const outcome = await ctx.service.run({
       ...job,
@@ -257,38 +252,31 @@ export async function messages(ctx: AdapterContext, req: IncomingMessage, res: S
         start();
         if (text.length > 0) blocks.delta("text", text);
       },
-      ...(forced !== undefined
+      ...(readCall !== undefined
         ? {
             onCallArguments: (text: string) => {
               start();
-              if (text.length === 0) return;
-              if (forced.kind === "function") return blocks.call(0, forced.name, text);
-              for (const piece of requiredCalls?.push(text) ?? []) {
-                if ("name" in piece) blocks.call(piece.index, piece.name, "");
-                else blocks.call(piece.index, undefined, piece.arguments);
-              }
+              for (const piece of readCall(text)) blocks.call(piece.index, "name" in piece ? piece.name : undefined, "name" in piece ? "" : piece.arguments);
             },
           }
         : {}),
     });
-    clearInterval(ping);
+    stopPings();
     const { promptTokens, generatedTokens, cachedPromptTokens, toolCalls } = outcome.result;
     ctx.note({ promptTokens, generatedTokens });
     start();
     blocks.finish(toolCalls ?? []);
     send("message_delta", { delta: stopReason(outcome), usage: usageOf({ tokens: promptTokens, cached: cachedPromptTokens }, generatedTokens) });
     send("message_stop");
-    await pending;
-    writer.end();
+    await writer.finish();
   } catch (error) {
-    clearInterval(ping);
-    await pending;
+    stopPings();
+    await writer.flushed();
     if (!writer.headersSent) throw error;
     // Headers are out: Anthropic's `error` event (its SDKs throw it).
     const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
     send("error", { error: { type: errorType(e), message: e.message } });
-    await pending;
-    writer.end();
+    await writer.finish();
   }
 }
 

@@ -80,6 +80,7 @@ export function clientGone(res: ServerResponse): AbortSignal {
  */
 export class StreamWriter {
   private started = false;
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly res: ServerResponse,
@@ -117,5 +118,27 @@ export class StreamWriter {
   end(): void {
     this.start();
     if (!this.res.writableEnded) this.res.end();
+  }
+
+  /** Writes in the order sent, without waiting: each write waits for the one before it (and for 'drain'). */
+  send(text: string): void {
+    this.queue = this.queue.then(() => this.write(text));
+  }
+
+  /** Everything sent so far has been written. */
+  flushed(): Promise<void> {
+    return this.queue;
+  }
+
+  /** Ends the answer once everything sent is written. */
+  async finish(): Promise<void> {
+    await this.queue;
+    this.end();
+  }
+
+  /** Sends `text` every `ms` (keep-alives while a request waits, so no proxy or client times out) until the returned function is called. */
+  keepAlive(text: string, ms: number): () => void {
+    const timer = setInterval(() => this.send(text), ms);
+    return () => clearInterval(timer);
   }
 }

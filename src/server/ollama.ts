@@ -311,11 +311,7 @@ async function respond(
     return;
   }
   const writer = new StreamWriter(res, "application/x-ndjson");
-  let pending: Promise<void> = Promise.resolve();
-  const send = (value: object) => {
-    const line = JSON.stringify(value) + "\n";
-    pending = pending.then(() => writer.write(line));
-  };
+  const send = (value: object) => writer.send(JSON.stringify(value) + "\n");
   try {
     const outcome = await ctx.service.run({
       ...job,
@@ -325,14 +321,13 @@ async function respond(
     });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
     send({ model: job.model, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
-    await pending;
-    writer.end();
+    await writer.finish();
   } catch (error) {
-    await pending;
+    await writer.flushed();
     if (!writer.headersSent) throw error;
     // Status 200 is out: ollama's clients read a line with "error" as the failure.
-    await writer.write(JSON.stringify({ error: error instanceof Error ? error.message : String(error) }) + "\n");
-    writer.end();
+    send({ error: error instanceof Error ? error.message : String(error) });
+    await writer.finish();
   }
 }
 

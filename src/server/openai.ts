@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
-import { ForcedCallStream } from "../engine/toolChoice.js";
+import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
@@ -155,7 +155,7 @@ function toolsOf(f: Fields): ToolDefinition[] | undefined {
  * tool_choice: "none" (the tools are dropped), "auto", "required" or a named function; the last two
  * force a call (engine/toolChoice.ts). Checked against the tools, as OpenAI does.
  */
-function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoice | undefined {
+export function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoice | undefined {
   const choice = f.raw("tool_choice");
   if (choice === undefined || choice === null || choice === "none" || choice === "auto") return undefined;
   const parallel = f.boolean("parallel_tool_calls") !== false;
@@ -166,7 +166,8 @@ function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoic
   if (typeof choice === "object" && !Array.isArray(choice)) {
     const named = f.object("tool_choice")!;
     if ((named.string("type") ?? "function") !== "function") throw badRequest('"tool_choice.type" must be function', "tool_choice.type");
-    const name = named.object("function")?.string("name", { required: true });
+    // Chat completions name it in `function`, the Responses API beside the type.
+    const name = named.object("function")?.string("name", { required: true }) ?? named.string("name");
     if (name === undefined) throw badRequest('"tool_choice.function.name" is required', "tool_choice.function.name");
     if (!tools?.some((t) => t.name === name)) throw badRequest(`"tool_choice" names ${JSON.stringify(name)}, which is not among "tools"`, "tool_choice.function.name");
     return { kind: "function", name };
@@ -242,7 +243,7 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   // A forced call streams as OpenAI streams calls: the id and name, then the arguments in pieces.
   const forced = toolChoice !== undefined && toolChoice !== "auto" ? toolChoice : undefined;
   const streamedCalls: string[] = [];
-  const requiredCalls = forced?.kind === "required" ? new ForcedCallStream() : undefined;
+  const readCall = forced !== undefined ? forcedCallReader(forced) : undefined;
   const callDelta = (index: number, name: string | undefined, args: string) => {
     const started = streamedCalls[index] === undefined;
     if (started) streamedCalls[index] = callId();
@@ -257,11 +258,17 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
     // A thinking model's thoughts: `reasoning_content` as llama-server, vLLM and DeepSeek's API name
     // them, and `reasoning` as ollama and OpenRouter do; clients read one or the other.
     thought: (text) => ({ delta: { reasoning_content: text, reasoning: text } }),
-    ...(forced !== undefined
+    ...(readCall !== undefined
       ? {
           callArguments: (text: string) => {
-            if (forced.kind === "function") return { delta: { tool_calls: [callDelta(0, forced.name, text)] } };
-            const deltas = (requiredCalls?.push(text) ?? []).map((piece) => ("name" in piece ? callDelta(piece.index, piece.name, "") : callDelta(piece.index, undefined, piece.arguments)));
+            const deltas: Array<ReturnType<typeof callDelta>> = [];
+            for (const piece of readCall(text)) {
+              const last = deltas.at(-1);
+              // A call's name and its first arguments in one push are one delta.
+              if ("name" in piece) deltas.push(callDelta(piece.index, piece.name, ""));
+              else if (last?.index === piece.index) last.function.arguments += piece.arguments;
+              else deltas.push(callDelta(piece.index, undefined, piece.arguments));
+            }
             return deltas.length > 0 ? { delta: { tool_calls: deltas } } : undefined;
           },
         }
@@ -348,12 +355,9 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   const writer = new StreamWriter(res, "text/event-stream; charset=utf-8");
   const event = (model: string, choice: object | undefined, extra: object = {}) =>
     `data: ${JSON.stringify({ id, object: chunkObject, created, model, system_fingerprint: "lmrun", choices: choice ? [{ index: 0, logprobs: null, finish_reason: null, ...choice }] : [], ...extra })}\n\n`;
-  let pending: Promise<void> = Promise.resolve();
-  const send = (text: string) => {
-    pending = pending.then(() => writer.write(text));
-  };
-  // A request that waits (queue, load) gets comment lines, which SSE clients ignore, so no proxy or client times out.
-  const ping = setInterval(() => send(": ping\n\n"), ctx.pingMs);
+  const send = (text: string) => writer.send(text);
+  // A request that waits (queue, load) gets comment lines, which SSE clients ignore.
+  const stopPings = writer.keepAlive(": ping\n\n", ctx.pingMs);
   let sentFirst = false;
   const sendFirst = () => {
     if (!sentFirst && shape.first) send(event(modelName, shape.first()));
@@ -391,22 +395,21 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
           }
         : {}),
     });
-    clearInterval(ping);
+    stopPings();
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
     sendFirst();
     send(event(modelName, { ...shape.last(outcome), finish_reason: finishReason(outcome) }));
     if (shape.includeUsage) send(event(modelName, undefined, { usage: usageOf(outcome) }));
     send("data: [DONE]\n\n");
-    await pending;
-    writer.end();
+    await writer.finish();
   } catch (error) {
-    clearInterval(ping);
-    await pending;
+    stopPings();
+    await writer.flushed();
     if (!writer.headersSent) throw error;
     // Headers are out: the error travels as an event, and the stream ends without [DONE].
     const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
-    await writer.write(`data: ${JSON.stringify({ error: { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null } })}\n\n`);
-    writer.end();
+    send(`data: ${JSON.stringify({ error: { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null } })}\n\n`);
+    await writer.finish();
   }
 }
 

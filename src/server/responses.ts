@@ -1,11 +1,11 @@
 import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
-import { ForcedCallStream } from "../engine/toolChoice.js";
-import type { ChatMessage, ToolChoice, ToolDefinition } from "../engine/types.js";
+import { forcedCallReader } from "../engine/toolChoice.js";
+import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, sendJson, StreamWriter } from "./http.js";
-import { bodyWithModel, thinkOf, type AdapterContext } from "./openai.js";
+import { bodyWithModel, thinkOf, toolChoiceOf, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 
 /**
@@ -140,24 +140,6 @@ function toolsOf(f: Fields): ToolDefinition[] | undefined {
   });
 }
 
-function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoice | undefined {
-  const choice = f.raw("tool_choice");
-  if (choice === undefined || choice === null || choice === "none" || choice === "auto") return undefined;
-  const parallel = f.boolean("parallel_tool_calls") !== false;
-  if (choice === "required") {
-    if (!tools) throw badRequest('"tool_choice" "required" needs "tools"', "tool_choice");
-    return { kind: "required", parallel };
-  }
-  if (typeof choice === "object" && !Array.isArray(choice)) {
-    const named = f.object("tool_choice")!;
-    if (named.string("type", { required: true }) !== "function") throw badRequest('"tool_choice.type" must be function', "tool_choice.type");
-    const name = named.string("name", { required: true })!;
-    if (!tools?.some((t) => t.name === name)) throw badRequest(`"tool_choice" names ${JSON.stringify(name)}, which is not among "tools"`, "tool_choice.name");
-    return { kind: "function", name };
-  }
-  throw badRequest('"tool_choice" must be none, auto, required or {"type": "function", "name": ...}', "tool_choice");
-}
-
 /** `text.format`: text, json_object, or json_schema (grammar-constrained, as response_format). */
 function formatOf(f: Fields): { jsonSchema: Job["jsonSchema"]; echo: object } {
   const format = f.object("text")?.object("format");
@@ -289,11 +271,8 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
   }
 
   const writer = new StreamWriter(res, "text/event-stream; charset=utf-8");
-  let pending: Promise<void> = Promise.resolve();
-  const events = new ResponseEvents((text) => {
-    pending = pending.then(() => writer.write(text));
-  });
-  const ping = setInterval(() => (pending = pending.then(() => writer.write(": ping\n\n"))), ctx.pingMs);
+  const events = new ResponseEvents((text) => writer.send(text));
+  const stopPings = writer.keepAlive(": ping\n\n", ctx.pingMs);
   let started = false;
   const start = () => {
     if (started) return;
@@ -303,8 +282,7 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
     events.send("response.in_progress", { response: snapshot });
   };
   // A forced call streams as OpenAI streams calls: its item, then its arguments in pieces.
-  const forced = toolChoice !== undefined && toolChoice !== "auto" ? toolChoice : undefined;
-  const requiredCalls = forced?.kind === "required" ? new ForcedCallStream() : undefined;
+  const readCall = toolChoice !== undefined && toolChoice !== "auto" ? forcedCallReader(toolChoice) : undefined;
   try {
     const outcome = await ctx.service.run({
       ...job,
@@ -318,38 +296,31 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
         start();
         if (text.length > 0) events.text(text);
       },
-      ...(forced !== undefined
+      ...(readCall !== undefined
         ? {
             onCallArguments: (text: string) => {
               start();
-              if (text.length === 0) return;
-              if (forced.kind === "function") return events.callArguments(0, forced.name, text);
-              for (const piece of requiredCalls?.push(text) ?? []) {
-                if ("name" in piece) events.callArguments(piece.index, piece.name, "");
-                else events.callArguments(piece.index, undefined, piece.arguments);
-              }
+              for (const piece of readCall(text)) events.callArguments(piece.index, "name" in piece ? piece.name : undefined, "name" in piece ? "" : piece.arguments);
             },
           }
         : {}),
     });
-    clearInterval(ping);
+    stopPings();
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
     start();
     const cut = incomplete(outcome);
     const output = events.finish(outcome, cut);
     events.send(cut ? "response.incomplete" : "response.completed", { response: responseObject(cut ? "incomplete" : "completed", output, outcome) });
-    await pending;
-    writer.end();
+    await writer.finish();
   } catch (error) {
-    clearInterval(ping);
-    await pending;
+    stopPings();
+    await writer.flushed();
     if (!writer.headersSent) throw error;
     // Headers are out: the error is an `error` event (OpenAI's fields, and `error` for the SDKs, which throw on it).
     const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
     const details = { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null };
     events.send("error", { code: details.code, message: details.message, param: details.param, error: details });
-    await pending;
-    writer.end();
+    await writer.finish();
   }
 }
 

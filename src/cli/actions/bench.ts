@@ -11,7 +11,6 @@ import { defaultThreads } from "../../config/defaults.js";
 import { threadpoolShimAvailable } from "../../engine/threadpool.js";
 import type { GpuChoice } from "../../engine/types.js";
 import { readInputText } from "../../io/inputFile.js";
-import { progressAllowed } from "../../io/tty.js";
 import { statusLine } from "../../io/statusLine.js";
 import { compareRecords, formatComparison, parseRecords, unmatchedTests } from "../../bench/compare.js";
 import { createPrinter } from "../../bench/format.js";
