@@ -4,7 +4,7 @@ import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, HttpError, sendJson, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 
@@ -224,9 +224,8 @@ export async function messages(ctx: AdapterContext, req: IncomingMessage, res: S
   }
 
   const writer = new StreamWriter(res, "text/event-stream; charset=utf-8");
-  const send = (type: string, fields: object = {}) => writer.send(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`);
-  // Anthropic's keep-alive is a ping event (its SDKs skip it).
-  const stopPings = writer.keepAlive(`event: ping\ndata: {"type":"ping"}\n\n`, ctx.pingMs);
+  const eventText = (type: string, fields: object = {}) => `event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`;
+  const send = (type: string, fields: object = {}) => writer.send(eventText(type, fields));
   let prompt = { tokens: 0, cached: 0 };
   let started = false;
   const start = () => {
@@ -236,48 +235,46 @@ export async function messages(ctx: AdapterContext, req: IncomingMessage, res: S
   };
   const blocks = new ContentBlocks(send);
   const readCall = job.toolChoice !== undefined && job.toolChoice !== "auto" ? forcedCallReader(job.toolChoice) : undefined;
-  try {
-    const outcome = await ctx.service.run({
-      ...job,
-      signal,
-      onStart: (taken) => {
-        prompt = taken;
-        start();
-      },
-      onThought: (text) => {
-        start();
-        if (text.length > 0) blocks.delta("thinking", text);
-      },
-      onText: (text) => {
-        start();
-        if (text.length > 0) blocks.delta("text", text);
-      },
-      ...(readCall !== undefined
-        ? {
-            onCallArguments: (text: string) => {
-              start();
-              for (const piece of readCall(text)) blocks.call(piece.index, "name" in piece ? piece.name : undefined, "name" in piece ? "" : piece.arguments);
-            },
-          }
-        : {}),
-    });
-    stopPings();
-    const { promptTokens, generatedTokens, cachedPromptTokens, toolCalls } = outcome.result;
-    ctx.note({ promptTokens, generatedTokens });
-    start();
-    blocks.finish(toolCalls ?? []);
-    send("message_delta", { delta: stopReason(outcome), usage: usageOf({ tokens: promptTokens, cached: cachedPromptTokens }, generatedTokens) });
-    send("message_stop");
-    await writer.finish();
-  } catch (error) {
-    stopPings();
-    await writer.flushed();
-    if (!writer.headersSent) throw error;
+  await streamAnswer(
+    writer,
+    // Anthropic's keep-alive is a ping event (its SDKs skip it).
+    { text: eventText("ping"), ms: ctx.pingMs },
+    () =>
+      ctx.service.run({
+        ...job,
+        signal,
+        onStart: (taken) => {
+          prompt = taken;
+          start();
+        },
+        onThought: (text) => {
+          start();
+          if (text.length > 0) blocks.delta("thinking", text);
+        },
+        onText: (text) => {
+          start();
+          if (text.length > 0) blocks.delta("text", text);
+        },
+        ...(readCall !== undefined
+          ? {
+              onCallArguments: (text: string) => {
+                start();
+                for (const piece of readCall(text)) blocks.call(piece.index, "name" in piece ? piece.name : undefined, "name" in piece ? "" : piece.arguments);
+              },
+            }
+          : {}),
+      }),
+    (outcome) => {
+      const { promptTokens, generatedTokens, cachedPromptTokens, toolCalls } = outcome.result;
+      ctx.note({ promptTokens, generatedTokens });
+      start();
+      blocks.finish(toolCalls ?? []);
+      send("message_delta", { delta: stopReason(outcome), usage: usageOf({ tokens: promptTokens, cached: cachedPromptTokens }, generatedTokens) });
+      send("message_stop");
+    },
     // Headers are out: Anthropic's `error` event (its SDKs throw it).
-    const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
-    send("error", { error: { type: errorType(e), message: e.message } });
-    await writer.finish();
-  }
+    (e) => eventText("error", { error: { type: errorType(e), message: e.message } }),
+  );
 }
 
 /**

@@ -142,3 +142,30 @@ export class StreamWriter {
     return () => clearInterval(timer);
   }
 }
+
+/**
+ * A streamed answer's life: keep-alives while the job waits for a slot, `conclude` with its result (the
+ * last events, after the keep-alives stop), then the end. An error before any output is thrown (a plain
+ * HTTP error); after the headers it is the API's own last event (`failure`), and the stream ends.
+ */
+export async function streamAnswer<T>(
+  writer: StreamWriter,
+  keepAlive: { text: string; ms: number } | undefined,
+  produce: () => Promise<T>,
+  conclude: (value: T) => void,
+  failure: (error: HttpError) => string,
+): Promise<void> {
+  const stopPings = keepAlive ? writer.keepAlive(keepAlive.text, keepAlive.ms) : () => {};
+  try {
+    const value = await produce();
+    stopPings();
+    conclude(value);
+    await writer.finish();
+  } catch (error) {
+    stopPings();
+    await writer.flushed();
+    if (!writer.headersSent) throw error;
+    writer.send(failure(error instanceof HttpError ? error : new HttpError(500, error instanceof Error ? error.message : String(error))));
+    await writer.finish();
+  }
+}

@@ -8,7 +8,7 @@ import type { ChatMessage, ThinkSetting, ToolDefinition } from "../engine/types.
 import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, checkToolResults, embed, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 import type { LmrunFinalExtension } from "./wire.js";
@@ -311,24 +311,25 @@ async function respond(
     return;
   }
   const writer = new StreamWriter(res, "application/x-ndjson");
-  const send = (value: object) => writer.send(JSON.stringify(value) + "\n");
-  try {
-    const outcome = await ctx.service.run({
-      ...job,
-      signal,
-      onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
-      onThought: (text) => send({ model: job.model, created_at: new Date().toISOString(), ...shape.thought(text), done: false }),
-    });
-    ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    send({ model: job.model, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
-    await writer.finish();
-  } catch (error) {
-    await writer.flushed();
-    if (!writer.headersSent) throw error;
+  const line = (value: object) => JSON.stringify(value) + "\n";
+  const send = (value: object) => writer.send(line(value));
+  await streamAnswer(
+    writer,
+    undefined,
+    () =>
+      ctx.service.run({
+        ...job,
+        signal,
+        onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
+        onThought: (text) => send({ model: job.model, created_at: new Date().toISOString(), ...shape.thought(text), done: false }),
+      }),
+    (outcome) => {
+      ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
+      send({ model: job.model, created_at: new Date().toISOString(), ...shape.last(outcome), ...finalFields(outcome, receivedAt) });
+    },
     // Status 200 is out: ollama's clients read a line with "error" as the failure.
-    send({ error: error instanceof Error ? error.message : String(error) });
-    await writer.finish();
-  }
+    (error) => line({ error: error.message }),
+  );
 }
 
 /** Header facts per file, read once (a file that changes is read again). */

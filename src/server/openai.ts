@@ -4,7 +4,7 @@ import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, HttpError, readJsonBody, sendJson, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import type { Job, JobOutcome, Service } from "./service.js";
 
 /**
@@ -356,8 +356,6 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   const event = (model: string, choice: object | undefined, extra: object = {}) =>
     `data: ${JSON.stringify({ id, object: chunkObject, created, model, system_fingerprint: "lmrun", choices: choice ? [{ index: 0, logprobs: null, finish_reason: null, ...choice }] : [], ...extra })}\n\n`;
   const send = (text: string) => writer.send(text);
-  // A request that waits (queue, load) gets comment lines, which SSE clients ignore.
-  const stopPings = writer.keepAlive(": ping\n\n", ctx.pingMs);
   let sentFirst = false;
   const sendFirst = () => {
     if (!sentFirst && shape.first) send(event(modelName, shape.first()));
@@ -365,52 +363,50 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   };
   const thought = shape.thought;
   const callArguments = shape.callArguments;
-  try {
-    const outcome = await ctx.service.run({
-      ...job,
-      signal,
-      // The role chunk as soon as a slot takes the request (a forced tool call streams nothing else until it is whole).
-      onStart: sendFirst,
-      onText: (text) => {
-        if (text.length === 0) return;
-        sendFirst();
-        send(event(modelName, shape.piece(text)));
-      },
-      ...(thought
-        ? {
-            onThought: (text: string) => {
-              sendFirst();
-              send(event(modelName, thought(text)));
-            },
-          }
-        : {}),
-      ...(callArguments
-        ? {
-            onCallArguments: (text: string) => {
-              const delta = text.length > 0 ? callArguments(text) : undefined;
-              if (delta === undefined) return;
-              sendFirst();
-              send(event(modelName, delta));
-            },
-          }
-        : {}),
-    });
-    stopPings();
-    ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    sendFirst();
-    send(event(modelName, { ...shape.last(outcome), finish_reason: finishReason(outcome) }));
-    if (shape.includeUsage) send(event(modelName, undefined, { usage: usageOf(outcome) }));
-    send("data: [DONE]\n\n");
-    await writer.finish();
-  } catch (error) {
-    stopPings();
-    await writer.flushed();
-    if (!writer.headersSent) throw error;
+  await streamAnswer(
+    writer,
+    // A request that waits (queue, load) gets comment lines, which SSE clients ignore.
+    { text: ": ping\n\n", ms: ctx.pingMs },
+    () =>
+      ctx.service.run({
+        ...job,
+        signal,
+        // The role chunk as soon as a slot takes the request (a forced tool call streams nothing else until it is whole).
+        onStart: sendFirst,
+        onText: (text) => {
+          if (text.length === 0) return;
+          sendFirst();
+          send(event(modelName, shape.piece(text)));
+        },
+        ...(thought
+          ? {
+              onThought: (text: string) => {
+                sendFirst();
+                send(event(modelName, thought(text)));
+              },
+            }
+          : {}),
+        ...(callArguments
+          ? {
+              onCallArguments: (text: string) => {
+                const delta = text.length > 0 ? callArguments(text) : undefined;
+                if (delta === undefined) return;
+                sendFirst();
+                send(event(modelName, delta));
+              },
+            }
+          : {}),
+      }),
+    (outcome) => {
+      ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
+      sendFirst();
+      send(event(modelName, { ...shape.last(outcome), finish_reason: finishReason(outcome) }));
+      if (shape.includeUsage) send(event(modelName, undefined, { usage: usageOf(outcome) }));
+      send("data: [DONE]\n\n");
+    },
     // Headers are out: the error travels as an event, and the stream ends without [DONE].
-    const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
-    send(`data: ${JSON.stringify({ error: { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null } })}\n\n`);
-    await writer.finish();
-  }
+    (e) => `data: ${JSON.stringify({ error: { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null } })}\n\n`,
+  );
 }
 
 export async function embeddings(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {

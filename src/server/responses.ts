@@ -4,7 +4,7 @@ import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, HttpError, sendJson, StreamWriter } from "./http.js";
+import { badRequest, clientGone, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, thinkOf, toolChoiceOf, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 
@@ -272,7 +272,6 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
 
   const writer = new StreamWriter(res, "text/event-stream; charset=utf-8");
   const events = new ResponseEvents((text) => writer.send(text));
-  const stopPings = writer.keepAlive(": ping\n\n", ctx.pingMs);
   let started = false;
   const start = () => {
     if (started) return;
@@ -283,45 +282,44 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
   };
   // A forced call streams as OpenAI streams calls: its item, then its arguments in pieces.
   const readCall = toolChoice !== undefined && toolChoice !== "auto" ? forcedCallReader(toolChoice) : undefined;
-  try {
-    const outcome = await ctx.service.run({
-      ...job,
-      signal,
-      onStart: start,
-      onThought: (text) => {
-        start();
-        if (text.length > 0) events.thought(text);
-      },
-      onText: (text) => {
-        start();
-        if (text.length > 0) events.text(text);
-      },
-      ...(readCall !== undefined
-        ? {
-            onCallArguments: (text: string) => {
-              start();
-              for (const piece of readCall(text)) events.callArguments(piece.index, "name" in piece ? piece.name : undefined, "name" in piece ? "" : piece.arguments);
-            },
-          }
-        : {}),
-    });
-    stopPings();
-    ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    start();
-    const cut = incomplete(outcome);
-    const output = events.finish(outcome, cut);
-    events.send(cut ? "response.incomplete" : "response.completed", { response: responseObject(cut ? "incomplete" : "completed", output, outcome) });
-    await writer.finish();
-  } catch (error) {
-    stopPings();
-    await writer.flushed();
-    if (!writer.headersSent) throw error;
+  await streamAnswer(
+    writer,
+    { text: ": ping\n\n", ms: ctx.pingMs },
+    () =>
+      ctx.service.run({
+        ...job,
+        signal,
+        onStart: start,
+        onThought: (text) => {
+          start();
+          if (text.length > 0) events.thought(text);
+        },
+        onText: (text) => {
+          start();
+          if (text.length > 0) events.text(text);
+        },
+        ...(readCall !== undefined
+          ? {
+              onCallArguments: (text: string) => {
+                start();
+                for (const piece of readCall(text)) events.callArguments(piece.index, "name" in piece ? piece.name : undefined, "name" in piece ? "" : piece.arguments);
+              },
+            }
+          : {}),
+      }),
+    (outcome) => {
+      ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
+      start();
+      const cut = incomplete(outcome);
+      const output = events.finish(outcome, cut);
+      events.send(cut ? "response.incomplete" : "response.completed", { response: responseObject(cut ? "incomplete" : "completed", output, outcome) });
+    },
     // Headers are out: the error is an `error` event (OpenAI's fields, and `error` for the SDKs, which throw on it).
-    const e = error instanceof HttpError ? error : new HttpError(500, (error as Error).message);
-    const details = { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null };
-    events.send("error", { code: details.code, message: details.message, param: details.param, error: details });
-    await writer.finish();
-  }
+    (e) => {
+      const details = { message: e.message, type: e.details.type ?? "server_error", param: e.details.param ?? null, code: e.details.code ?? null };
+      return events.format("error", { code: details.code, message: details.message, param: details.param, error: details });
+    },
+  );
 }
 
 /**
@@ -339,7 +337,12 @@ class ResponseEvents {
   constructor(private readonly write: (text: string) => void) {}
 
   send(type: string, fields: object): void {
-    this.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: this.sequence++, ...fields })}\n\n`);
+    this.write(this.format(type, fields));
+  }
+
+  /** The next event's text (numbered), for the caller to write. */
+  format(type: string, fields: object): string {
+    return `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: this.sequence++, ...fields })}\n\n`;
   }
 
   thought(text: string): void {

@@ -1,6 +1,9 @@
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { spawnCli, tempHome } from "../helpers/cli.js";
+import { writeThinkingOracle } from "../helpers/thinkingModel.js";
 
 /**
  * A real `lmrun serve` child process on 127.0.0.1, on a free port the server picks itself
@@ -83,4 +86,22 @@ export async function until(check: () => Promise<boolean>, what: string, limitMs
     if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * `lmrun serve` on the thinking oracle (helpers/thinkingModel.ts: a Qwen3-shaped GGUF whose greedy
+ * thoughts and answer are known), written to a temporary folder as `model`; `stop` removes it too.
+ * A context of 1024 by default: node-llama-cpp's function-calling instructions alone take ~570 tokens.
+ */
+export async function serveThinkingOracle(model: string, args: string[] = []): Promise<ServeProcess> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-oracle-"));
+  const server = await startServe([writeThinkingOracle(path.join(dir, model)), "-c", "1024", "--parallel", "1", "--keep-alive", "-1", ...args]);
+  return {
+    ...server,
+    stop: async (signal) => {
+      const code = await server.stop(signal);
+      fs.rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
 }

@@ -1,10 +1,7 @@
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { THINKING_ORACLE, writeThinkingOracle } from "../helpers/thinkingModel.js";
-import { request, startServe, type ServeProcess } from "./helpers.js";
+import { THINKING_ORACLE } from "../helpers/thinkingModel.js";
+import { request, serveThinkingOracle, type ServeProcess } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
@@ -17,21 +14,16 @@ vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const { thoughts, answer, generatedTokens } = THINKING_ORACLE;
 const model = "qwen3-thinking-oracle.gguf";
-let dir: string;
 let server: ServeProcess;
 let openai: OpenAI;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-responses-"));
-  const modelPath = writeThinkingOracle(path.join(dir, model));
-  // A context of 1024: node-llama-cpp's function-calling instructions alone take ~570 tokens.
-  server = await startServe([modelPath, "-c", "1024", "--parallel", "1", "--keep-alive", "-1"]);
+  server = await serveThinkingOracle(model);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
 });
 
 afterAll(async () => {
   expect(await server?.stop()).toBe(0);
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const weather = { type: "function" as const, name: "weather", description: "The weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] }, strict: false };
