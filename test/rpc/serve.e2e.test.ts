@@ -79,7 +79,7 @@ describe.skipIf(!rpcEngine)(`serve --rpc on a worker on 127.0.0.1${engineSkip}`,
     // The public server checks the key (the child has its own, from its environment).
     const refused = await request(`${server.url}/api/generate`, { json: raw });
     expect(refused.status).toBe(401);
-    expect(refused.body).toEqual({ error: "a valid API key is required: send Authorization: Bearer KEY" });
+    expect(refused.body).toEqual({ error: "a valid API key is required: send Authorization: Bearer KEY (or x-api-key: KEY)" });
     expect((await request(`${server.url}/health`)).body).toEqual({ status: "ok" });
     const ps = await runCli(["ps", "--json"], { home: server.home, env: { LMRUN_API_KEY: KEY } });
     expect(ps.code, ps.stderr).toBe(0);

@@ -36,7 +36,7 @@ function logFormat(raw: string): "text" | "json" {
 export function registerServe(program: Command, ctx: CommandContext): void {
   const command = program
     .command("serve")
-    .description("keep models loaded and serve them over HTTP (OpenAI- and ollama-compatible) to many clients at once")
+    .description("keep models loaded and serve them over HTTP (OpenAI-, ollama- and Anthropic-compatible) to many clients at once")
     .argument("[models...]", "models to load at start (catalogue names, hf: references, .gguf paths, `tiny`); others load on first request")
     .option("--host <host>", "address to listen on (default 127.0.0.1, or LMRUN_HOST's)")
     .option("--port <port>", "port to listen on, 0 for any free one (default 11488, or LMRUN_HOST's)", parseInteger(0, 65535))
@@ -45,8 +45,8 @@ export function registerServe(program: Command, ctx: CommandContext): void {
     .option("--max-models <n>", "models loaded at once; the least recently used idle one makes room (default 3)", parseInteger(1, 64))
     .option("--max-queue <n>", "requests that may wait for a slot per model; past it 503 + Retry-After (default 64)", parseInteger(0, 100_000))
     .option("--timeout <duration>", "longest a request may take, waiting included (default 10m; 0 = no limit)", duration)
-    .option("--sse-ping <duration>", "a waiting stream gets an SSE comment line this often, so proxies keep it open (default 10s)", duration)
-    .option("--api-key <key>", "require Authorization: Bearer KEY on every endpoint but /health (LMRUN_API_KEY is better: other users see a flag in ps)")
+    .option("--sse-ping <duration>", "a waiting stream gets a keep-alive (an SSE comment, Anthropic's ping event) this often, so proxies keep it open (default 10s)", duration)
+    .option("--api-key <key>", "require Authorization: Bearer KEY (or x-api-key: KEY) on every endpoint but /health (LMRUN_API_KEY is better: other users see a flag in ps)")
     .option("--cors <origin>", "allow browser calls from this origin (repeatable, * for any; default: no CORS headers)", collect)
     .option("--allow-host <name>", "also answer requests whose Host header is this name (repeatable, * for any)", collect)
     .option("--log-format <format>", "access log on stderr: text or json (default text)", logFormat)
