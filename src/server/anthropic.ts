@@ -73,7 +73,12 @@ function conversationOf(f: Fields): ChatMessage[] {
     const m = f.item("messages", items, index);
     const at = `messages[${index}]`;
     const role = m.string("role", { required: true });
-    if (role !== "user" && role !== "assistant") throw badRequest(`"${at}.role" must be user or assistant (got ${JSON.stringify(role)}; the system text goes in "system")`, `${at}.role`);
+    // Claude Code sends system text as messages between the turns too (reminders, context).
+    if (role === "system") {
+      messages.push({ role: "system", text: blocksText(m.raw("content"), m, "content", `${at}.content`) });
+      return;
+    }
+    if (role !== "user" && role !== "assistant") throw badRequest(`"${at}.role" must be user, assistant or system (got ${JSON.stringify(role)})`, `${at}.role`);
     const content = m.raw("content");
     if (typeof content === "string") {
       messages.push({ role, text: content });
@@ -149,14 +154,22 @@ function toolChoiceOf(f: Fields, tools: ToolDefinition[] | undefined): ToolChoic
   throw badRequest('"tool_choice.type" must be auto, any, tool or none', "tool_choice.type");
 }
 
-/** thinking: {"type": "enabled", "budget_tokens": N} lets a thinking model think (the budget is not enforced), "disabled" turns it off. */
+const EFFORTS = ["low", "medium", "high", "max"];
+
+/**
+ * thinking: "enabled" (its budget_tokens is not enforced) or "adaptive" lets a thinking model think,
+ * "disabled" turns it off; output_config.effort (low, medium, high, max) is the reasoning effort a model
+ * that takes one is told (gpt-oss; max is high, as ollama reads it).
+ */
 function thinkOf(f: Fields): ThinkSetting | undefined {
   const thinking = f.object("thinking");
-  if (!thinking) return undefined;
-  const type = thinking.string("type", { required: true });
-  if (type === "enabled" || type === "adaptive") return true;
+  const type = thinking?.string("type", { required: true });
+  if (type !== undefined && type !== "enabled" && type !== "adaptive" && type !== "disabled") throw badRequest('"thinking.type" must be enabled, adaptive or disabled', "thinking.type");
   if (type === "disabled") return false;
-  throw badRequest('"thinking.type" must be enabled or disabled', "thinking.type");
+  const effort = f.object("output_config")?.string("effort");
+  if (effort !== undefined && !EFFORTS.includes(effort)) throw badRequest(`"output_config.effort" must be one of ${EFFORTS.join(", ")}`, "output_config.effort");
+  if (effort !== undefined) return effort === "max" ? "high" : (effort as ThinkSetting);
+  return type === undefined ? undefined : true;
 }
 
 function jobOf(f: Fields, model: string): Omit<Job, "signal"> {

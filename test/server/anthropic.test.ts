@@ -53,6 +53,10 @@ describe("lmrun serve: Anthropic's Messages API (@anthropic-ai/sdk)", () => {
     const withSystem = await anthropic.messages.create({ model, max_tokens: 1, system: [{ type: "text", text: "Be brief." }], messages: [{ role: "user", content: [{ type: "text", text: "Hi" }] }], temperature: 0 });
     const chatWithSystem = await openai.chat.completions.create({ model, max_tokens: 1, messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }], temperature: 0 });
     expect(promptOf(withSystem.usage)).toBe(chatWithSystem.usage!.prompt_tokens);
+    // Claude Code also sends system text as a message between the turns, and output_config.effort.
+    const reminded = await anthropic.messages.create({ model, max_tokens: 1, output_config: { effort: "high" }, thinking: { type: "adaptive" }, messages: [{ role: "user", content: "Hi" }, { role: "system", content: [{ type: "text", text: "Reminder: be brief." }] }] as never, temperature: 0 } as never);
+    const remindedChat = await openai.chat.completions.create({ model, max_tokens: 1, messages: [{ role: "user", content: "Hi" }, { role: "system", content: "Reminder: be brief." }], temperature: 0 });
+    expect(promptOf(reminded.usage)).toBe(remindedChat.usage!.prompt_tokens);
     // thinking disabled: no thinking block (Qwen3's own switch, as think: false).
     const noThinking = await anthropic.messages.create({ model, max_tokens: 64, thinking: { type: "disabled" }, messages: [{ role: "user", content: "Hi" }], temperature: 0 });
     expect(noThinking.content.map((block) => block.type)).toEqual(["text"]);
@@ -149,7 +153,7 @@ describe("lmrun serve: Anthropic's Messages API (@anthropic-ai/sdk)", () => {
 
   it("errors in Anthropic's shape ({type: error, error: {type, message}}), as the SDK's error classes", async () => {
     const cases: Array<[object, RegExp]> = [
-      [{ messages: [{ role: "system", content: "x" }] }, /must be user or assistant/],
+      [{ messages: [{ role: "tool", content: "x" }] }, /must be user, assistant or system/],
       [{ messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: "AA==" } }] }] }, /text-only/],
       [{ messages: [{ role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_9", content: "x" }] }] }, /answers no tool_use/],
       [{ messages: [{ role: "user", content: "x" }], tools: [{ type: "web_search_20250305", name: "web_search" }] }, /client tools only/],
