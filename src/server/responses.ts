@@ -125,19 +125,24 @@ function reasoningText(item: Fields, at: string): string | undefined {
   return encrypted !== undefined && encrypted !== "" ? encrypted : undefined;
 }
 
-/** Function tools in the Responses shape (`{type, name, description, parameters}`); other tool types are OpenAI's own. */
+/**
+ * Function tools in the Responses shape (`{type, name, description, parameters}`). The others are run by
+ * OpenAI's servers (web_search, file_search, code_interpreter …) or have no function form (custom
+ * grammar tools, namespaces): they are left out, as llama-server leaves them, so that a client that
+ * always declares some (Codex declares web_search and a namespace) still works with its functions.
+ */
 function toolsOf(f: Fields): ToolDefinition[] | undefined {
   if (f.raw("tool_choice") === "none") return undefined;
   const items = f.array("tools", { maxItems: 128 });
   if (!items || items.length === 0) return undefined;
-  return items.map((_, index) => {
+  const tools = items.flatMap((_, index) => {
     const tool = f.item("tools", items, index);
-    const type = tool.string("type", { required: true });
-    if (type !== "function") throw badRequest(`"tools[${index}].type" ${JSON.stringify(type)} is not supported: lmrun runs function tools only (the client runs them)`, `tools[${index}].type`);
+    if (tool.string("type", { required: true }) !== "function") return [];
     const name = tool.string("name", { required: true, maxLength: 64 })!;
     if (!/^[A-Za-z0-9_-]+$/.test(name)) throw badRequest(`"tools[${index}].name" may hold letters, digits, _ and - only`, `tools[${index}].name`);
-    return { name, description: tool.string("description"), parameters: tool.object("parameters") ? (tool.raw("parameters") as object) : undefined };
+    return [{ name, description: tool.string("description"), parameters: tool.object("parameters") ? (tool.raw("parameters") as object) : undefined }];
   });
+  return tools.length > 0 ? tools : undefined;
 }
 
 /** `text.format`: text, json_object, or json_schema (grammar-constrained, as response_format). */
@@ -165,8 +170,12 @@ function messageItem(id: string, text: string, status: string): OutputItem {
   return { id, type: "message", status, role: "assistant", content: [{ type: "output_text", text, annotations: [], logprobs: [] }] };
 }
 
-function reasoningItem(id: string, text: string): OutputItem {
-  return { id, type: "reasoning", summary: [], content: [{ type: "reasoning_text", text }] };
+/**
+ * A thinking model's thoughts. With `include: ["reasoning.encrypted_content"]` (Codex asks for it, to send
+ * the thoughts back) they are in `encrypted_content` too, as ollama puts them: nothing here is secret.
+ */
+function reasoningItem(id: string, text: string, withCopy: boolean): OutputItem {
+  return { id, type: "reasoning", summary: [], content: [{ type: "reasoning_text", text }], ...(withCopy ? { encrypted_content: text } : {}) };
 }
 
 function callItem(id: string, callId: string, name: string, args: string, status: string): OutputItem {
@@ -209,6 +218,7 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
   if (truncation !== "disabled" && truncation !== "auto") throw badRequest('"truncation" must be auto or disabled', "truncation");
   const maxTokens = f.number("max_output_tokens", { integer: true, min: 1 });
   const stream = f.boolean("stream") === true;
+  const thoughtsCopied = (f.strings("include", { maxItems: 16 }) ?? []).includes("reasoning.encrypted_content");
   const job = {
     model,
     modelParam: "model",
@@ -263,7 +273,7 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
     const cut = incomplete(outcome);
     const { text, thinking, toolCalls } = outcome.result;
     const output: OutputItem[] = [];
-    if (thinking !== undefined) output.push(reasoningItem(newId("rs"), thinking));
+    if (thinking !== undefined) output.push(reasoningItem(newId("rs"), thinking, thoughtsCopied));
     if (text !== "" || toolCalls === undefined) output.push(messageItem(newId("msg"), text, cut ? "incomplete" : "completed"));
     for (const call of toolCalls ?? []) output.push(callItem(newId("fc"), newId("call"), call.name, callArguments(call), cut ? "incomplete" : "completed"));
     sendJson(res, 200, responseObject(cut ? "incomplete" : "completed", output, outcome));
@@ -271,7 +281,7 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
   }
 
   const writer = new StreamWriter(res, "text/event-stream; charset=utf-8");
-  const events = new ResponseEvents((text) => writer.send(text));
+  const events = new ResponseEvents((text) => writer.send(text), thoughtsCopied);
   let started = false;
   const start = () => {
     if (started) return;
@@ -334,7 +344,11 @@ class ResponseEvents {
   /** Calls streamed as they are generated (forced ones): by call index. */
   private readonly calls: { outputIndex: number; id: string; callId: string; name: string; args: string }[] = [];
 
-  constructor(private readonly write: (text: string) => void) {}
+  constructor(
+    private readonly write: (text: string) => void,
+    /** Thoughts also as encrypted_content (the request's include). */
+    private readonly thoughtsCopied: boolean,
+  ) {}
 
   send(type: string, fields: object): void {
     this.write(this.format(type, fields));
@@ -422,7 +436,7 @@ class ResponseEvents {
     if (open === undefined) return;
     this.open = undefined;
     const outputIndex = this.output.length;
-    const item = open.kind === "message" ? messageItem(open.id, open.text, status) : reasoningItem(open.id, open.text);
+    const item = open.kind === "message" ? messageItem(open.id, open.text, status) : reasoningItem(open.id, open.text, this.thoughtsCopied);
     const part = (item.content as object[])[0]!;
     if (open.kind === "message") this.send("response.output_text.done", { item_id: open.id, output_index: outputIndex, content_index: 0, text: open.text, logprobs: [] });
     else this.send("response.reasoning_text.done", { item_id: open.id, output_index: outputIndex, content_index: 0, text: open.text });

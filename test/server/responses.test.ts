@@ -155,6 +155,32 @@ describe("lmrun serve: OpenAI's Responses API (openai npm client)", () => {
     expect([streamed, finalCall.arguments, finalCall.name]).toEqual([call.arguments, call.arguments, "weather"]);
   });
 
+  it("as Codex asks: developer messages, tools it does not run here (web_search, a namespace) left out beside its functions, the thoughts sent back from encrypted_content", async () => {
+    const codexLike = {
+      model,
+      input: [
+        { type: "message" as const, role: "developer" as const, content: [{ type: "input_text" as const, text: "Be brief." }] },
+        { type: "message" as const, role: "user" as const, content: [{ type: "input_text" as const, text: "Hi" }] },
+      ],
+      tools: [weather, { type: "web_search" }, { type: "namespace", name: "agents", description: "x", tools: [] }] as never,
+      include: ["reasoning.encrypted_content" as const],
+      store: false,
+      temperature: 0,
+      max_output_tokens: 1,
+    };
+    const answer = await openai.responses.create(codexLike);
+    const functionsOnly = await openai.responses.create({ ...codexLike, tools: [weather] });
+    expect(answer.usage!.input_tokens).toBe(functionsOnly.usage!.input_tokens);
+    const whole = await openai.responses.create({ ...codexLike, max_output_tokens: 40 });
+    const reasoning = whole.output[0] as OpenAI.Responses.ResponseReasoningItem;
+    expect(reasoning.encrypted_content).toBe(thoughts);
+    // Sent back with only its encrypted_content (as Codex does), the thoughts reach the prompt as when sent as text.
+    const call = [{ type: "function_call" as const, call_id: "c1", name: "weather", arguments: '{"city":"Paris"}' }, { type: "function_call_output" as const, call_id: "c1", output: "sunny" }];
+    const viaCopy = await openai.responses.create({ ...codexLike, tools: [weather], input: [...codexLike.input, { type: "reasoning", id: "rs_1", summary: [], encrypted_content: "I should call weather." }, ...call] });
+    const viaText = await openai.responses.create({ ...codexLike, tools: [weather], input: [...codexLike.input, { type: "reasoning", id: "rs_1", summary: [], content: [{ type: "reasoning_text", text: "I should call weather." }] }, ...call] });
+    expect(viaCopy.usage!.input_tokens).toBe(viaText.usage!.input_tokens);
+  });
+
   it("text.format json_schema: the answer (after the thoughts) is JSON that follows the schema", async () => {
     const schema = { type: "object", properties: { a: { type: "string", enum: ["x", "y"] } }, required: ["a"], additionalProperties: false };
     const response = await openai.responses.create({ model, input: "Hi", temperature: 0, max_output_tokens: 40, text: { format: { type: "json_schema", name: "pick", schema, strict: true } } });
@@ -166,7 +192,6 @@ describe("lmrun serve: OpenAI's Responses API (openai npm client)", () => {
     const cases: Array<[object, RegExp, string]> = [
       [{ input: "Hi", previous_response_id: "resp_1" }, /stores no responses/, "previous_response_id"],
       [{ input: "Hi", conversation: "conv_1" }, /stores no responses/, "conversation"],
-      [{ input: "Hi", tools: [{ type: "web_search" }] }, /function tools only/, "tools[0].type"],
       [{ input: [{ role: "user", content: [{ type: "input_image", image_url: "http://x/y.png" }] }] }, /text-only/, "input[0].content[0]"],
       [{ input: [{ type: "function_call_output", call_id: "c9", output: "x" }] }, /no earlier function_call/, "input[0].call_id"],
       [{ input: [{ type: "item_reference", id: "msg_1" }] }, /stores no responses|stored item/, "input[0].type"],
