@@ -95,7 +95,8 @@ function conversationOf(f: Fields): ChatMessage[] {
       const type = block.string("type", { required: true });
       if (type === "text") texts.push(block.string("text", { required: true })!);
       else if (type === "thinking" && role === "assistant") thinking = (thinking ?? "") + (block.string("thinking") ?? "");
-      else if (type === "redacted_thinking") return;
+      // Thoughts Anthropic kept encrypted, and the traces of its server tools in an earlier answer, mean nothing here.
+      else if (type === "redacted_thinking" || type === "server_tool_use" || type === "mcp_tool_use" || (type?.endsWith("_tool_result") && type !== "tool_result")) return;
       else if (type === "tool_use" && role === "assistant") {
         const input = block.raw("input");
         toolCalls.push({ id: block.string("id", { required: true })!, name: block.string("name", { required: true })!, arguments: input ?? {} });
@@ -121,18 +122,24 @@ function conversationOf(f: Fields): ChatMessage[] {
   return messages;
 }
 
+/**
+ * Client tools (`name`, `description`, `input_schema`). Anthropic's own server tools (web_search_…,
+ * code_execution_…) run on its servers: they are left out, as the Responses API's hosted tools are, so
+ * a client that declares one beside its own still works.
+ */
 function toolsOf(f: Fields): ToolDefinition[] | undefined {
   if (f.object("tool_choice")?.string("type") === "none") return undefined;
   const items = f.array("tools", { maxItems: 128 });
   if (!items || items.length === 0) return undefined;
-  return items.map((_, index) => {
+  const tools = items.flatMap((_, index) => {
     const tool = f.item("tools", items, index);
     const type = tool.string("type");
-    if (type !== undefined && type !== "custom") throw badRequest(`"tools[${index}].type" ${JSON.stringify(type)} is one of Anthropic's own tools: lmrun runs client tools only (name, description, input_schema)`, `tools[${index}].type`);
+    if (type !== undefined && type !== "custom") return [];
     const name = tool.string("name", { required: true, maxLength: 64 })!;
     if (!/^[A-Za-z0-9_-]+$/.test(name)) throw badRequest(`"tools[${index}].name" may hold letters, digits, _ and - only`, `tools[${index}].name`);
-    return { name, description: tool.string("description"), parameters: tool.object("input_schema") ? (tool.raw("input_schema") as object) : undefined };
+    return [{ name, description: tool.string("description"), parameters: tool.object("input_schema") ? (tool.raw("input_schema") as object) : undefined }];
   });
+  return tools.length > 0 ? tools : undefined;
 }
 
 /** tool_choice: auto, any (a call, as OpenAI's required), tool (that one), none (no tools). */
