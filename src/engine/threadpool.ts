@@ -47,6 +47,7 @@ interface ShimModule {
   clearTaps?(): null;
   sharePrefix?(sequenceId: number, count: number, others: number[]): boolean;
   clearSharedPrefixes?(): null;
+  trimMalloc?(): boolean;
 }
 
 /**
@@ -122,6 +123,11 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
   } catch (error) {
     notLoadedReason = `could not be loaded: ${(error as Error).message.split("\n")[0]}`;
   }
+}
+
+/** Hands the free pages of glibc's malloc arenas back to the system (native/threadpool.c); false without the shim or glibc. */
+export function trimMalloc(): boolean {
+  return shim?.trimMalloc?.() ?? false;
 }
 
 /**

@@ -86,4 +86,23 @@ describe.skipIf(skip !== "")(`the threadpool shim's guards${skip ? ` [skipped: $
     expect(answers.true).toEqual(answers.false);
     expect((answers.true as string[]).every((text) => text.length > 20)).toBe(true);
   });
+
+  it("gives malloc's free pages back (malloc_trim) once a model is loaded, and the engine's answers are unchanged by it", () => {
+    const engine = (name: string) => JSON.stringify(path.join(repoRoot, "dist", "engine", name));
+    const script = `
+      const { trimMalloc } = await import(${engine("threadpool.js")});
+      const { loadModel } = await import(${engine("model.js")});
+      const { generate } = await import(${engine("generate.js")});
+      const before = trimMalloc();
+      const loaded = await loadModel(${JSON.stringify(path.join(repoRoot, "assets", "models", "stories260K-Q8_0.gguf"))}, { gpu: "cpu", gpuLayers: 0, contextSize: 256, threads: 1 });
+      const request = { prompt: "Once upon a time", chat: false, maxTokens: 16, stop: [], truncate: false, sampling: { temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, seed: 1 } };
+      const first = (await generate(loaded, request)).text;
+      const trimmed = trimMalloc();
+      const second = (await generate(loaded, request)).text;
+      await loaded.dispose();
+      console.log(JSON.stringify({ before, trimmed, same: first === second && first.length > 10 }));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    // Before a model loads the shim is not in the process: nothing to call.
+    expect(JSON.parse(out.trim().split("\n").at(-1)!)).toEqual({ before: false, trimmed: true, same: true });
+  });
 });

@@ -32,6 +32,9 @@
 #include <sched.h>
 #include <unistd.h>
 #include <link.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -1214,6 +1217,24 @@ static napi_value clear_shared_prefixes(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/*
+ * trimMalloc(): malloc_trim(0), which hands the free pages of every glibc arena back to the system.
+ * Memory the generation threads freed stays resident in their arenas otherwise: after a full
+ * collection freed node-llama-cpp's samplers (nativeMemory.ts), bench:serve's memory section on the
+ * 135M model measured 275-280 MB with it against 275-298 without (four runs each).
+ */
+static napi_value trim_malloc(napi_env env, napi_callback_info info) {
+    (void)info;
+    napi_value result;
+#ifdef __GLIBC__
+    malloc_trim(0); /* its result says whether pages were released, which need not be so */
+    napi_get_boolean(env, true, &result);
+#else
+    napi_get_boolean(env, false, &result); /* musl has no arenas to trim */
+#endif
+    return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     napi_value fn;
     if (napi_create_function(env, "status", 6, status, NULL, &fn) == 0) {
@@ -1254,6 +1275,9 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "clearSharedPrefixes", 19, clear_shared_prefixes, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "clearSharedPrefixes", fn);
+    }
+    if (napi_create_function(env, "trimMalloc", 10, trim_malloc, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "trimMalloc", fn);
     }
 
     return exports;
