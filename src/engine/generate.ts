@@ -232,7 +232,7 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
     if (continued) {
       // A continued exchange loses its oldest earlier tokens (its beginning token stays); this turn is kept whole.
       const head = completionBos(loaded) !== undefined ? 1 : 0;
-      const drop = Math.min(earlierTokenCount(loaded, request.priorTokens ?? []), promptTokenCount - (room - reserve));
+      const drop = Math.min(withoutBos(loaded, (request.priorTokens ?? []) as Token[]).length, promptTokenCount - (room - reserve));
       if (promptTokenCount - drop > room) throw tooLong();
       promptTokenList = [...promptTokenList.slice(0, head), ...promptTokenList.slice(head + drop)];
     } else if (messages !== undefined) {
@@ -512,6 +512,8 @@ export async function promptTokensOf(loaded: LoadedModel, request: GenerateReque
  * tokens for the slot choice, then its generation).
  */
 const resolvedWrappers = new WeakMap<LoadedModel, Promise<ResolvedChatWrapper>>();
+/** And each thinking setting's variant of it (think: false or a level builds a wrapper of its own). */
+const thinkingWrappers = new WeakMap<LoadedModel, Map<string, ChatWrapper>>();
 
 /** The model's chat wrapper for a thinking setting (which may switch the template's thinking). */
 export async function chatWrapperOf(loaded: LoadedModel, think: GenerateRequest["think"]): Promise<ChatWrapper> {
@@ -521,7 +523,13 @@ export async function chatWrapperOf(loaded: LoadedModel, think: GenerateRequest[
     resolvedWrappers.set(loaded, resolved);
     resolved.catch(() => resolvedWrappers.delete(loaded));
   }
-  return chatWrapperForThinking(await loadNodeLlamaCpp(), await resolved, think);
+  const resolvedWrapper = await resolved;
+  let variants = thinkingWrappers.get(loaded);
+  if (variants === undefined) thinkingWrappers.set(loaded, (variants = new Map()));
+  const key = String(think);
+  let wrapper = variants.get(key);
+  if (wrapper === undefined) variants.set(key, (wrapper = chatWrapperForThinking(await loadNodeLlamaCpp(), resolvedWrapper, think)));
+  return wrapper;
 }
 
 function chatPromptTokens(loaded: LoadedModel, chatWrapper: ChatWrapper, request: GenerateRequest, userText: string): Token[] {
@@ -562,14 +570,13 @@ async function continuedPromptTokens(loaded: LoadedModel, request: GenerateReque
   }
   const turn = request.chat ? chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt) : completionPromptTokens(loaded, request.prompt);
   const bos = completionBos(loaded);
-  const withoutBos = (tokens: readonly Token[]) => (bos !== undefined && tokens[0] === bos ? tokens.slice(1) : tokens);
-  return [...(bos !== undefined ? [bos] : []), ...withoutBos(prior as Token[]), ...withoutBos(turn)];
+  return [...(bos !== undefined ? [bos] : []), ...withoutBos(loaded, prior as Token[]), ...withoutBos(loaded, turn)];
 }
 
-/** How many tokens of a continued prompt are the earlier exchange's (its own beginning token not counted). */
-function earlierTokenCount(loaded: LoadedModel, prior: readonly number[]): number {
+/** Tokens without the beginning token LlamaCompletion puts first (a continued prompt has one, at its start). */
+function withoutBos(loaded: LoadedModel, tokens: readonly Token[]): readonly Token[] {
   const bos = completionBos(loaded);
-  return prior.length - (bos !== undefined && prior[0] === bos ? 1 : 0);
+  return bos !== undefined && tokens[0] === bos ? tokens.slice(1) : tokens;
 }
 
 /** The token LlamaCompletion puts before the prompt, if any (its resolveBeginningTokenToPrepend's rule). */

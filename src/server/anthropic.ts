@@ -1,10 +1,9 @@
-import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, HttpError, sendJson, streamAnswer, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, randomId, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 
@@ -202,9 +201,6 @@ function jobOf(f: Fields, model: string): Omit<Job, "signal"> {
   };
 }
 
-function newId(prefix: string): string {
-  return `${prefix}_${crypto.randomBytes(12).toString("hex")}`;
-}
 
 function stopReason(outcome: JobOutcome): { stop_reason: string; stop_sequence: string | null } {
   const { stopReason: reason, toolCalls, stopText } = outcome.result;
@@ -228,7 +224,7 @@ export async function messages(ctx: AdapterContext, req: IncomingMessage, res: S
   const { f, model } = await bodyWithModel(ctx, req);
   const job = jobOf(f, model);
   const stream = f.boolean("stream") === true;
-  const id = newId("msg");
+  const id = randomId("msg");
   const modelName = ctx.service.model(model, "model").name;
   const signal = clientGone(res);
   if (!stream) {
@@ -238,7 +234,7 @@ export async function messages(ctx: AdapterContext, req: IncomingMessage, res: S
     const content: object[] = [];
     if (thinking !== undefined) content.push({ type: "thinking", thinking, signature: "" });
     if (text !== "" || toolCalls === undefined) content.push({ type: "text", text });
-    for (const call of toolCalls ?? []) content.push({ type: "tool_use", id: newId("toolu"), name: call.name, input: callInput(call) });
+    for (const call of toolCalls ?? []) content.push({ type: "tool_use", id: randomId("toolu"), name: call.name, input: callInput(call) });
     sendJson(res, 200, { id, type: "message", role: "assistant", model: modelName, content, ...stopReason(outcome), usage: usageOf({ tokens: promptTokens, cached: cachedPromptTokens }, generatedTokens) });
     return;
   }
@@ -329,7 +325,7 @@ class ContentBlocks {
       this.index++;
       this.openCall = this.index;
       this.calls[callIndex] = this.index;
-      this.send("content_block_start", { index: this.index, content_block: { type: "tool_use", id: newId("toolu"), name: name ?? "", input: {} } });
+      this.send("content_block_start", { index: this.index, content_block: { type: "tool_use", id: randomId("toolu"), name: name ?? "", input: {} } });
     }
     if (json.length > 0) this.send("content_block_delta", { index: this.calls[callIndex], delta: { type: "input_json_delta", partial_json: json } });
   }
@@ -345,7 +341,7 @@ class ContentBlocks {
     }
     for (const call of toolCalls) {
       this.index++;
-      this.send("content_block_start", { index: this.index, content_block: { type: "tool_use", id: newId("toolu"), name: call.name, input: {} } });
+      this.send("content_block_start", { index: this.index, content_block: { type: "tool_use", id: randomId("toolu"), name: call.name, input: {} } });
       this.send("content_block_delta", { index: this.index, delta: { type: "input_json_delta", partial_json: JSON.stringify(callInput(call)) } });
       this.send("content_block_stop", { index: this.index });
     }

@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 /**
@@ -14,6 +15,11 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** An id for an API object: the prefix, then `bytes` random bytes in hex (`chatcmpl-…`, `call_…`, `msg_…`). */
+export function randomId(prefix: string, bytes = 12, separator = "_"): string {
+  return `${prefix}${separator}${crypto.randomBytes(bytes).toString("hex")}`;
 }
 
 export function badRequest(message: string, param?: string): HttpError {

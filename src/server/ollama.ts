@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import crypto from "node:crypto";
 import fs from "node:fs";
 import type { ModelFileFacts } from "../engine/inspect.js";
 import { threadpoolStatus } from "../engine/threadpool.js";
@@ -8,7 +7,7 @@ import type { ChatMessage, ThinkSetting, ToolDefinition } from "../engine/types.
 import { packageVersion } from "../cli/version.js";
 import { parseKeepAlive } from "./duration.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, HttpError, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, randomId, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, checkToolResults, embed, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 import type { LmrunFinalExtension } from "./wire.js";
@@ -273,7 +272,7 @@ export async function chat(ctx: AdapterContext, req: IncomingMessage, res: Serve
   const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, think: await thinkOf(ctx, f, model), keepAliveMs };
   const calls = (outcome: JobOutcome) =>
     outcome.result.toolCalls
-      ? { tool_calls: outcome.result.toolCalls.map((c, index) => ({ id: `call_${crypto.randomBytes(4).toString("hex")}`, function: { index, name: c.name, arguments: c.arguments ?? {} } })) }
+      ? { tool_calls: outcome.result.toolCalls.map((c, index) => ({ id: randomId("call", 4), function: { index, name: c.name, arguments: c.arguments ?? {} } })) }
       : {};
   await respond(ctx, res, job, stream, receivedAt, {
     piece: (text) => message(text),

@@ -1,10 +1,9 @@
-import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, HttpError, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
+import { badRequest, clientGone, HttpError, randomId, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import type { Job, JobOutcome, Service } from "./service.js";
 
 /**
@@ -217,7 +216,7 @@ function usageOf(outcome: JobOutcome) {
 }
 
 function callId(): string {
-  return `call_${crypto.randomBytes(8).toString("hex")}`;
+  return randomId("call", 8);
 }
 
 function toolCallsOf(outcome: JobOutcome) {
@@ -333,7 +332,7 @@ interface Shape {
 
 async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, "signal" | "onText" | "onThought" | "onCallArguments" | "onStart">, stream: boolean, shape: Shape): Promise<void> {
   const signal = clientGone(res);
-  const id = `${shape.idPrefix}-${crypto.randomBytes(12).toString("hex")}`;
+  const id = randomId(shape.idPrefix, 12, "-");
   // The served name in every chunk, aliases (":latest") resolved, as OpenAI reports the model that answered.
   const modelName = ctx.service.model(job.model, job.modelParam).name;
   const created = Math.floor(Date.now() / 1000);

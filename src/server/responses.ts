@@ -1,10 +1,9 @@
-import crypto from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
 import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
-import { badRequest, clientGone, sendJson, streamAnswer, StreamWriter } from "./http.js";
+import { badRequest, clientGone, randomId, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, thinkOf, toolChoiceOf, type AdapterContext } from "./openai.js";
 import type { Job, JobOutcome } from "./service.js";
 
@@ -160,9 +159,6 @@ function formatOf(f: Fields): { jsonSchema: Job["jsonSchema"]; echo: object } {
   throw badRequest(`"text.format.type" must be text, json_object or json_schema (got ${JSON.stringify(type)})`, "text.format.type");
 }
 
-function newId(prefix: string): string {
-  return `${prefix}_${crypto.randomBytes(12).toString("hex")}`;
-}
 
 type OutputItem = Record<string, unknown> & { type: string; id: string };
 
@@ -236,7 +232,7 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
     toolChoice,
     think: thinkOf(f),
   };
-  const id = newId("resp");
+  const id = randomId("resp");
   const createdAt = Math.floor(Date.now() / 1000);
   const modelName = ctx.service.model(model, "model").name;
   const reasoning = f.object("reasoning");
@@ -273,9 +269,9 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
     const cut = incomplete(outcome);
     const { text, thinking, toolCalls } = outcome.result;
     const output: OutputItem[] = [];
-    if (thinking !== undefined) output.push(reasoningItem(newId("rs"), thinking, thoughtsCopied));
-    if (text !== "" || toolCalls === undefined) output.push(messageItem(newId("msg"), text, cut ? "incomplete" : "completed"));
-    for (const call of toolCalls ?? []) output.push(callItem(newId("fc"), newId("call"), call.name, callArguments(call), cut ? "incomplete" : "completed"));
+    if (thinking !== undefined) output.push(reasoningItem(randomId("rs"), thinking, thoughtsCopied));
+    if (text !== "" || toolCalls === undefined) output.push(messageItem(randomId("msg"), text, cut ? "incomplete" : "completed"));
+    for (const call of toolCalls ?? []) output.push(callItem(randomId("fc"), randomId("call"), call.name, callArguments(call), cut ? "incomplete" : "completed"));
     sendJson(res, 200, responseObject(cut ? "incomplete" : "completed", output, outcome));
     return;
   }
@@ -376,7 +372,7 @@ class ResponseEvents {
     let call = this.calls[index];
     if (call === undefined) {
       this.close("completed");
-      call = { outputIndex: this.output.length + this.calls.length, id: newId("fc"), callId: newId("call"), name: name ?? "", args: "" };
+      call = { outputIndex: this.output.length + this.calls.length, id: randomId("fc"), callId: randomId("call"), name: name ?? "", args: "" };
       this.calls[index] = call;
       this.send("response.output_item.added", { output_index: call.outputIndex, item: callItem(call.id, call.callId, call.name, "", "in_progress") });
     }
@@ -398,7 +394,7 @@ class ResponseEvents {
       const args = callArguments(call);
       if (streamed === undefined) {
         const outputIndex = this.output.length;
-        const item = { id: newId("fc"), callId: newId("call") };
+        const item = { id: randomId("fc"), callId: randomId("call") };
         this.send("response.output_item.added", { output_index: outputIndex, item: callItem(item.id, item.callId, call.name, "", "in_progress") });
         this.send("response.function_call_arguments.delta", { item_id: item.id, output_index: outputIndex, delta: args });
         this.endCall(outputIndex, callItem(item.id, item.callId, call.name, args, status));
@@ -420,7 +416,7 @@ class ResponseEvents {
   private ensureOpen(kind: "reasoning" | "message"): void {
     if (this.open?.kind === kind) return;
     this.close("completed");
-    this.open = { kind, id: newId(kind === "message" ? "msg" : "rs"), text: "" };
+    this.open = { kind, id: randomId(kind === "message" ? "msg" : "rs"), text: "" };
     const outputIndex = this.output.length;
     if (kind === "message") {
       this.send("response.output_item.added", { output_index: outputIndex, item: { id: this.open.id, type: "message", status: "in_progress", role: "assistant", content: [] } });
