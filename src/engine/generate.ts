@@ -11,7 +11,8 @@ import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
 import { ThoughtSplitter } from "./thoughts.js";
 import { generationEnded, generationStarted } from "./nativeMemory.js";
 import { vocabularySize } from "./vocabulary.js";
-import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, ToolCall } from "./types.js";
+import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, TokenLogprob, ToolCall } from "./types.js";
+import { LogprobRecorder, recordProbabilities } from "./logprobs.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
 
 /** A prompt longer than the context (and not to be truncated): the server's 400 "context_length_exceeded". */
@@ -28,7 +29,8 @@ export class PromptTooLongError extends LmrunError {
 }
 
 export interface GenerateHooks {
-  onText?: (text: string) => void;
+  /** The answer's text as it comes; with request.logprobs, the tokens it is made of. */
+  onText?: (text: string, logprobs?: TokenLogprob[]) => void;
   /** A thinking model's thoughts as they come (chat only); onText has the answer alone. */
   onThought?: (text: string) => void;
   /**
@@ -184,16 +186,43 @@ export async function generateOnSequence(
 ): Promise<GenerationResult> {
   // Greedy answers repeat exactly only with one thread count throughout (see holdThreadCount).
   const releaseThreadCount = request.sampling.temperature === 0 ? holdThreadCount() : undefined;
+  const recorder = request.logprobs !== undefined ? new LogprobRecorder(loaded.model, request.logprobs.top) : undefined;
+  const stopRecording = recorder !== undefined ? recordProbabilities(sequence, recorder) : undefined;
   generationStarted();
   try {
-    return await generateWithin(loaded, sequence, request, hooks);
+    if (recorder === undefined) return await generateWithin(loaded, sequence, request, hooks);
+    const result = await generateWithin(loaded, sequence, request, withLogprobs(hooks, recorder));
+    return { ...result, logprobs: recorder.answerTokens };
   } finally {
+    stopRecording?.();
     releaseThreadCount?.();
     generationEnded(vocabularySize(loaded.model, 32000));
   }
 }
 
-async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequence, request: GenerateRequest, hooks: GenerateHooks): Promise<GenerationResult> {
+/** Hooks that find each shown text's tokens (the text is shown whether or not the caller streams it). */
+function withLogprobs(hooks: GenerateHooks, recorder: LogprobRecorder): GenerateHooks & { discardText(): void } {
+  const { onText, onThought } = hooks;
+  return {
+    ...hooks,
+    onText: (text) => {
+      const tokens = recorder.answer(text);
+      onText?.(text, tokens);
+    },
+    onThought: (text) => {
+      recorder.thought(text);
+      onThought?.(text);
+    },
+    discardText: () => recorder.discardPending(),
+  };
+}
+
+async function generateWithin(
+  loaded: LoadedModel,
+  sequence: LlamaContextSequence,
+  request: GenerateRequest,
+  hooks: GenerateHooks & { discardText?(): void },
+): Promise<GenerationResult> {
   const { LlamaChat, LlamaCompletion } = await loadNodeLlamaCpp();
   const contextSize = sequence.contextSize;
   const threads = hooks.threads ?? {
@@ -350,8 +379,9 @@ async function generateWithin(loaded: LoadedModel, sequence: LlamaContextSequenc
       });
       if (hooks.signal?.aborted || (inThought && !thoughtEnded)) return { history, maxTokens: 0, response, stop: response.metadata.stopReason };
       if (!inThought) {
-        // Its first text is dropped, from the counts and from the budget.
+        // Its first text is dropped, from the counts, the budget and the tokens shown.
         ({ generatedTokens, firstTokenAt, lastTokenAt } = before);
+        hooks.discardText?.();
         outputTokensBefore = sequence.tokenMeter.getState().usedOutputTokens;
         return { history, maxTokens: common.maxTokens };
       }

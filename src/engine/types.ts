@@ -130,6 +130,21 @@ export interface GenerateRequest {
   priorTokens?: readonly number[] | undefined;
   /** Return the exchange's tokens (the prompt's, then the answer's text tokenised), ollama's `context`. */
   returnTokens?: boolean | undefined;
+  /** Each answer token's log-probability, and the `top` most likely tokens at its position (0: none). */
+  logprobs?: { top: number } | undefined;
+}
+
+/** A token and its log-probability: llama.cpp's text of it (an incomplete character left out), and its bytes. */
+export interface TokenProbability {
+  id: number;
+  token: string;
+  bytes: number[];
+  logprob: number;
+}
+
+/** An answer token's log-probability, with the most likely tokens at its position (most likely first). */
+export interface TokenLogprob extends TokenProbability {
+  top: TokenProbability[];
 }
 
 /** Reasoning effort, for models told how hard to think (gpt-oss: "Reasoning: high"). */
@@ -164,6 +179,8 @@ export interface GenerationResult {
   stopText?: string | undefined;
   /** With request.returnTokens: the prompt's tokens and the answer's, to continue from (priorTokens). */
   tokens?: number[] | undefined;
+  /** With request.logprobs: the answer's tokens (not the thoughts', a stop text's or the end-of-turn token). */
+  logprobs?: TokenLogprob[] | undefined;
 }
 
 export interface ModelSummary {

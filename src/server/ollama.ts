@@ -9,6 +9,7 @@ import { parseKeepAlive } from "./duration.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, randomId, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, checkToolResults, embed, type AdapterContext } from "./openai.js";
+import { readLogprobs, tokenLogprobs } from "./logprobs.js";
 import type { Job, JobOutcome } from "./service.js";
 import type { LmrunFinalExtension } from "./wire.js";
 
@@ -196,6 +197,7 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
     keepAliveMs,
     // ollama returns the exchange's tokens with every templated answer (not raw ones).
     ...(raw ? {} : { returnTokens: true, ...(context !== undefined ? { priorTokens: context } : {}) }),
+    logprobs: readLogprobs(f, "ollama"),
   };
   const contextField = (outcome: JobOutcome) => (outcome.result.tokens !== undefined ? { context: outcome.result.tokens } : {});
   await respond(ctx, res, job, stream, receivedAt, {
@@ -269,7 +271,7 @@ export async function chat(ctx: AdapterContext, req: IncomingMessage, res: Serve
   const stream = f.boolean("stream") !== false;
   const message = (content: string, extra: object = {}) => ({ message: { role: "assistant", content, ...extra } });
   if (messages.length === 0) return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, ...message("") }));
-  const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, think: await thinkOf(ctx, f, model), keepAliveMs };
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, ...options, jsonSchema, tools, think: await thinkOf(ctx, f, model), keepAliveMs, logprobs: readLogprobs(f, "ollama") };
   const calls = (outcome: JobOutcome) =>
     outcome.result.toolCalls
       ? { tool_calls: outcome.result.toolCalls.map((c, index) => ({ id: randomId("call", 4), function: { index, name: c.name, arguments: c.arguments ?? {} } })) }
@@ -306,7 +308,8 @@ async function respond(
   if (!stream) {
     const outcome = await ctx.service.run({ ...job, signal });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
-    sendJson(res, 200, { model: job.model, created_at: new Date().toISOString(), ...shape.whole(outcome), ...finalFields(outcome, receivedAt) });
+    const logprobs = job.logprobs !== undefined && outcome.result.logprobs !== undefined ? { logprobs: tokenLogprobs(outcome.result.logprobs) } : {};
+    sendJson(res, 200, { model: job.model, created_at: new Date().toISOString(), ...shape.whole(outcome), ...logprobs, ...finalFields(outcome, receivedAt) });
     return;
   }
   const writer = new StreamWriter(res, "application/x-ndjson");
@@ -319,7 +322,16 @@ async function respond(
       ctx.service.run({
         ...job,
         signal,
-        onText: (text) => text.length > 0 && send({ model: job.model, created_at: new Date().toISOString(), ...shape.piece(text), done: false }),
+        onText: (text, tokens) =>
+          text.length > 0 &&
+          send({
+            model: job.model,
+            created_at: new Date().toISOString(),
+            ...shape.piece(text),
+            // Each line carries its own tokens' (ollama's form).
+            ...(job.logprobs !== undefined && tokens !== undefined ? { logprobs: tokenLogprobs(tokens) } : {}),
+            done: false,
+          }),
         onThought: (text) => send({ model: job.model, created_at: new Date().toISOString(), ...shape.thought(text), done: false }),
       }),
     (outcome) => {

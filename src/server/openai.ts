@@ -1,14 +1,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
-import type { ChatMessage, ThinkSetting, ToolChoice, ToolDefinition } from "../engine/types.js";
+import type { ChatMessage, ThinkSetting, TokenLogprob, ToolChoice, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, randomId, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
+import { completionLogprobs, readCompletionLogprobs, readLogprobs, tokenLogprobs } from "./logprobs.js";
 import type { Job, JobOutcome, Service } from "./service.js";
 
 /**
  * OpenAI's API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models (/v1/responses: responses.ts).
- * Unsupported requests (n > 1, image parts, logprobs) are refused with a 400 that says so.
+ * Unsupported requests (n > 1, image parts) are refused with a 400 that says so.
  */
 
 export interface AdapterContext {
@@ -44,11 +45,6 @@ export async function listModels(ctx: AdapterContext, res: ServerResponse): Prom
 function samplingJob(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop"> {
   if ((f.number("n", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"n" > 1 is not supported: ask for one choice per request', "n");
   if ((f.number("best_of", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"best_of" > 1 is not supported: ask for one choice per request', "best_of");
-  const logprobs = f.raw("logprobs");
-  // Chat's `true`, completions' number of alternatives (0 asks for none).
-  if ((logprobs !== undefined && logprobs !== null && logprobs !== false && logprobs !== 0) || f.has("top_logprobs")) {
-    throw badRequest("logprobs are not supported: node-llama-cpp does not report token probabilities during generation", f.has("top_logprobs") ? "top_logprobs" : "logprobs");
-  }
   const maxCompletion = f.number("max_completion_tokens", { integer: true, min: 1 });
   const maxTokens = maxCompletion ?? f.number("max_tokens", { integer: true, min: 1 });
   return {
@@ -238,7 +234,7 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   if (tools && jsonSchema !== undefined) throw badRequest("tools and response_format json cannot be combined", "response_format");
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
-  const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools, toolChoice, think: thinkOf(f) };
+  const job = { model, modelParam: "model", prompt: "", messages, chat: true, truncate: false, ...samplingJob(f), jsonSchema, tools, toolChoice, think: thinkOf(f), logprobs: readLogprobs(f, "openai") };
   // A forced call streams as OpenAI streams calls: the id and name, then the arguments in pieces.
   const forced = toolChoice !== undefined && toolChoice !== "auto" ? toolChoice : undefined;
   const streamedCalls: string[] = [];
@@ -254,6 +250,7 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
     includeUsage,
     first: () => ({ delta: { role: "assistant", content: "" } }),
     piece: (text) => ({ delta: { content: text } }),
+    logprobs: (tokens) => ({ content: tokenLogprobs(tokens), refusal: null }),
     // A thinking model's thoughts: `reasoning_content` as llama-server, vLLM and DeepSeek's API name
     // them, and `reasoning` as ollama and OpenRouter do; clients read one or the other.
     thought: (text) => ({ delta: { reasoning_content: text, reasoning: text } }),
@@ -304,7 +301,7 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
   const echo = f.boolean("echo") === true;
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
-  const job = { model, modelParam: "model", prompt, chat: false, truncate: false, ...samplingJob(f), jsonSchema: jsonSchemaOf(f) };
+  const job = { model, modelParam: "model", prompt, chat: false, truncate: false, ...samplingJob(f), jsonSchema: jsonSchemaOf(f), logprobs: readCompletionLogprobs(f) };
   await respond(ctx, res, job, stream, {
     object: "text_completion",
     idPrefix: "cmpl",
@@ -312,6 +309,8 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
     // echo: the prompt, then its completion (OpenAI's legacy completions).
     first: echo ? () => ({ text: prompt }) : undefined,
     piece: (text) => ({ text }),
+    // Offsets count from the start of the choice's text, the echoed prompt included.
+    logprobs: (tokens, offset) => completionLogprobs(tokens, (echo ? prompt.length : 0) + offset),
     last: () => ({ text: "" }),
     whole: (outcome) => ({ text: echo ? prompt + outcome.result.text : outcome.result.text }),
   });
@@ -323,6 +322,8 @@ interface Shape {
   includeUsage: boolean;
   first: (() => object) | undefined;
   piece(text: string): object;
+  /** Answer tokens' log-probabilities as the choice's `logprobs` (`offset`: where in the answer's text they start). */
+  logprobs(tokens: readonly TokenLogprob[], offset: number): object;
   thought?(text: string): object;
   /** A forced call's JSON as generated, as stream deltas (undefined: nothing to send yet). */
   callArguments?(text: string): object | undefined;
@@ -337,6 +338,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   const modelName = ctx.service.model(job.model, job.modelParam).name;
   const created = Math.floor(Date.now() / 1000);
   const chunkObject = shape.object === "chat.completion" ? "chat.completion.chunk" : "text_completion";
+  const logprobsOf = (outcome: JobOutcome) => (job.logprobs !== undefined && outcome.result.logprobs !== undefined ? shape.logprobs(outcome.result.logprobs, 0) : null);
   if (!stream) {
     const outcome = await ctx.service.run({ ...job, signal });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });
@@ -346,7 +348,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
       created,
       model: outcome.model.name,
       system_fingerprint: "lmrun",
-      choices: [{ index: 0, ...shape.whole(outcome), logprobs: null, finish_reason: finishReason(outcome) }],
+      choices: [{ index: 0, ...shape.whole(outcome), logprobs: logprobsOf(outcome), finish_reason: finishReason(outcome) }],
       usage: usageOf(outcome),
     });
     return;
@@ -362,6 +364,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   };
   const thought = shape.thought;
   const callArguments = shape.callArguments;
+  let answerLength = 0;
   await streamAnswer(
     writer,
     // A request that waits (queue, load) gets comment lines, which SSE clients ignore.
@@ -372,10 +375,11 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
         signal,
         // The role chunk as soon as a slot takes the request (a forced tool call streams nothing else until it is whole).
         onStart: sendFirst,
-        onText: (text) => {
+        onText: (text, tokens) => {
           if (text.length === 0) return;
           sendFirst();
-          send(event(modelName, shape.piece(text)));
+          send(event(modelName, { ...shape.piece(text), ...(job.logprobs !== undefined && tokens !== undefined ? { logprobs: shape.logprobs(tokens, answerLength) } : {}) }));
+          answerLength += text.length;
         },
         ...(thought
           ? {

@@ -5,6 +5,7 @@ import type { ChatMessage, ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, randomId, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, thinkOf, toolChoiceOf, type AdapterContext } from "./openai.js";
+import { MAX_TOP_LOGPROBS, tokenLogprobs } from "./logprobs.js";
 import type { Job, JobOutcome } from "./service.js";
 
 /**
@@ -162,8 +163,8 @@ function formatOf(f: Fields): { jsonSchema: Job["jsonSchema"]; echo: object } {
 
 type OutputItem = Record<string, unknown> & { type: string; id: string };
 
-function messageItem(id: string, text: string, status: string): OutputItem {
-  return { id, type: "message", status, role: "assistant", content: [{ type: "output_text", text, annotations: [], logprobs: [] }] };
+function messageItem(id: string, text: string, status: string, logprobs: ReturnType<typeof tokenLogprobs> = []): OutputItem {
+  return { id, type: "message", status, role: "assistant", content: [{ type: "output_text", text, annotations: [], logprobs }] };
 }
 
 /**
@@ -204,7 +205,6 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
     const value = f.raw(stateful);
     if (value !== undefined && value !== null && value !== "") throw badRequest(`"${stateful}" is not supported: lmrun stores no responses, so send the whole conversation in "input" (as ollama's and llama-server's /v1/responses)`, stateful);
   }
-  if (f.has("top_logprobs") && f.raw("top_logprobs") !== 0 && f.raw("top_logprobs") !== null) throw badRequest("logprobs are not supported: node-llama-cpp does not report token probabilities during generation", "top_logprobs");
   const { messages } = conversationOf(f);
   const tools = toolsOf(f);
   const toolChoice = toolChoiceOf(f, tools);
@@ -214,7 +214,11 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
   if (truncation !== "disabled" && truncation !== "auto") throw badRequest('"truncation" must be auto or disabled', "truncation");
   const maxTokens = f.number("max_output_tokens", { integer: true, min: 1 });
   const stream = f.boolean("stream") === true;
-  const thoughtsCopied = (f.strings("include", { maxItems: 16 }) ?? []).includes("reasoning.encrypted_content");
+  const include = f.strings("include", { maxItems: 16 }) ?? [];
+  const thoughtsCopied = include.includes("reasoning.encrypted_content");
+  // Token log-probabilities in the output text, as OpenAI gives them when `include` asks (top_logprobs alone does not).
+  const topLogprobs = f.number("top_logprobs", { integer: true, min: 0, max: MAX_TOP_LOGPROBS });
+  const logprobs = include.includes("message.output_text.logprobs") ? { top: topLogprobs ?? 0 } : undefined;
   const job = {
     model,
     modelParam: "model",
@@ -231,6 +235,7 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
     tools,
     toolChoice,
     think: thinkOf(f),
+    logprobs,
   };
   const id = randomId("resp");
   const createdAt = Math.floor(Date.now() / 1000);
@@ -270,7 +275,8 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
     const { text, thinking, toolCalls } = outcome.result;
     const output: OutputItem[] = [];
     if (thinking !== undefined) output.push(reasoningItem(randomId("rs"), thinking, thoughtsCopied));
-    if (text !== "" || toolCalls === undefined) output.push(messageItem(randomId("msg"), text, cut ? "incomplete" : "completed"));
+    const textLogprobs = logprobs !== undefined && outcome.result.logprobs !== undefined ? tokenLogprobs(outcome.result.logprobs) : [];
+    if (text !== "" || toolCalls === undefined) output.push(messageItem(randomId("msg"), text, cut ? "incomplete" : "completed", textLogprobs));
     for (const call of toolCalls ?? []) output.push(callItem(randomId("fc"), randomId("call"), call.name, callArguments(call), cut ? "incomplete" : "completed"));
     sendJson(res, 200, responseObject(cut ? "incomplete" : "completed", output, outcome));
     return;
@@ -300,9 +306,9 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
           start();
           if (text.length > 0) events.thought(text);
         },
-        onText: (text) => {
+        onText: (text, tokens) => {
           start();
-          if (text.length > 0) events.text(text);
+          if (text.length > 0) events.text(text, logprobs !== undefined && tokens !== undefined ? tokenLogprobs(tokens) : []);
         },
         ...(readCall !== undefined
           ? {
@@ -336,7 +342,7 @@ export async function responses(ctx: AdapterContext, req: IncomingMessage, res: 
 class ResponseEvents {
   private sequence = 0;
   private readonly output: OutputItem[] = [];
-  private open: { kind: "reasoning" | "message"; id: string; text: string } | undefined;
+  private open: { kind: "reasoning" | "message"; id: string; text: string; logprobs: ReturnType<typeof tokenLogprobs> } | undefined;
   /** Calls streamed as they are generated (forced ones): by call index. */
   private readonly calls: { outputIndex: number; id: string; callId: string; name: string; args: string }[] = [];
 
@@ -361,10 +367,11 @@ class ResponseEvents {
     this.send("response.reasoning_text.delta", { item_id: this.open!.id, output_index: this.output.length, content_index: 0, delta: text });
   }
 
-  text(text: string): void {
+  text(text: string, logprobs: ReturnType<typeof tokenLogprobs>): void {
     this.ensureOpen("message");
     this.open!.text += text;
-    this.send("response.output_text.delta", { item_id: this.open!.id, output_index: this.output.length, content_index: 0, delta: text, logprobs: [] });
+    this.open!.logprobs.push(...logprobs);
+    this.send("response.output_text.delta", { item_id: this.open!.id, output_index: this.output.length, content_index: 0, delta: text, logprobs });
   }
 
   /** A piece of a streamed call: its name when it starts, then arguments. */
@@ -416,7 +423,7 @@ class ResponseEvents {
   private ensureOpen(kind: "reasoning" | "message"): void {
     if (this.open?.kind === kind) return;
     this.close("completed");
-    this.open = { kind, id: randomId(kind === "message" ? "msg" : "rs"), text: "" };
+    this.open = { kind, id: randomId(kind === "message" ? "msg" : "rs"), text: "", logprobs: [] };
     const outputIndex = this.output.length;
     if (kind === "message") {
       this.send("response.output_item.added", { output_index: outputIndex, item: { id: this.open.id, type: "message", status: "in_progress", role: "assistant", content: [] } });
@@ -432,9 +439,9 @@ class ResponseEvents {
     if (open === undefined) return;
     this.open = undefined;
     const outputIndex = this.output.length;
-    const item = open.kind === "message" ? messageItem(open.id, open.text, status) : reasoningItem(open.id, open.text, this.thoughtsCopied);
+    const item = open.kind === "message" ? messageItem(open.id, open.text, status, open.logprobs) : reasoningItem(open.id, open.text, this.thoughtsCopied);
     const part = (item.content as object[])[0]!;
-    if (open.kind === "message") this.send("response.output_text.done", { item_id: open.id, output_index: outputIndex, content_index: 0, text: open.text, logprobs: [] });
+    if (open.kind === "message") this.send("response.output_text.done", { item_id: open.id, output_index: outputIndex, content_index: 0, text: open.text, logprobs: open.logprobs });
     else this.send("response.reasoning_text.done", { item_id: open.id, output_index: outputIndex, content_index: 0, text: open.text });
     this.send("response.content_part.done", { item_id: open.id, output_index: outputIndex, content_index: 0, part });
     this.send("response.output_item.done", { output_index: outputIndex, item });

@@ -4,7 +4,7 @@ import { PoolFullError } from "../engine/scheduler/modelPool.js";
 import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from "../engine/scheduler/slotScheduler.js";
 import { InsufficientMemoryError } from "../engine/model.js";
 import { RpcWorkerError } from "../engine/rpc/preflight.js";
-import type { GenerateRequest, SamplingOptions, ThinkSetting } from "../engine/types.js";
+import type { GenerateRequest, SamplingOptions, ThinkSetting, TokenLogprob } from "../engine/types.js";
 import { PromptTooLongError, promptTokensOf } from "../engine/generate.js";
 import { HttpError } from "./http.js";
 import type { Metrics } from "./metrics.js";
@@ -56,11 +56,14 @@ export interface Job {
   /** ollama's context: tokens of an earlier exchange to continue, and whether to return this one's. */
   priorTokens?: GenerateRequest["priorTokens"];
   returnTokens?: boolean | undefined;
+  /** Token log-probabilities, with this many alternatives at each position. */
+  logprobs?: GenerateRequest["logprobs"];
   truncate: boolean;
   keepAliveMs?: number | undefined;
   /** The client went away. */
   signal: AbortSignal;
-  onText?: ((text: string) => void) | undefined;
+  /** The answer's text as it comes (with logprobs asked for, the tokens it is made of). */
+  onText?: ((text: string, logprobs?: TokenLogprob[]) => void) | undefined;
   /** A thinking model's thoughts, apart from the answer. */
   onThought?: ((text: string) => void) | undefined;
   /** A forced tool call's JSON as it is generated (a named function's arguments, or required's calls). */
@@ -147,6 +150,7 @@ export class Service {
       ...(job.think !== undefined ? { think: job.think } : {}),
       ...(job.priorTokens !== undefined ? { priorTokens: job.priorTokens } : {}),
       ...(job.returnTokens ? { returnTokens: true } : {}),
+      ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
       truncate: job.truncate,
     };
   }

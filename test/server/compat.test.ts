@@ -199,14 +199,18 @@ describe("lmrun serve: what real clients send", () => {
     expect(random.details.parameter_size).toMatch(/^\d+M$/);
   });
 
-  it("OpenAI: echo, an empty suffix, completions' logprobs count, a malformed model id", async () => {
+  it("OpenAI: echo, an empty suffix, completions' logprobs count with echo, a malformed model id", async () => {
     const echoed = await openai.completions.create({ model: "tiny", prompt: "Once upon", max_tokens: 4, temperature: 0, echo: true });
     const plain = await openai.completions.create({ model: "tiny", prompt: "Once upon", max_tokens: 4, temperature: 0 });
     expect(echoed.choices[0]!.text).toBe(`Once upon${plain.choices[0]!.text}`);
     const suffix = await openai.completions.create({ model: "tiny", prompt: "Once", max_tokens: 2, suffix: "" });
     expect(suffix.choices).toHaveLength(1);
-    const logprobs = await openai.completions.create({ model: "tiny", prompt: "Once", max_tokens: 2, logprobs: 2 }).catch((e) => e);
-    expect(logprobs).toBeInstanceOf(OpenAI.BadRequestError);
+    // The answer's tokens, their offsets counted from the start of the echoed text.
+    const withLogprobs = await openai.completions.create({ model: "tiny", prompt: "Once upon", max_tokens: 4, temperature: 0, echo: true, logprobs: 2 });
+    expect(withLogprobs.choices[0]!.text).toBe(echoed.choices[0]!.text);
+    expect(withLogprobs.choices[0]!.logprobs!.tokens!.join("")).toBe(plain.choices[0]!.text);
+    expect(withLogprobs.choices[0]!.logprobs!.text_offset![0]).toBe("Once upon".length);
+    expect(withLogprobs.choices[0]!.logprobs!.top_logprobs!.every((alternatives) => Object.keys(alternatives!).length === 2)).toBe(true);
     const bestOf = await openai.completions.create({ model: "tiny", prompt: "Once", max_tokens: 2, best_of: 3 }).catch((e) => e);
     expect(bestOf).toBeInstanceOf(OpenAI.BadRequestError);
     const malformed = await request(`${server.url}/v1/models/%E0%A4%A`);

@@ -314,8 +314,9 @@ describe("lmrun serve: OpenAI API (openai npm client)", () => {
       .catch((e) => e);
     expect(image).toBeInstanceOf(OpenAI.BadRequestError);
     expect(image.message).toMatch(/image parts are not supported/);
-    const logprobs = await client.chat.completions.create({ model: "tiny", logprobs: true, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
+    const logprobs = await client.chat.completions.create({ model: "tiny", logprobs: true, top_logprobs: 21, messages: [{ role: "user", content: "hi" }] }).catch((e) => e);
     expect(logprobs).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(logprobs.param).toBe("top_logprobs");
     const tooLong = await client.completions.create({ model: "tiny", prompt: "x", max_tokens: 100_000 }).catch((e) => e);
     expect(tooLong).toBeInstanceOf(OpenAI.BadRequestError);
     expect(tooLong.param).toBe("max_tokens");

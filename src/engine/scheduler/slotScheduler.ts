@@ -5,7 +5,7 @@ import type { LoadedModel } from "../model.js";
 import { setContextThreads } from "../threads.js";
 import { BatchAligner } from "./batchAlignment.js";
 import { abandonQueuedPrompt, dropUnrecordedCells } from "./promptAbandon.js";
-import type { GenerateRequest, GenerationResult } from "../types.js";
+import type { GenerateRequest, GenerationResult, TokenLogprob } from "../types.js";
 
 /**
  * Many requests on ONE llama.cpp context: each of the context's sequences is a slot, and
@@ -25,7 +25,7 @@ import type { GenerateRequest, GenerationResult } from "../types.js";
 
 export interface ScheduleHooks {
   signal?: AbortSignal | undefined;
-  onText?: ((text: string) => void) | undefined;
+  onText?: ((text: string, logprobs?: TokenLogprob[]) => void) | undefined;
   onThought?: ((text: string) => void) | undefined;
   onCallArguments?: ((text: string) => void) | undefined;
   /** The request got a slot (it leaves the queue and starts evaluating its prompt). */

@@ -1,0 +1,61 @@
+import { MAX_ALTERNATIVES } from "../engine/logprobs.js";
+import type { GenerateRequest, TokenLogprob, TokenProbability } from "../engine/types.js";
+import type { Fields } from "./fields.js";
+import { badRequest } from "./http.js";
+
+/**
+ * Token log-probabilities on the wire: OpenAI's chat form (also ollama's, llama-server's and the
+ * Responses API's), and the legacy completions form. The engine gives each answer token's
+ * log-probability and the most likely tokens at its position (engine/logprobs.ts).
+ */
+
+/** The most alternatives asked for at a position (OpenAI's and ollama's limit). */
+export const MAX_TOP_LOGPROBS = MAX_ALTERNATIVES;
+
+/** Chat's `logprobs: true` and `top_logprobs` (OpenAI chat completions, ollama's /api/chat and /api/generate). */
+export function readLogprobs(f: Fields, api: "openai" | "ollama"): GenerateRequest["logprobs"] {
+  const wanted = f.boolean("logprobs") === true;
+  const top = f.number("top_logprobs", { integer: true, min: 0, max: MAX_TOP_LOGPROBS });
+  if (!wanted) {
+    // OpenAI refuses alternatives without the log-probabilities they come with; ollama ignores them.
+    if (api === "openai" && top !== undefined && top > 0) throw badRequest('"top_logprobs" needs "logprobs": true', "top_logprobs");
+    return undefined;
+  }
+  return { top: top ?? 0 };
+}
+
+/** Legacy completions' `logprobs`: how many alternatives (0: the chosen tokens' alone). */
+export function readCompletionLogprobs(f: Fields): GenerateRequest["logprobs"] {
+  const top = f.number("logprobs", { integer: true, min: 0, max: MAX_TOP_LOGPROBS });
+  return top !== undefined ? { top } : undefined;
+}
+
+function probability(p: TokenProbability) {
+  return { id: p.id, token: p.token, logprob: p.logprob, bytes: p.bytes };
+}
+
+/** OpenAI chat's `logprobs.content` items (and ollama's `logprobs`): each token with its alternatives. */
+export function tokenLogprobs(tokens: readonly TokenLogprob[]) {
+  return tokens.map((t) => ({ ...probability(t), top_logprobs: t.top.map(probability) }));
+}
+
+/**
+ * Legacy completions' form: parallel lists of the tokens, their log-probabilities, their alternatives as
+ * {text: logprob} and where each starts in the choice's text (`offset`: the echoed prompt's length). The chat
+ * form rides along as `content`, as llama-server and ollama answer completions.
+ */
+export function completionLogprobs(tokens: readonly TokenLogprob[], offset: number) {
+  const textOffset: number[] = [];
+  let at = offset;
+  for (const t of tokens) {
+    textOffset.push(at);
+    at += t.token.length;
+  }
+  return {
+    tokens: tokens.map((t) => t.token),
+    token_logprobs: tokens.map((t) => t.logprob),
+    top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map((alt) => [alt.token, alt.logprob]))),
+    text_offset: textOffset,
+    content: tokenLogprobs(tokens),
+  };
+}
