@@ -8,7 +8,7 @@ import { setContextThreads } from "./threads.js";
 import { holdThreadCount } from "./threadpool.js";
 import { dropOldestMessages, linkToolResults } from "./conversation.js";
 import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
-import { ThoughtSplitter } from "./thoughts.js";
+import { TaggedThoughtSplitter, ThoughtSplitter } from "./thoughts.js";
 import { generationEnded, generationStarted } from "./nativeMemory.js";
 import { vocabularySize } from "./vocabulary.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, TokenLogprob, ToolCall } from "./types.js";
@@ -285,6 +285,10 @@ async function generateWithin(
     truncatedPromptTokens = originalCount - promptTokenCount;
   }
 
+  // A plain completion's thoughts, split by their tags (ollama's raw mode and continued exchanges).
+  const tagged = chat === undefined && request.thoughtsInText && request.think !== false ? await taggedThoughts(loaded, request, promptTokenList, hooks) : undefined;
+  const shown = tagged !== undefined ? { onText: (text: string) => tagged.push(text) } : hooks;
+
   // Prompt batches use the batch threads; the first sampled token switches to generation threads.
   threads.prompt();
   const startedAt = performance.now();
@@ -333,8 +337,8 @@ async function generateWithin(
       onToken(tokens);
     },
     onTextChunk: (chunk: string) => {
-      const shown = continuation.chunk(chunk); // also when nobody streams: the whole text needs its prefix
-      hooks.onText?.(shown);
+      const text = continuation.chunk(chunk); // also when nobody streams: the whole text needs its prefix
+      shown.onText?.(text);
     },
   };
   // Thought tokens reach neither onToken nor onTextChunk: the segments mark them, the token meter counts them.
@@ -446,14 +450,14 @@ async function generateWithin(
         stopOnAbortSignal: true,
         onToken: completionHooks.onToken,
         onTextChunk: (chunk: string) => {
-          const shown = filter.push(continuation.chunk(chunk));
-          if (shown.length > 0) hooks.onText?.(shown);
+          const text = filter.push(continuation.chunk(chunk));
+          if (text.length > 0) shown.onText?.(text);
           if (filter.stopped) stopper.abort();
         },
       });
       if (!filter.stopped) {
         const rest = filter.flush();
-        if (rest.length > 0) hooks.onText?.(rest);
+        if (rest.length > 0) shown.onText?.(rest);
       }
       text = filter.text;
       nativeStop = filter.stopped ? "customStopTrigger" : response.metadata.stopReason;
@@ -467,6 +471,12 @@ async function generateWithin(
     chat?.dispose();
     completion?.dispose();
   }
+  if (tagged !== undefined) {
+    tagged.flush();
+    text = tagged.answer;
+  }
+  const thinking = tagged !== undefined ? tagged.thinking : thoughts.thinking;
+  const thinkingTokens = tagged !== undefined ? loaded.model.tokenize(tagged.thinking).length : thoughts.thinkingTokens;
   const endedAt = performance.now();
   ({ generatedTokens, lastTokenAt } = sampledTokens(generatedTokens, sequence.tokenMeter.getState().usedOutputTokens - outputTokensBefore, firstTokenAt, lastTokenAt, endedAt));
   // The prompt as the model saw it; the token meter also counts what a context shift evaluates again.
@@ -481,7 +491,7 @@ async function generateWithin(
     ...(nativeStop === "customStopTrigger" && stopText !== undefined ? { stopText } : {}),
     truncatedPromptTokens,
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
-    ...(thoughts.thinking !== "" ? { thinking: thoughts.thinking, thinkingTokens: thoughts.thinkingTokens } : {}),
+    ...(thinking !== "" ? { thinking, thinkingTokens } : {}),
     // As ollama makes its context: the prompt, then the answer's text tokenised (no end-of-turn token).
     ...(request.returnTokens ? { tokens: [...promptTokenList, ...loaded.model.tokenize(text)] } : {}),
     timings: {
@@ -495,6 +505,23 @@ async function generateWithin(
         generationMs !== null && generationMs > 0 && generatedTokens > 1 ? (generatedTokens - 1) / (generationMs / 1000) : null,
     },
   };
+}
+
+/**
+ * A thinking model's thought tags for splitting a plain completion's text (its chat wrapper's thought
+ * segment), or undefined when it has none; the prompt ending with the opening tag starts inside them.
+ */
+async function taggedThoughts(loaded: LoadedModel, request: GenerateRequest, promptTokens: readonly Token[], hooks: GenerateHooks): Promise<TaggedThoughtSplitter | undefined> {
+  const segment = (await chatWrapperOf(loaded, request.think)).settings.segments?.thought;
+  if (segment === undefined) return undefined;
+  // A wrapper whose thoughts open with the response (no tag the text would show) is left as it is.
+  if (typeof segment.prefix === "object" && "type" in segment.prefix) return undefined;
+  const { LlamaText } = await loadNodeLlamaCpp();
+  const open = LlamaText(segment.prefix).toString().trim();
+  const close = LlamaText(segment.suffix ?? "").toString().trim();
+  if (open === "" || close === "") return undefined;
+  const promptEnd = loaded.model.detokenize(promptTokens.slice(-16), true).trimEnd();
+  return new TaggedThoughtSplitter(open, close, hooks, promptEnd.endsWith(open));
 }
 
 /** The custom stop trigger node-llama-cpp stopped at, as text (its string parts: a request's stop texts are strings). */

@@ -130,6 +130,11 @@ export interface GenerateRequest {
   priorTokens?: readonly number[] | undefined;
   /** Return the exchange's tokens (the prompt's, then the answer's text tokenised), ollama's `context`. */
   returnTokens?: boolean | undefined;
+  /**
+   * A plain completion (not chat, or a continued exchange) of a thinking model: its thoughts, between the
+   * chat wrapper's thought tags, come apart from the answer (ollama's /api/generate does so, raw or not).
+   */
+  thoughtsInText?: boolean | undefined;
   /** Each answer token's log-probability, and the `top` most likely tokens at its position (0: none). */
   logprobs?: { top: number } | undefined;
 }

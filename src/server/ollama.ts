@@ -198,6 +198,8 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
     // ollama returns the exchange's tokens with every templated answer (not raw ones).
     ...(raw ? {} : { returnTokens: true, ...(context !== undefined ? { priorTokens: context } : {}) }),
     logprobs: readLogprobs(f, "ollama"),
+    // Raw, or continued from `context`, the text is a plain completion: ollama splits a thinking model's thoughts out of it.
+    thoughtsInText: true,
   };
   const contextField = (outcome: JobOutcome) => (outcome.result.tokens !== undefined ? { context: outcome.result.tokens } : {});
   await respond(ctx, res, job, stream, receivedAt, {

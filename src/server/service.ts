@@ -58,6 +58,8 @@ export interface Job {
   returnTokens?: boolean | undefined;
   /** Token log-probabilities, with this many alternatives at each position. */
   logprobs?: GenerateRequest["logprobs"];
+  /** A plain completion's thoughts come apart from its answer (ollama's /api/generate). */
+  thoughtsInText?: boolean | undefined;
   truncate: boolean;
   keepAliveMs?: number | undefined;
   /** The client went away. */
@@ -151,6 +153,7 @@ export class Service {
       ...(job.priorTokens !== undefined ? { priorTokens: job.priorTokens } : {}),
       ...(job.returnTokens ? { returnTokens: true } : {}),
       ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
+      ...(job.thoughtsInText ? { thoughtsInText: true } : {}),
       truncate: job.truncate,
     };
   }

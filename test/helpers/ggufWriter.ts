@@ -167,6 +167,8 @@ export function writeBigramLlama(
     byteTokens?: boolean;
     /** Control tokens after the letters (a chat template's markers such as "<|im_start|>"). */
     specials?: string[];
+    /** Those of the specials that are user-defined tokens, shown in text as llama.cpp detokenizes (Qwen3's <think>). */
+    userDefined?: string[];
     chatTemplate?: string;
     /** "qwen3" writes the same bigram model as a Qwen3 (per-head Q/K norms, which a zero attention leaves inert). */
     architecture?: "llama" | "qwen3";
@@ -177,7 +179,7 @@ export function writeBigramLlama(
   const bytes = options.byteTokens === false ? [] : Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
   const specials = options.specials ?? [];
   const tokens = ["<unk>", "<s>", "</s>", ...bytes, "\u2581", ...letters, ...specials];
-  const types = [2, 3, 3, ...bytes.map(() => 6), 1, ...letters.map(() => 1), ...specials.map(() => 3)];
+  const types = [2, 3, 3, ...bytes.map(() => 6), 1, ...letters.map(() => 1), ...specials.map((s) => (options.userDefined?.includes(s) ? 4 : 3))];
   const nVocab = tokens.length;
   const nEmbd = Math.ceil(nVocab / 16) * 16;
   const nFf = 16;

@@ -8,11 +8,14 @@ import { repoRoot } from "./shared.js";
  * Qwen3's chat template, so node-llama-cpp picks its Qwen chat wrapper and finds `<think>` segments.
  * At temperature 0, after the prompt's last token (the newline of "<|im_start|>assistant\n") it
  * generates the 7 tokens `<think>` `\n` `hm\n` `</think>` `\n\n` `Ok` `</s>`: the thoughts "hm",
- * the answer "Ok".
+ * the answer "Ok". Its thought tags are control tokens, which a plain completion's text leaves out;
+ * `tagsAsText` writes them as Qwen3's own GGUFs have them, user-defined tokens (its tokenizer's "special":
+ * false), which the text shows. (node-llama-cpp's chat finds no thought segments in that variant: the
+ * oracle's newline after `<think>` is a byte token, not the "\n" token the chat wrapper's tag is made of.)
  */
 export const THINKING_ORACLE = { thoughts: "hm", answer: "Ok", generatedTokens: 7 } as const;
 
-export function writeThinkingOracle(file: string, options: { thinks?: boolean } = {}): string {
+export function writeThinkingOracle(file: string, options: { thinks?: boolean; tagsAsText?: boolean } = {}): string {
   const template = fs.readFileSync(path.join(repoRoot, "test", "fixtures", "templates", "Qwen-Qwen3-0.6B.jinja"), "utf8");
   const letters = [..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.,?!'", "\n", "\n\n", "hm\n", "Ok"];
   const specials = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"];
@@ -31,6 +34,6 @@ export function writeThinkingOracle(file: string, options: { thinks?: boolean } 
     [id("\n\n"), id("Ok")],
     [id("Ok"), id("</s>")],
   ]);
-  writeBigramLlama(file, letters, (current, next) => (next === (chain.get(current) ?? id("</s>")) ? 10 : 0), { specials, chatTemplate: template, architecture: "qwen3" });
+  writeBigramLlama(file, letters, (current, next) => (next === (chain.get(current) ?? id("</s>")) ? 10 : 0), { specials, ...(options.tagsAsText ? { userDefined: ["<think>", "</think>"] } : {}), chatTemplate: template, architecture: "qwen3" });
   return file;
 }

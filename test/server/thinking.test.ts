@@ -30,7 +30,8 @@ beforeAll(async () => {
   modelPath = writeThinkingOracle(path.join(dir, "qwen3-thinking-oracle.gguf"));
   // Contexts of 1024: node-llama-cpp's function-calling instructions alone take ~570 tokens.
   writeThinkingOracle(path.join(dir, "qwen3-answers-at-once.gguf"), { thinks: false });
-  server = await startServe([modelPath, path.join(dir, "qwen3-answers-at-once.gguf"), "-c", "1024", "--parallel", "1", "--keep-alive", "-1"]);
+  writeThinkingOracle(path.join(dir, "qwen3-tags-as-text.gguf"), { tagsAsText: true });
+  server = await startServe([modelPath, path.join(dir, "qwen3-answers-at-once.gguf"), path.join(dir, "qwen3-tags-as-text.gguf"), "-c", "1024", "--parallel", "1", "--keep-alive", "-1"]);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
   ollama = new Ollama({ host: server.url });
 });
@@ -201,6 +202,32 @@ describe("a thinking model's thoughts", () => {
     expect([completion.choices[0]!.text, completion.usage!.prompt_tokens, completion.usage!.completion_tokens]).toEqual([answer, 31, 2]);
     const raw = await ollama.generate({ model, prompt: formatted, raw: true, stream: false, options: { temperature: 0 } });
     expect([raw.response, raw.prompt_eval_count, raw.eval_count]).toEqual([answer, 31, 2]);
+  });
+
+  it("ollama's raw mode and a continued `context` split the thoughts out of the plain text by their tags, as ollama's thinking parser does; think: false leaves them", async () => {
+    // Qwen3's own GGUFs have the thought tags as user-defined tokens, which a plain completion's text shows.
+    const tagged = "qwen3-tags-as-text.gguf";
+    const prompt = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+    const raw = await ollama.generate({ model: tagged, prompt, raw: true, stream: false, options: { temperature: 0 } });
+    expect([raw.thinking, raw.response, raw.eval_count]).toEqual([thoughts, answer, generatedTokens]);
+    const kept = await ollama.generate({ model: tagged, prompt, raw: true, stream: false, think: false, options: { temperature: 0 } });
+    expect(kept.thinking).toBeUndefined();
+    expect(kept.response).toBe(`<think>\n${thoughts}\n</think>\n\n${answer}`);
+    // The prompt ending inside the thoughts (as Qwen3's template ends a turn that thinks): the text starts in them.
+    const opened = await ollama.generate({ model: tagged, prompt: `${prompt}<think>\n`, raw: true, stream: false, options: { temperature: 0 } });
+    expect([opened.thinking, opened.response]).toEqual([thoughts, answer]);
+    // Streamed: the thoughts' lines, then the answer's.
+    const lines: Array<{ thinking?: string; response: string }> = [];
+    for await (const part of await ollama.generate({ model: tagged, prompt, raw: true, stream: true, options: { temperature: 0 } })) if (!part.done) lines.push(part);
+    expect(lines.map((line) => line.thinking ?? "").join("")).toBe(thoughts);
+    expect(lines.map((line) => line.response).join("")).toBe(answer);
+    // A turn continued from the first exchange's context is a plain completion too.
+    const first = await ollama.generate({ model: tagged, prompt: "Hi", stream: false, options: { temperature: 0 } });
+    const next = await ollama.generate({ model: tagged, prompt: "Hi", context: first.context, stream: false, options: { temperature: 0 } });
+    expect([next.thinking, next.response]).toEqual([thoughts, answer]);
+    // OpenAI's completions leave the text as it is, as llama-server's do.
+    const completion = await openai.completions.create({ model: tagged, prompt, temperature: 0, max_tokens: 40 });
+    expect(completion.choices[0]!.text).toBe(`<think>\n${thoughts}\n</think>\n\n${answer}`);
   });
 
   it("/api/show and lmrun show list the thinking capability", async () => {
