@@ -10,8 +10,9 @@ import { repoRoot } from "./shared.js";
  * generates the 7 tokens `<think>` `\n` `hm\n` `</think>` `\n\n` `Ok` `</s>`: the thoughts "hm",
  * the answer "Ok". Its thought tags are control tokens, which a plain completion's text leaves out;
  * `tagsAsText` writes them as Qwen3's own GGUFs have them, user-defined tokens (its tokenizer's "special":
- * false), which the text shows. (node-llama-cpp's chat finds no thought segments in that variant: the
- * oracle's newline after `<think>` is a byte token, not the "\n" token the chat wrapper's tag is made of.)
+ * false), which the text shows. (node-llama-cpp's chat finds no thought segments in that variant: this SPM
+ * vocabulary tokenises the chat wrapper's tag text "<think>\n" with a word-start space after the user-defined
+ * token, "<think> \n", which the generated text never matches; Qwen3's byte-level BPE adds no such space.)
  */
 export const THINKING_ORACLE = { thoughts: "hm", answer: "Ok", generatedTokens: 7 } as const;
 
