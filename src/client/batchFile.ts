@@ -6,6 +6,7 @@ import type { ChatMessage } from "./wire.js";
  * `lmrun batch` input: one JSON object a line (JSONL), each a request:
  *   {"id": "q1", "prompt": "...", "system": "...", "temperature": 0, "max_tokens": 64, "stop": ["\n"]}
  *   {"id": 7, "messages": [{"role": "system"|"user"|"assistant", "content": "..."}], "seed": 1}
+ *   {"id": "q2", "prompt": "...", "logprobs": true, "top_logprobs": 5}
  * `id` (a string or a number; default: the line number) must be unique: --resume skips by it.
  * Sampling fields use the OpenAI/ollama names; absent ones take the command's flags and settings.
  * Unknown fields are ignored, as the APIs do. Blank lines are skipped.
@@ -34,6 +35,8 @@ export interface BatchItem {
   sampling: BatchSamplingOverrides;
   /** false: a thinking model answers without thinking (ollama's `think`). */
   think?: boolean;
+  /** `logprobs: true`: each answer token's log-probability, with `top_logprobs` alternatives (0–20). */
+  logprobs?: { top: number };
 }
 
 export interface BadLine {
@@ -127,6 +130,13 @@ function parseItem(raw: string, line: number): BatchItem | BadLine {
     if (typeof o.think !== "boolean") return { line, reason: '"think" must be true or false' };
     item.think = o.think;
   }
+  const top = o.top_logprobs;
+  if (top !== undefined && top !== null && (typeof top !== "number" || !Number.isInteger(top) || top < 0 || top > 20)) {
+    return { line, reason: '"top_logprobs" must be a whole number from 0 to 20' };
+  }
+  if (o.logprobs !== undefined && o.logprobs !== null && typeof o.logprobs !== "boolean") return { line, reason: '"logprobs" must be true or false' };
+  if (o.logprobs === true) item.logprobs = { top: typeof top === "number" ? top : 0 };
+  else if (typeof top === "number" && top > 0) return { line, reason: '"top_logprobs" needs "logprobs": true' };
   if (o.stop !== undefined && o.stop !== null) {
     const stop = typeof o.stop === "string" ? [o.stop] : o.stop;
     if (!Array.isArray(stop) || !stop.every((s) => typeof s === "string" && s !== "")) return { line, reason: '"stop" must be a string or an array of non-empty strings' };

@@ -68,14 +68,15 @@ function requestFor(model: string, item: BatchItem, defaults: BatchDefaults) {
   // Only "off" is sent: "on" is every model's default, and ollama's API refuses it for a model that cannot
   // think, which a batch run in-process does not (a line's `think: true` means "as the model does").
   const thinking = (item.think ?? defaults.think) === false ? { think: false } : {};
+  const logprobs = item.logprobs !== undefined ? { logprobs: true, top_logprobs: item.logprobs.top } : {};
   if (item.messages !== undefined) {
     // A conversation too long for the context fails, as it does in-process (ollama's default would cut it).
-    return { path: "/api/chat", body: { model, messages: item.messages, stream: false, options, truncate: false, ...thinking } };
+    return { path: "/api/chat", body: { model, messages: item.messages, stream: false, options, truncate: false, ...thinking, ...logprobs } };
   }
   const system = item.system ?? defaults.system;
   return {
     path: "/api/generate",
-    body: { model, prompt: item.prompt ?? "", ...(system !== undefined && !defaults.raw ? { system } : {}), ...(defaults.raw ? { raw: true } : {}), stream: false, options, truncate: false, ...thinking },
+    body: { model, prompt: item.prompt ?? "", ...(system !== undefined && !defaults.raw ? { system } : {}), ...(defaults.raw ? { raw: true } : {}), stream: false, options, truncate: false, ...thinking, ...logprobs },
   };
 }
 
@@ -86,6 +87,7 @@ function answerOf(final: StreamChunk, item: BatchItem, seed: number | undefined)
   return {
     text,
     ...(thinking !== undefined ? { thinking } : {}),
+    ...(item.logprobs !== undefined ? { logprobs: final.logprobs ?? [] } : {}),
     promptTokens: ext?.promptTokens ?? final.prompt_eval_count ?? 0,
     generatedTokens: ext?.generatedTokens ?? final.eval_count ?? 0,
     stopReason: ext?.stopReason ?? (final.done_reason === "length" ? "maxTokens" : "eos"),

@@ -1,4 +1,5 @@
 import type { StopReason } from "../engine/types.js";
+import type { WireTokenLogprob } from "../server/logprobs.js";
 import type { BatchItem } from "./batchFile.js";
 
 /**
@@ -12,6 +13,8 @@ export interface BatchAnswer {
   text: string;
   /** A thinking model's thoughts, apart from the text. */
   thinking?: string;
+  /** The answer's tokens with their log-probabilities, when the line asked (ollama's form). */
+  logprobs?: WireTokenLogprob[];
   promptTokens: number;
   generatedTokens: number;
   stopReason: StopReason;

@@ -3,6 +3,7 @@
  * `lmrun` extension that `lmrun serve` puts on a stream's final object. Types only: this module is on
  * the client path, which must import neither node-llama-cpp nor Ink.
  */
+import type { WireTokenLogprob } from "../server/logprobs.js";
 import type { LmrunFinalExtension } from "../server/wire.js";
 
 export interface WireOptions {
@@ -79,6 +80,8 @@ export interface StreamChunk {
   eval_count?: number;
   eval_duration?: number;
   context_length?: number;
+  /** With `logprobs` asked for: this object's tokens (a whole answer's, unstreamed). */
+  logprobs?: WireTokenLogprob[];
   error?: string;
   lmrun?: LmrunExtension;
 }

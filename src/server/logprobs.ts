@@ -30,12 +30,25 @@ export function readCompletionLogprobs(f: Fields): GenerateRequest["logprobs"] {
   return top !== undefined ? { top } : undefined;
 }
 
-function probability(p: TokenProbability) {
+/** A token on the wire: llama-server's fields (OpenAI's and ollama's, and the token's `id`). */
+export interface WireTokenProbability {
+  id: number;
+  token: string;
+  logprob: number;
+  bytes: number[];
+}
+
+/** An answer token with the most likely tokens at its position. */
+export interface WireTokenLogprob extends WireTokenProbability {
+  top_logprobs: WireTokenProbability[];
+}
+
+function probability(p: TokenProbability): WireTokenProbability {
   return { id: p.id, token: p.token, logprob: p.logprob, bytes: p.bytes };
 }
 
-/** OpenAI chat's `logprobs.content` items (and ollama's `logprobs`): each token with its alternatives. */
-export function tokenLogprobs(tokens: readonly TokenLogprob[]) {
+/** OpenAI chat's `logprobs.content` items (and ollama's `logprobs`, `lmrun batch`'s): each token with its alternatives. */
+export function tokenLogprobs(tokens: readonly TokenLogprob[]): WireTokenLogprob[] {
   return tokens.map((t) => ({ ...probability(t), top_logprobs: t.top.map(probability) }));
 }
 

@@ -14,6 +14,9 @@ describe("batch input lines", () => {
         "",
         '{"prompt": "Twice", "top_k": 5, "top_p": 0.5, "min_p": 0.1, "repeat_penalty": 1.1, "system": "Be brief"}',
         '{"id": 9, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}], "num_predict": 4}',
+        '{"id": 10, "prompt": "p", "logprobs": true, "top_logprobs": 5}',
+        '{"id": 11, "prompt": "p", "logprobs": true}',
+        '{"id": 12, "prompt": "p", "logprobs": false, "top_logprobs": 0}',
       ].join("\n"),
     );
     expect(bad).toEqual([]);
@@ -21,6 +24,9 @@ describe("batch input lines", () => {
       { id: "a", line: 1, prompt: "Once", sampling: { temperature: 0, maxTokens: 8, stop: ["\n"], seed: 3 } },
       { id: 3, line: 3, prompt: "Twice", system: "Be brief", sampling: { topK: 5, topP: 0.5, minP: 0.1, repeatPenalty: 1.1 } },
       { id: 9, line: 4, messages: [{ role: "system", content: "s" }, { role: "user", content: "hi" }], sampling: { maxTokens: 4 } },
+      { id: 10, line: 5, prompt: "p", sampling: {}, logprobs: { top: 5 } },
+      { id: 11, line: 6, prompt: "p", sampling: {}, logprobs: { top: 0 } },
+      { id: 12, line: 7, prompt: "p", sampling: {} },
     ]);
   });
 
@@ -35,6 +41,8 @@ describe("batch input lines", () => {
         '{"id": 4, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}',
         '["an array"]',
         '{"id": 5, "prompt": "p", "messages": []}',
+        '{"id": 6, "prompt": "p", "top_logprobs": 2}',
+        '{"id": 7, "prompt": "p", "logprobs": true, "top_logprobs": 21}',
       ].join("\n"),
     );
     expect(items.map((i) => i.id)).toEqual([1]);
@@ -46,10 +54,12 @@ describe("batch input lines", () => {
       { line: 6, reason: "the last message must be the user's turn to answer" },
       { line: 7, reason: "not a JSON object" },
       { line: 8, reason: 'give "prompt" or "messages", not both' },
+      { line: 9, reason: '"top_logprobs" needs "logprobs": true' },
+      { line: 10, reason: '"top_logprobs" must be a whole number from 0 to 20' },
     ]);
     const error = badLinesError("in.jsonl", bad);
     expect(error.exitCode).toBe(2);
-    expect(formatError(error)).toBe("in.jsonl line 2: not JSON (and 6 more bad lines: 3, 4, 5, 6, 7, 8). Nothing was run; fix the file and run again");
+    expect(formatError(error)).toBe("in.jsonl line 2: not JSON (and 8 more bad lines: 3, 4, 5, 6, 7, 8, 9, 10). Nothing was run; fix the file and run again");
   });
 });
 

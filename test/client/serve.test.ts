@@ -206,7 +206,8 @@ describe.skipIf(!hasShared)(`the CLI through a running lmrun serve (${hasShared 
   it("batch: through the server and in-process give run's texts, by id; bad lines are named and nothing runs", async () => {
     const prompts = ["Once upon a time", "The little dog", "Lily had a ball", "Tom went to the park", "The sun was hot"];
     const file = path.join(tempHome(), "in.jsonl");
-    fs.writeFileSync(file, prompts.map((p, i) => JSON.stringify({ id: `p${i}`, prompt: p, max_tokens: 10 + i })).join("\n") + "\n");
+    // One line asks for its tokens' log-probabilities: the same values in-process and through the server.
+    fs.writeFileSync(file, prompts.map((p, i) => JSON.stringify({ id: `p${i}`, prompt: p, max_tokens: 10 + i, ...(i === 1 ? { logprobs: true, top_logprobs: 2 } : {}) })).join("\n") + "\n");
     const served = await runCli(["batch", "tiny", file, ...greedy], { env });
     const local = await runCli(["batch", "tiny", file, "--local", "--parallel", "3", ...greedy], { env });
     for (const r of [served, local]) {
@@ -220,7 +221,16 @@ describe.skipIf(!hasShared)(`the CLI through a running lmrun serve (${hasShared 
     for (const [id, answer] of a) {
       expect(answer.text).toBe(b.get(id).text);
       expect(answer.generatedTokens).toBe(b.get(id).generatedTokens);
+      expect(answer.logprobs === undefined).toBe(id !== "p1");
     }
+    const tokens = a.get("p1").logprobs as Array<{ token: string; logprob: number; top_logprobs: unknown[] }>;
+    expect(tokens.map((t) => t.token).join("")).toBe(a.get("p1").text);
+    expect(tokens.every((t) => t.top_logprobs.length === 2 && t.logprob <= 0)).toBe(true);
+    // Decoded beside other requests or not, the values agree to float rounding.
+    b.get("p1").logprobs.forEach((t: { token: string; logprob: number }, i: number) => {
+      expect(t.token).toBe(tokens[i]!.token);
+      expect(Math.abs(t.logprob - tokens[i]!.logprob)).toBeLessThan(1e-4);
+    });
     const one = await runCli(["run", "tiny", prompts[3]!, "-n", "13", ...greedy], { env });
     expect(a.get("p3").text).toBe(one.stdout);
     expect(a.get("p3").generatedTokens).toBe(13);

@@ -3,6 +3,7 @@ import { itemSampling } from "../../client/batchRemote.js";
 import type { Answerer } from "../../client/batchRun.js";
 import type { LoadedModel } from "../../engine/model.js";
 import { LmrunError } from "../../errors.js";
+import { tokenLogprobs } from "../../server/logprobs.js";
 
 /**
  * `lmrun batch` in-process: the model loaded here with one context sequence per slot, and the
@@ -30,12 +31,14 @@ export async function localAnswerer(loaded: LoadedModel, parallel: number, defau
         sampling,
         truncate: false,
         ...((item.think ?? defaults.think) !== undefined ? { think: item.think ?? defaults.think } : {}),
+        ...(item.logprobs !== undefined ? { logprobs: item.logprobs } : {}),
       },
       { signal },
     );
     return {
       text: result.text,
       ...(result.thinking !== undefined ? { thinking: result.thinking } : {}),
+      ...(result.logprobs !== undefined ? { logprobs: tokenLogprobs(result.logprobs) } : {}),
       promptTokens: result.promptTokens,
       generatedTokens: result.generatedTokens,
       stopReason: result.stopReason,
