@@ -273,8 +273,8 @@ async function generateWithin(
       messages = kept;
       promptTokenList = promptTokensFor(loaded, chat, { ...request, messages }, userText);
     } else {
-      // A raw prompt's special tokens are tokens (see completionPromptTokens); a chat message's are text.
-      const special = chat === undefined;
+      // A raw prompt's special tokens are tokens (see completionPromptTokens); a chat message's and an infill's are text.
+      const special = chat === undefined && request.suffix === undefined;
       const textTokens = loaded.model.tokenize(userText, special);
       const overhead = promptTokenCount - textTokens.length;
       const keep = Math.max(0, room - reserve - overhead);
@@ -282,6 +282,7 @@ async function generateWithin(
       promptTokenList = promptTokensFor(loaded, chat, request, userText);
     }
     promptTokenCount = promptTokenList.length;
+    if (promptTokenCount > room) throw tooLong();
     truncatedPromptTokens = originalCount - promptTokenCount;
   }
 
@@ -331,6 +332,14 @@ async function generateWithin(
   const rawPromptTokens = chat ? [] : promptTokenList;
   const inputTokens = rawPromptTokens.slice(completionBos(loaded) !== undefined ? 1 : 0);
   const continuation = new ContinuationText((tokens, special, last) => loaded.model.detokenize(tokens, special, last), rawPromptTokens);
+  // A plain completion, or a fill-in-the-middle one: node-llama-cpp lays that prompt out (infillParts counts it
+  // the same way); a shift size of 1 keeps it from cutting the prefix to leave room for a shift (the prompt was
+  // fitted above).
+  const infill = !chat && request.suffix !== undefined ? infillParts(loaded, userText, request.suffix) : undefined;
+  const complete = (options: Parameters<InstanceType<typeof LlamaCompletion>["generateCompletionWithMeta"]>[1] & {}) =>
+    infill !== undefined
+      ? completion!.generateInfillCompletionWithMeta(infill.prefixTokens, infill.suffixTokens, { ...options, contextShiftSize: 1 })
+      : completion!.generateCompletionWithMeta(inputTokens, options);
   const completionHooks = {
     onToken: (tokens: Token[]) => {
       continuation.tokens(tokens);
@@ -444,7 +453,7 @@ async function generateWithin(
       hooks.signal?.addEventListener("abort", () => stopper.abort(), { once: true });
       if (hooks.signal?.aborted) stopper.abort();
       const { customStopTriggers: _matchedHere, ...options } = common;
-      const response = await completion!.generateCompletionWithMeta(inputTokens, {
+      const response = await complete({
         ...options,
         signal: stopper.signal,
         stopOnAbortSignal: true,
@@ -463,7 +472,7 @@ async function generateWithin(
       nativeStop = filter.stopped ? "customStopTrigger" : response.metadata.stopReason;
       stopText = filter.matchedStop;
     } else {
-      const response = await completion!.generateCompletionWithMeta(inputTokens, { ...common, ...completionHooks });
+      const response = await complete({ ...common, ...completionHooks });
       text = continuation.whole(response.response);
       nativeStop = response.metadata.stopReason;
     }
@@ -559,6 +568,7 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
  */
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
   if (request.priorTokens !== undefined) return continuedPromptTokens(loaded, request);
+  if (!request.chat && request.suffix !== undefined) return infillParts(loaded, request.prompt, request.suffix).tokens;
   if (!request.chat) return completionPromptTokens(loaded, request.prompt);
   return chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt);
 }
@@ -630,6 +640,27 @@ async function continuedPromptTokens(loaded: LoadedModel, request: GenerateReque
   return [...(bos !== undefined ? [bos] : []), ...withoutBos(loaded, prior as Token[]), ...withoutBos(loaded, turn)];
 }
 
+/**
+ * A fill-in-the-middle prompt as node-llama-cpp's generateInfillCompletion lays it out (and llama-server's
+ * /infill): the beginning token if the model takes one, then the prefix and suffix tokens, each after its
+ * marker, then the middle marker (without one, suffix first). The texts are tokenised as it tokenises them.
+ */
+function infillParts(loaded: LoadedModel, prefix: string, suffix: string): { prefixTokens: Token[]; suffixTokens: Token[]; tokens: Token[] } {
+  const { prefix: pre, suffix: suf, middle } = loaded.model.tokens.infill;
+  if (pre === null || suf === null) {
+    throw new LmrunError(`${loaded.summary.fileName} cannot fill in the middle: its vocabulary has no fill-in-the-middle tokens`, {
+      exitCode: 2,
+      hint: "Use a code model trained for it (Qwen2.5-Coder, CodeLlama, StarCoder2, DeepSeek-Coder), or leave out the suffix",
+    });
+  }
+  const prefixTokens = loaded.model.tokenize(prefix, false, "trimLeadingSpace");
+  const suffixTokens = loaded.model.tokenize(suffix, false, "trimLeadingSpace");
+  const bos = completionBos(loaded);
+  const head = bos !== undefined ? [bos] : [];
+  const tokens = middle !== null ? [...head, pre, ...prefixTokens, suf, ...suffixTokens, middle] : [...head, suf, ...suffixTokens, pre, ...prefixTokens];
+  return { prefixTokens, suffixTokens, tokens };
+}
+
 /** Tokens without the beginning token LlamaCompletion puts first (a continued prompt has one, at its start). */
 function withoutBos(loaded: LoadedModel, tokens: readonly Token[]): readonly Token[] {
   const bos = completionBos(loaded);
@@ -651,6 +682,7 @@ function promptTokensFor(
   request: GenerateRequest,
   userText: string,
 ): Token[] {
+  if (!chat && request.suffix !== undefined) return infillParts(loaded, userText, request.suffix).tokens;
   if (!chat) return completionPromptTokens(loaded, userText);
   return chatPromptTokens(loaded, chat.chatWrapper, request, userText);
 }

@@ -155,6 +155,8 @@ export interface ModelFileFacts {
   chatTemplate: string | undefined;
   /** The model pools its outputs into one vector (an embedding model such as BERT), rather than predicting tokens. */
   pooling: boolean;
+  /** Its vocabulary has fill-in-the-middle tokens (code models): ollama's "insert" capability. */
+  fillInMiddle: boolean;
   /** Every metadata key as "a.b.c"; long arrays (the vocabulary, merges) as null, as ollama shows them unless verbose. */
   metadata: Record<string, unknown>;
 }
@@ -176,11 +178,23 @@ export async function describeModelFile(modelPath: string): Promise<ModelFileFac
   return factsOf(fileInfo, await GgufInsights.from(fileInfo));
 }
 
+/** llama.cpp's fill-in-the-middle prefix and suffix tokens: ids in the header, else found by their text as llama-vocab.cpp finds them. */
+const FIM_PREFIX_TEXTS = ["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\uff5cfim\u2581begin\uff5c>", "<PRE>", "\u2581<PRE>", "<|code_prefix|>", "<|prefix|>"];
+const FIM_SUFFIX_TEXTS = ["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\uff5cfim\u2581hole\uff5c>", "<SUF>", "\u2581<SUF>", "<|code_suffix|>", "<|suffix|>"];
+
+function hasFillInMiddleTokens(tokenizer: Record<string, unknown> | undefined): boolean {
+  if (tokenizer === undefined) return false;
+  const byId = (keys: string[]) => keys.some((key) => typeof tokenizer[key] === "number");
+  const tokens = Array.isArray(tokenizer.tokens) ? new Set(tokenizer.tokens as unknown[]) : new Set<unknown>();
+  const byText = (texts: string[]) => texts.some((text) => tokens.has(text));
+  return (byId(["fim_pre_token_id", "prefix_token_id"]) || byText(FIM_PREFIX_TEXTS)) && (byId(["fim_suf_token_id", "suffix_token_id"]) || byText(FIM_SUFFIX_TEXTS));
+}
+
 async function factsOf(fileInfo: GgufFileInfo, insights: GgufInsights): Promise<ModelFileFacts> {
   const { GgufFileType, GgmlType } = await loadNodeLlamaCpp();
   const metadata = fileInfo.metadata as unknown as {
     general?: { name?: string; architecture?: string; file_type?: number };
-    tokenizer?: { chat_template?: string };
+    tokenizer?: { chat_template?: string; ggml?: Record<string, unknown> };
   };
   const architecture = fileInfo.architectureMetadata as { embedding_length?: number; pooling_type?: number } | undefined;
   const fileType = metadata.general?.file_type;
@@ -197,6 +211,7 @@ async function factsOf(fileInfo: GgufFileInfo, insights: GgufInsights): Promise<
     chatTemplate: typeof metadata.tokenizer?.chat_template === "string" ? metadata.tokenizer.chat_template : undefined,
     // llama.cpp's LLAMA_POOLING_TYPE_NONE is 0; generative models have no pooling_type key at all.
     pooling: architecture?.pooling_type !== undefined && architecture.pooling_type > 0,
+    fillInMiddle: hasFillInMiddleTokens(metadata.tokenizer?.ggml),
     metadata: flattenMetadata(fileInfo.metadata, "", {}),
   };
 }

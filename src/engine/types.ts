@@ -131,6 +131,11 @@ export interface GenerateRequest {
   /** Return the exchange's tokens (the prompt's, then the answer's text tokenised), ollama's `context`. */
   returnTokens?: boolean | undefined;
   /**
+   * Fill in the middle (not chat): the text that goes after the answer; `prompt` is what goes before it.
+   * Needs a model with fill-in-the-middle tokens (code models); node-llama-cpp lays the prompt out.
+   */
+  suffix?: string | undefined;
+  /**
    * A plain completion (not chat, or a continued exchange) of a thinking model: its thoughts, between the
    * chat wrapper's thought tags, come apart from the answer (ollama's /api/generate does so, raw or not).
    */

@@ -174,7 +174,8 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
   const prompt = f.string("prompt") ?? "";
   const keepAliveMs = keepAliveOf(f);
   noImages(f, "");
-  if (optionalString(f, "suffix") !== undefined) throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
+  // Fill in the middle (code completion, as editors ask ollama for it): the answer goes between prompt and suffix.
+  const suffix = optionalString(f, "suffix");
   if (optionalString(f, "template") !== undefined) throw badRequest('"template" is not supported: the model\'s own chat template is used (or "raw": true for none)', "template");
   const options = optionsOf(f);
   const jsonSchema = formatOf(f);
@@ -183,20 +184,22 @@ export async function generate(ctx: AdapterContext, req: IncomingMessage, res: S
   if (raw && system !== undefined) throw badRequest('raw mode does not support "system": put the system text in the prompt', "system");
   const context = contextOf(f);
   if (raw && context !== undefined) throw badRequest('raw mode does not support "context": put the earlier exchange in the prompt', "context");
+  if (suffix !== undefined && context !== undefined) throw badRequest('"suffix" (fill in the middle) does not continue a "context": send the whole prefix as the prompt', "context");
   const stream = f.boolean("stream") !== false;
   if (prompt === "") return loadOrUnload(ctx, res, model, keepAliveMs, (done) => ({ ...done, response: "" }));
   const job = {
     model,
     modelParam: "model",
     prompt,
-    systemPrompt: system,
-    chat: raw ? false : ("template" as const),
+    // A fill-in-the-middle prompt is laid out by the model's infill tokens, not its chat template (nor a system text).
+    ...(suffix !== undefined ? { suffix } : { systemPrompt: system }),
+    chat: raw || suffix !== undefined ? false : ("template" as const),
     ...options,
     jsonSchema,
     think: await thinkOf(ctx, f, model),
     keepAliveMs,
     // ollama returns the exchange's tokens with every templated answer (not raw ones).
-    ...(raw ? {} : { returnTokens: true, ...(context !== undefined ? { priorTokens: context } : {}) }),
+    ...(raw || suffix !== undefined ? {} : { returnTokens: true, ...(context !== undefined ? { priorTokens: context } : {}) }),
     logprobs: readLogprobs(f, "ollama"),
     // Raw, or continued from `context`, the text is a plain completion: ollama splits a thinking model's thoughts out of it.
     thoughtsInText: true,

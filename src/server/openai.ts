@@ -297,11 +297,12 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
   else if (Array.isArray(raw) && raw.length === 1 && typeof raw[0] === "string") prompt = raw[0];
   else if (Array.isArray(raw) && raw.every((p) => typeof p === "string")) throw badRequest('several prompts in one request are not supported: send one "prompt" per request', "prompt");
   else throw badRequest('"prompt" must be a string', "prompt");
-  if (f.has("suffix") && f.string("suffix") !== "") throw badRequest('"suffix" (fill-in-the-middle) is not supported', "suffix");
+  // Fill in the middle (code models): the answer is what goes between the prompt and the suffix.
+  const suffix = f.string("suffix") || undefined;
   const echo = f.boolean("echo") === true;
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
-  const job = { model, modelParam: "model", prompt, chat: false, truncate: false, ...samplingJob(f), jsonSchema: jsonSchemaOf(f), logprobs: readCompletionLogprobs(f) };
+  const job = { model, modelParam: "model", prompt, suffix, chat: false, truncate: false, ...samplingJob(f), jsonSchema: jsonSchemaOf(f), logprobs: readCompletionLogprobs(f) };
   await respond(ctx, res, job, stream, {
     object: "text_completion",
     idPrefix: "cmpl",

@@ -58,6 +58,8 @@ export interface Job {
   returnTokens?: boolean | undefined;
   /** Token log-probabilities, with this many alternatives at each position. */
   logprobs?: GenerateRequest["logprobs"];
+  /** Fill in the middle: the text after the answer (`prompt` is the text before it). */
+  suffix?: string | undefined;
   /** A plain completion's thoughts come apart from its answer (ollama's /api/generate). */
   thoughtsInText?: boolean | undefined;
   truncate: boolean;
@@ -154,6 +156,7 @@ export class Service {
       ...(job.returnTokens ? { returnTokens: true } : {}),
       ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
       ...(job.thoughtsInText ? { thoughtsInText: true } : {}),
+      ...(job.suffix !== undefined ? { suffix: job.suffix } : {}),
       truncate: job.truncate,
     };
   }

@@ -1,0 +1,84 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Ollama } from "ollama";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runCli } from "../helpers/cli.js";
+import { INFILL_ORACLE, writeInfillOracle } from "../helpers/infillModel.js";
+import { request, startServe, type ServeProcess } from "./helpers.js";
+
+// Real inference on a shared 2-core machine: generous limits, so a busy machine is slow, not a failure.
+vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
+
+/**
+ * Fill in the middle (code completion, as editors ask ollama and OpenAI-style servers for it): `suffix` on
+ * ollama's /api/generate and OpenAI's /v1/completions, through node-llama-cpp's infill, on a GGUF written by
+ * the tests whose middle is known (helpers/infillModel.ts). llama-server's /infill on that model gives the
+ * same " middle" (3 tokens); it counts 23 prompt tokens to these 21, its SPM tokenisation putting a word-start
+ * space before the prefix and the suffix where node-llama-cpp's does not.
+ */
+
+let dir: string;
+let modelPath: string;
+let server: ServeProcess;
+let ollama: Ollama;
+let openai: OpenAI;
+const model = "code-infill-oracle.gguf";
+const prefix = "def f(x):";
+const suffix = "return x";
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-infill-"));
+  modelPath = writeInfillOracle(path.join(dir, model));
+  server = await startServe([modelPath, "tiny", "-c", "512", "--parallel", "1", "--keep-alive", "-1"]);
+  ollama = new Ollama({ host: server.url });
+  openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+});
+
+afterAll(async () => {
+  expect(await server?.stop()).toBe(0);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe("fill in the middle", () => {
+  it("ollama's suffix: the middle, counted as node-llama-cpp lays the prompt out (the same prompt again is found in the slot's cache)", async () => {
+    const answer = await ollama.generate({ model, prompt: prefix, suffix, stream: false, options: { temperature: 0 } });
+    // BOS, <|fim_prefix|>, the prefix's 9 characters, <|fim_suffix|>, the suffix's 8 (its space is "▁"), <|fim_middle|>.
+    expect([answer.response, answer.eval_count, answer.prompt_eval_count, answer.done_reason]).toEqual([INFILL_ORACLE.middle, INFILL_ORACLE.generatedTokens, 21, "stop"]);
+    expect(answer.context).toBeUndefined();
+    const again = await ollama.generate({ model, prompt: prefix, suffix, stream: false, options: { temperature: 0 } });
+    expect((again as unknown as { lmrun: { cachedPromptTokens: number } }).lmrun.cachedPromptTokens).toBe(20);
+
+    let streamed = "";
+    for await (const part of await ollama.generate({ model, prompt: prefix, suffix, stream: true, options: { temperature: 0 } })) streamed += part.response;
+    expect(streamed).toBe(INFILL_ORACLE.middle);
+  });
+
+  it("OpenAI's suffix on /v1/completions, with log-probabilities; echo gives the prompt, then the middle", async () => {
+    const completion = await openai.completions.create({ model, prompt: prefix, suffix, temperature: 0, max_tokens: 16, logprobs: 1 });
+    expect(completion.choices[0]!.text).toBe(INFILL_ORACLE.middle);
+    expect(completion.usage).toMatchObject({ prompt_tokens: 21, completion_tokens: 3 });
+    expect(completion.choices[0]!.logprobs!.tokens).toEqual([" mid", "dle"]);
+    const echoed = await openai.completions.create({ model, prompt: prefix, suffix, temperature: 0, max_tokens: 16, echo: true });
+    expect(echoed.choices[0]!.text).toBe(prefix + INFILL_ORACLE.middle);
+  });
+
+  it("a model without fill-in-the-middle tokens is a 400 that says so; /api/show and lmrun show list `insert` for one that has them", async () => {
+    const refused = await request(`${server.url}/api/generate`, { method: "POST", json: { model: "tiny", prompt: "a", suffix: "b", stream: false } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatch(/cannot fill in the middle: its vocabulary has no fill-in-the-middle tokens/);
+    const openaiRefused = await openai.completions.create({ model: "tiny", prompt: "a", suffix: "b" }).catch((e) => e);
+    expect(openaiRefused).toBeInstanceOf(OpenAI.BadRequestError);
+    const withContext = await request(`${server.url}/api/generate`, { method: "POST", json: { model, prompt: "a", suffix: "b", context: [1, 2], stream: false } });
+    expect(withContext.status).toBe(400);
+    expect(withContext.body.error).toMatch(/"suffix".*"context"/);
+
+    expect((await ollama.show({ model })).capabilities).toEqual(["completion", "insert"]);
+    expect((await ollama.show({ model: "tiny" })).capabilities).toEqual(["completion"]);
+    const shown = await runCli(["show", modelPath, "--json"], { home: server.home });
+    expect(JSON.parse(shown.stdout).capabilities).toEqual(["completion", "insert"]);
+    // Still serving.
+    expect((await ollama.generate({ model, prompt: prefix, suffix, stream: false, options: { temperature: 0 } })).response).toBe(INFILL_ORACLE.middle);
+  });
+});
