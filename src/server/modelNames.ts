@@ -53,6 +53,11 @@ export class ModelNames {
     }
   }
 
+  /** The first model named on the command line: what a request that names none means (llama-server's /infill). */
+  get first(): ServableModel | undefined {
+    return this.options.commandLine[0];
+  }
+
   /** The model a request's name means, or undefined (answer 404). */
   resolve(raw: string): ServableModel | undefined {
     const name = raw.trim();

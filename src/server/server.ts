@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { HttpError, sendJson } from "./http.js";
 import type { Metrics } from "./metrics.js";
 import * as anthropic from "./anthropic.js";
+import * as llamaServer from "./llamaServer.js";
 import * as ollama from "./ollama.js";
 import * as openai from "./openai.js";
 import * as responses from "./responses.js";
@@ -66,6 +67,7 @@ const ROUTES: Record<string, Record<string, Handler>> = {
   "/api/ps": { GET: (ctx, _req, res) => ollama.ps(ctx, res) },
   "/api/show": { POST: ollama.show },
   "/api/version": { GET: (_ctx, _req, res) => ollama.version(res) },
+  "/infill": { POST: llamaServer.infill },
 };
 
 /** ollama's model-writing endpoints, refused whatever the method. */
@@ -140,6 +142,7 @@ export class LmrunServer {
         return;
       }
       if (path === "/v1/messages" || path.startsWith("/v1/messages/")) anthropic.anthropicError(res, e);
+      else if (path === "/infill") llamaServer.llamaServerError(res, e);
       else if (path.startsWith("/v1/") || path === "/v1") openai.openAiError(res, e);
       else ollama.ollamaError(res, e);
     });

@@ -60,6 +60,8 @@ export interface Job {
   logprobs?: GenerateRequest["logprobs"];
   /** Fill in the middle: the text after the answer (`prompt` is the text before it). */
   suffix?: string | undefined;
+  /** With `suffix`: what the middle starts with (llama-server's /infill `prompt`). */
+  middleStart?: string | undefined;
   /** A plain completion's thoughts come apart from its answer (ollama's /api/generate). */
   thoughtsInText?: boolean | undefined;
   truncate: boolean;
@@ -157,6 +159,7 @@ export class Service {
       ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
       ...(job.thoughtsInText ? { thoughtsInText: true } : {}),
       ...(job.suffix !== undefined ? { suffix: job.suffix } : {}),
+      ...(job.middleStart ? { middleStart: job.middleStart } : {}),
       truncate: job.truncate,
     };
   }

@@ -53,6 +53,7 @@ const templates: Array<[string, object]> = [
   ["/api/generate", { model: "tiny", prompt: "Once", system: "s", stream: false, format: "json", keep_alive: "5m", context: [1, 2], options: { num_predict: 4, temperature: 0, top_k: 5, seed: 1, stop: ["x"], num_ctx: 256, repeat_penalty: 1.1 }, truncate: true, think: false }],
   ["/api/chat", { model: "tiny", messages: [{ role: "user", content: "Hi" }, { role: "assistant", content: "", tool_calls: [{ function: { name: "f", arguments: { a: 1 } } }] }, { role: "tool", content: "r", tool_name: "f" }], tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: {} } } }], stream: false, format: { type: "object", properties: { a: { type: "string" } } }, options: { num_predict: 4 }, think: "low" }],
   ["/api/generate", { model: "tiny", prompt: "Once", stream: true, logprobs: true, top_logprobs: 2, options: { num_predict: 4 } }],
+  ["/infill", { model: "tiny", input_prefix: "a", input_suffix: "b", prompt: "c", input_extra: [{ filename: "f", text: "t" }], n_predict: 4, stream: false, response_fields: ["content"] }],
   ["/api/embed", { model: "tiny", input: ["a"], truncate: true, dimensions: 4 }],
   ["/api/embeddings", { model: "tiny", prompt: "a" }],
   ["/api/show", { model: "tiny", verbose: true }],

@@ -64,6 +64,36 @@ describe("fill in the middle", () => {
     expect(echoed.choices[0]!.text).toBe(prefix + INFILL_ORACLE.middle);
   });
 
+  it("llama-server's /infill (llama.vscode, llama.vim): the first model by default, its /completion shape, response_fields, streamed as its SSE", async () => {
+    const whole = await request(`${server.url}/infill`, { method: "POST", json: { input_prefix: prefix, input_suffix: suffix, temperature: 0, n_predict: 16 } });
+    expect(whole.status).toBe(200);
+    expect(whole.body).toMatchObject({ content: INFILL_ORACLE.middle, stop: true, stop_type: "eos", tokens_predicted: 3, tokens_evaluated: 21, model, truncated: false });
+    expect(whole.body.timings).toMatchObject({ predicted_n: 3 });
+    expect(whole.body.timings.cache_n + whole.body.timings.prompt_n).toBe(21);
+
+    // `prompt` is what the middle starts with (the cursor line's text), after the middle token; llama.vscode
+    // asks for a few fields by path. input_extra is checked, not used.
+    const picked = await request(`${server.url}/infill`, {
+      method: "POST",
+      json: { input_prefix: prefix, input_suffix: suffix, prompt: "x", input_extra: [{ filename: "a.py", text: "import os" }], temperature: 0, response_fields: ["content", "timings/prompt_n", "tokens_cached", "tokens_evaluated"] },
+    });
+    expect(Object.keys(picked.body).sort()).toEqual(["content", "timings/prompt_n", "tokens_cached", "tokens_evaluated"]);
+    expect(picked.body.tokens_evaluated).toBe(22);
+    expect(picked.body.tokens_cached + picked.body["timings/prompt_n"]).toBe(22);
+
+    const streamed = await request(`${server.url}/infill`, { method: "POST", json: { input_prefix: prefix, input_suffix: suffix, temperature: 0, stream: true } });
+    const events = streamed.text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => JSON.parse(e.slice(6)));
+    expect(events.filter((e) => !e.stop).map((e) => e.content).join("")).toBe(INFILL_ORACLE.middle);
+    expect(events.at(-1)).toMatchObject({ stop: true, content: "", stop_type: "eos", tokens_predicted: 3 });
+
+    const wrongType = await request(`${server.url}/infill`, { method: "POST", json: { input_prefix: 5 } });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body).toEqual({ error: { code: 400, message: '"input_prefix" must be a string', type: "invalid_request_error" } });
+    const noFim = await request(`${server.url}/infill`, { method: "POST", json: { model: "tiny", input_prefix: "a" } });
+    expect(noFim.status).toBe(400);
+    expect(noFim.body.error.message).toMatch(/cannot fill in the middle/);
+  });
+
   it("a model without fill-in-the-middle tokens is a 400 that says so; /api/show and lmrun show list `insert` for one that has them", async () => {
     const refused = await request(`${server.url}/api/generate`, { method: "POST", json: { model: "tiny", prompt: "a", suffix: "b", stream: false } });
     expect(refused.status).toBe(400);
