@@ -211,9 +211,9 @@ describe.skipIf(llamaPerplexity === undefined)(`live against llama-perplexity ($
       const expected = rows(fs.readFileSync(path.join(golden, file), "utf8"));
       const printed = () => rows(execFileSync(llamaPerplexity!, ["-m", bundledTinyModel, ...args, "-t", "1"], { stdio: ["ignore", "pipe", "ignore"] }).toString());
       let got = printed();
-      // llama.cpp logs from a worker thread: on a busy machine its last line was once lost at exit
-      // (119 of 120 rows, the rest identical). Such a cut-off run is run again, once.
-      if (got.length < expected.length && got.every((row, i) => row === expected[i])) got = printed();
+      // llama.cpp logs from a worker thread: on a busy machine its last lines are sometimes lost at exit
+      // (119 of 120 rows, the rest identical; twice in a row once). Such a cut-off run is run again, up to 3 times.
+      for (let again = 0; again < 3 && got.length < expected.length && got.every((row, i) => row === expected[i]); again++) got = printed();
       expect(got).toEqual(expected);
     }
   }, 60_000);
