@@ -335,10 +335,9 @@ async function generateWithin(
   // A plain completion, or a fill-in-the-middle one: node-llama-cpp lays that prompt out (infillParts counts it
   // the same way); a shift size of 1 keeps it from cutting the prefix to leave room for a shift (the prompt was
   // fitted above).
-  // Text after the middle token is beyond node-llama-cpp's infill: that prompt, laid out the same way, is completed as it is.
-  const infill = !chat && request.suffix !== undefined ? infillParts(loaded, userText, request.suffix, request.middleStart) : undefined;
+  const infill = !chat && request.suffix !== undefined ? infillParts(loaded, userText, request.suffix, request.prefixTail) : undefined;
   const complete = (options: Parameters<InstanceType<typeof LlamaCompletion>["generateCompletionWithMeta"]>[1] & {}) =>
-    infill !== undefined && infill.middleStartTokens.length === 0
+    infill !== undefined
       ? completion!.generateInfillCompletionWithMeta(infill.prefixTokens, infill.suffixTokens, { ...options, contextShiftSize: 1 })
       : completion!.generateCompletionWithMeta(inputTokens, options);
   const completionHooks = {
@@ -569,7 +568,7 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
  */
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
   if (request.priorTokens !== undefined) return continuedPromptTokens(loaded, request);
-  if (!request.chat && request.suffix !== undefined) return infillParts(loaded, request.prompt, request.suffix, request.middleStart).tokens;
+  if (!request.chat && request.suffix !== undefined) return infillParts(loaded, request.prompt, request.suffix, request.prefixTail).tokens;
   if (!request.chat) return completionPromptTokens(loaded, request.prompt);
   return chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt);
 }
@@ -644,15 +643,10 @@ async function continuedPromptTokens(loaded: LoadedModel, request: GenerateReque
 /**
  * A fill-in-the-middle prompt as node-llama-cpp's generateInfillCompletion lays it out (and llama-server's
  * /infill): the beginning token if the model takes one, then the prefix and suffix tokens, each after its
- * marker, then the middle marker (without one, suffix first), then what the middle starts with (llama-server's
- * /infill `prompt`, which node-llama-cpp's infill has no place for). The texts are tokenised as it tokenises them.
+ * marker, then the middle marker (without one, suffix first). The texts are tokenised as it tokenises them;
+ * `prefixTail` (llama-server's /infill `prompt`) apart, after the prefix, as llama-server puts it.
  */
-function infillParts(
-  loaded: LoadedModel,
-  prefix: string,
-  suffix: string,
-  middleStart = "",
-): { prefixTokens: Token[]; suffixTokens: Token[]; middleStartTokens: Token[]; tokens: Token[] } {
+function infillParts(loaded: LoadedModel, prefix: string, suffix: string, prefixTail = ""): { prefixTokens: Token[]; suffixTokens: Token[]; tokens: Token[] } {
   const { prefix: pre, suffix: suf, middle } = loaded.model.tokens.infill;
   if (pre === null || suf === null) {
     throw new LmrunError(`${loaded.summary.fileName} cannot fill in the middle: its vocabulary has no fill-in-the-middle tokens`, {
@@ -660,13 +654,12 @@ function infillParts(
       hint: "Use a code model trained for it (Qwen2.5-Coder, CodeLlama, StarCoder2, DeepSeek-Coder), or leave out the suffix",
     });
   }
-  const prefixTokens = loaded.model.tokenize(prefix, false, "trimLeadingSpace");
+  const prefixTokens = [...loaded.model.tokenize(prefix, false, "trimLeadingSpace"), ...(prefixTail !== "" ? loaded.model.tokenize(prefixTail, false, "trimLeadingSpace") : [])];
   const suffixTokens = loaded.model.tokenize(suffix, false, "trimLeadingSpace");
   const bos = completionBos(loaded);
   const head = bos !== undefined ? [bos] : [];
-  const middleStartTokens = middleStart !== "" ? loaded.model.tokenize(middleStart, false, "trimLeadingSpace") : [];
-  const laidOut = middle !== null ? [...head, pre, ...prefixTokens, suf, ...suffixTokens, middle] : [...head, suf, ...suffixTokens, pre, ...prefixTokens];
-  return { prefixTokens, suffixTokens, middleStartTokens, tokens: [...laidOut, ...middleStartTokens] };
+  const tokens = middle !== null ? [...head, pre, ...prefixTokens, suf, ...suffixTokens, middle] : [...head, suf, ...suffixTokens, pre, ...prefixTokens];
+  return { prefixTokens, suffixTokens, tokens };
 }
 
 /** Tokens without the beginning token LlamaCompletion puts first (a continued prompt has one, at its start). */
@@ -690,7 +683,7 @@ function promptTokensFor(
   request: GenerateRequest,
   userText: string,
 ): Token[] {
-  if (!chat && request.suffix !== undefined) return infillParts(loaded, userText, request.suffix, request.middleStart).tokens;
+  if (!chat && request.suffix !== undefined) return infillParts(loaded, userText, request.suffix, request.prefixTail).tokens;
   if (!chat) return completionPromptTokens(loaded, userText);
   return chatPromptTokens(loaded, chat.chatWrapper, request, userText);
 }

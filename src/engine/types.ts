@@ -135,8 +135,11 @@ export interface GenerateRequest {
    * Needs a model with fill-in-the-middle tokens (code models); node-llama-cpp lays the prompt out.
    */
   suffix?: string | undefined;
-  /** With `suffix`: text the middle starts with, after the middle token (llama-server's /infill `prompt`). */
-  middleStart?: string | undefined;
+  /**
+   * With `suffix`: more of the prefix, tokenised apart and put right after it (llama-server's /infill `prompt`,
+   * the cursor line's text before the cursor).
+   */
+  prefixTail?: string | undefined;
   /**
    * A plain completion (not chat, or a continued exchange) of a thinking model: its thoughts, between the
    * chat wrapper's thought tags, come apart from the answer (ollama's /api/generate does so, raw or not).

@@ -6,8 +6,8 @@ import type { JobOutcome } from "./service.js";
 
 /**
  * llama-server's own API where editors use it: `POST /infill`, fill in the middle as llama.vscode and
- * llama.vim ask for it (`input_prefix`, `input_suffix`, `prompt` — what the middle starts with, the current
- * line's text before the cursor — and llama-server's sampling fields), answered in llama-server's
+ * llama.vim ask for it (`input_prefix`, `input_suffix`, `prompt` — the cursor line's text before the cursor,
+ * which llama-server tokenises apart and puts after the prefix — and llama-server's sampling fields), answered in llama-server's
  * /completion shape (`content`, `stop_type`, `tokens_cached`, `timings`; `response_fields` picks fields).
  * `model` may be left out, as llama-server serves one: the first model named on the command line.
  * `input_extra` (other files' text, which llama-server lays out with repository tokens node-llama-cpp's infill
@@ -26,7 +26,7 @@ export async function infill(ctx: AdapterContext, req: IncomingMessage, res: Ser
   ctx.note({ model });
   const prefix = f.string("input_prefix") ?? "";
   const suffix = f.string("input_suffix") ?? "";
-  const middleStart = f.string("prompt") ?? "";
+  const prefixTail = f.string("prompt") ?? "";
   const extra = f.array("input_extra", { maxItems: 1024 }) ?? [];
   extra.forEach((_, index) => {
     const chunk = f.item("input_extra", extra, index);
@@ -42,7 +42,7 @@ export async function infill(ctx: AdapterContext, req: IncomingMessage, res: Ser
     modelParam: "model",
     prompt: prefix,
     suffix,
-    middleStart,
+    prefixTail,
     chat: false,
     // As llama-server fits an infill prompt: the prefix loses its start.
     truncate: true,

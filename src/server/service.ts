@@ -60,8 +60,8 @@ export interface Job {
   logprobs?: GenerateRequest["logprobs"];
   /** Fill in the middle: the text after the answer (`prompt` is the text before it). */
   suffix?: string | undefined;
-  /** With `suffix`: what the middle starts with (llama-server's /infill `prompt`). */
-  middleStart?: string | undefined;
+  /** With `suffix`: more of the prefix, tokenised apart (llama-server's /infill `prompt`). */
+  prefixTail?: string | undefined;
   /** A plain completion's thoughts come apart from its answer (ollama's /api/generate). */
   thoughtsInText?: boolean | undefined;
   truncate: boolean;
@@ -159,7 +159,7 @@ export class Service {
       ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
       ...(job.thoughtsInText ? { thoughtsInText: true } : {}),
       ...(job.suffix !== undefined ? { suffix: job.suffix } : {}),
-      ...(job.middleStart ? { middleStart: job.middleStart } : {}),
+      ...(job.prefixTail ? { prefixTail: job.prefixTail } : {}),
       truncate: job.truncate,
     };
   }

@@ -71,14 +71,15 @@ describe("fill in the middle", () => {
     expect(whole.body.timings).toMatchObject({ predicted_n: 3 });
     expect(whole.body.timings.cache_n + whole.body.timings.prompt_n).toBe(21);
 
-    // `prompt` is what the middle starts with (the cursor line's text), after the middle token; llama.vscode
-    // asks for a few fields by path. input_extra is checked, not used.
+    // `prompt` (the cursor line's text) goes after the prefix, tokenised apart, as llama-server puts it;
+    // llama.vscode asks for a few fields by path. input_extra is checked, not used.
     const picked = await request(`${server.url}/infill`, {
       method: "POST",
       json: { input_prefix: prefix, input_suffix: suffix, prompt: "x", input_extra: [{ filename: "a.py", text: "import os" }], temperature: 0, response_fields: ["content", "timings/prompt_n", "tokens_cached", "tokens_evaluated"] },
     });
     expect(Object.keys(picked.body).sort()).toEqual(["content", "timings/prompt_n", "tokens_cached", "tokens_evaluated"]);
     expect(picked.body.tokens_evaluated).toBe(22);
+    expect(picked.body.content).toBe(INFILL_ORACLE.middle);
     expect(picked.body.tokens_cached + picked.body["timings/prompt_n"]).toBe(22);
 
     const streamed = await request(`${server.url}/infill`, { method: "POST", json: { input_prefix: prefix, input_suffix: suffix, temperature: 0, stream: true } });
