@@ -1,4 +1,5 @@
 import { parseChatMessages } from "../chat/messages.js";
+import { MAX_TOP_LOGPROBS } from "../engine/types.js";
 import { UsageError } from "../errors.js";
 import type { ChatMessage } from "./wire.js";
 
@@ -131,8 +132,8 @@ function parseItem(raw: string, line: number): BatchItem | BadLine {
     item.think = o.think;
   }
   const top = o.top_logprobs;
-  if (top !== undefined && top !== null && (typeof top !== "number" || !Number.isInteger(top) || top < 0 || top > 20)) {
-    return { line, reason: '"top_logprobs" must be a whole number from 0 to 20' };
+  if (top !== undefined && top !== null && (typeof top !== "number" || !Number.isInteger(top) || top < 0 || top > MAX_TOP_LOGPROBS)) {
+    return { line, reason: `"top_logprobs" must be a whole number from 0 to ${MAX_TOP_LOGPROBS}` };
   }
   if (o.logprobs !== undefined && o.logprobs !== null && typeof o.logprobs !== "boolean") return { line, reason: '"logprobs" must be true or false' };
   if (o.logprobs === true) item.logprobs = { top: typeof top === "number" ? top : 0 };

@@ -1,5 +1,5 @@
 import type { LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
-import type { TokenLogprob, TokenProbability } from "./types.js";
+import { MAX_TOP_LOGPROBS, type TokenLogprob, type TokenProbability } from "./types.js";
 
 /**
  * Token log-probabilities of a generation (OpenAI's and ollama's `logprobs`, `top_logprobs`).
@@ -163,16 +163,13 @@ export function recordProbabilities(sequence: LlamaContextSequence, recorder: Lo
   return () => void delete (target as { evaluate?: unknown }).evaluate;
 }
 
-/** The most alternatives any request gets (OpenAI's and ollama's limit). */
-export const MAX_ALTERNATIVES = 20;
-
 type SampleToken = (batchLogitIndex: number, sampler: unknown, probabilities?: boolean, confidence?: boolean, logits?: unknown, totalLogitWeight?: boolean) => Promise<unknown>;
 const trimmedContexts = new WeakSet<object>();
 
 /**
  * Asked for probabilities, node-llama-cpp's native sampleToken returns the whole vocabulary's (a 32k-entry
  * array, then a Map: +30 ms a token on the 135M model, measured; llama-server's cost is ~0). Its own
- * top-logits option gives the MAX_ALTERNATIVES highest logits and the softmax's sum over the same candidates
+ * top-logits option gives the MAX_TOP_LOGPROBS highest logits and the softmax's sum over the same candidates
  * instead, from which those tokens' probabilities are exact; the selected token's is its confidence. Only
  * LogprobRecorder asks for probabilities in lmrun, so the context's sampleToken answers such calls so.
  * Left as it is if node-llama-cpp's internals are not what this expects (the slow path is still right).
@@ -184,7 +181,7 @@ function topProbabilitiesOnly(context: LlamaContextSequence["context"]): void {
   const sampleToken = native.sampleToken.bind(native);
   const trimmed: SampleToken = async (batchLogitIndex, sampler, probabilities, confidence, ...rest) => {
     if (probabilities !== true || rest.length > 0) return sampleToken(batchLogitIndex, sampler, probabilities, confidence, ...rest);
-    const result = await sampleToken(batchLogitIndex, sampler, false, true, [[], false, false, false, MAX_ALTERNATIVES], true);
+    const result = await sampleToken(batchLogitIndex, sampler, false, true, [[], false, false, false, MAX_TOP_LOGPROBS], true);
     if (!Array.isArray(result)) return result;
     const [token, , selected, logits, sum] = result as [number, unknown, number | undefined, number[] | undefined, number | undefined];
     if (!Array.isArray(logits) || logits.length < 2 || typeof sum !== "number" || !(sum > 0)) return [token, undefined, confidence ? selected : undefined];

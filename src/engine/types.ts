@@ -149,6 +149,9 @@ export interface GenerateRequest {
   logprobs?: { top: number } | undefined;
 }
 
+/** The most alternatives a request gets at a position (OpenAI's and ollama's `top_logprobs` limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
 /** A token and its log-probability: llama.cpp's text of it (an incomplete character left out), and its bytes. */
 export interface TokenProbability {
   id: number;

@@ -1,5 +1,4 @@
-import { MAX_ALTERNATIVES } from "../engine/logprobs.js";
-import type { GenerateRequest, TokenLogprob, TokenProbability } from "../engine/types.js";
+import { MAX_TOP_LOGPROBS, type GenerateRequest, type TokenLogprob, type TokenProbability } from "../engine/types.js";
 import type { Fields } from "./fields.js";
 import { badRequest } from "./http.js";
 
@@ -8,9 +7,6 @@ import { badRequest } from "./http.js";
  * Responses API's), and the legacy completions form. The engine gives each answer token's
  * log-probability and the most likely tokens at its position (engine/logprobs.ts).
  */
-
-/** The most alternatives asked for at a position (OpenAI's and ollama's limit). */
-export const MAX_TOP_LOGPROBS = MAX_ALTERNATIVES;
 
 /** Chat's `logprobs: true` and `top_logprobs` (OpenAI chat completions, ollama's /api/chat and /api/generate). */
 export function readLogprobs(f: Fields, api: "openai" | "ollama"): GenerateRequest["logprobs"] {

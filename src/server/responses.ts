@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { linkToolResults } from "../engine/conversation.js";
 import { forcedCallReader } from "../engine/toolChoice.js";
-import type { ChatMessage, ToolDefinition } from "../engine/types.js";
+import { MAX_TOP_LOGPROBS, type ChatMessage, type ToolDefinition } from "../engine/types.js";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, randomId, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import { bodyWithModel, thinkOf, toolChoiceOf, type AdapterContext } from "./openai.js";
-import { MAX_TOP_LOGPROBS, tokenLogprobs } from "./logprobs.js";
+import { tokenLogprobs } from "./logprobs.js";
 import type { Job, JobOutcome } from "./service.js";
 
 /**
