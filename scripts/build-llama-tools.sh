@@ -95,6 +95,14 @@ CMAKE_ARGS=(
     -DLLAMA_OPENSSL=OFF
     -DLLAMA_BUILD_BORINGSSL=OFF
 )
+# -march=native also turns on AMX where the CPU lists it, and the tools then put their weights in ggml's AMX
+# buffer type. On a VM whose cpuinfo lists amx_tile (Sapphire Rapids, kernel 6.18) their first AMX matrix
+# product died with a general protection fault on ldtilecfg (llama-bench, llama-server: measured 2026-12-07),
+# while node-llama-cpp's own sapphirerapids CPU variant runs there without that buffer type. Built without AMX,
+# the tools run what node-llama-cpp runs.
+if [[ $(uname -m) == x86_64 ]] && grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then
+    CMAKE_ARGS+=("-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
+fi
 if [[ -n ${LMRUN_LLAMA_TOOLS_CMAKE_ARGS:-} ]]; then
     # shellcheck disable=SC2206 # intentional word splitting of user-provided args
     CMAKE_ARGS+=($LMRUN_LLAMA_TOOLS_CMAKE_ARGS)

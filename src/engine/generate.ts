@@ -11,6 +11,7 @@ import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
 import { TaggedThoughtSplitter, ThoughtSplitter } from "./thoughts.js";
 import { generationEnded, generationStarted } from "./nativeMemory.js";
 import { vocabularySize } from "./vocabulary.js";
+import { checkTokenIds } from "./tokenizer.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, TokenLogprob, ToolCall } from "./types.js";
 import { LogprobRecorder, recordProbabilities } from "./logprobs.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
@@ -253,7 +254,8 @@ async function generateWithin(
         request.messages !== undefined ? "messages" : "prompt",
         request.truncate,
       );
-    if (!request.truncate) throw tooLong();
+    // A prompt given as token ids is evaluated as given or not at all.
+    if (!request.truncate || request.promptTokenIds !== undefined) throw tooLong();
     // Leave room for the reply (up to half the context): a prompt cut to fill the context would
     // leave the reply a token or two.
     const reserve = request.maxTokens < 0 ? Math.floor(contextSize / 2) : Math.min(request.maxTokens, Math.floor(contextSize / 2));
@@ -409,7 +411,11 @@ async function generateWithin(
     }
   };
   try {
-    if (chat) {
+    if (request.maxTokens === 0) {
+      // Nothing to generate (a prompt scored, echoed, or counted).
+      text = "";
+      nativeStop = "maxTokens";
+    } else if (chat) {
       const plan = chatPlan(chat.chatWrapper, messages !== undefined ? { ...request, messages } : request, userText);
       const { functions, forced } = plan;
       // Under a grammar (a schema, a forced call) a thinking model thinks first, unconstrained, as llama-server
@@ -501,6 +507,7 @@ async function generateWithin(
     truncatedPromptTokens,
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
     ...(thinking !== "" ? { thinking, thinkingTokens } : {}),
+    ...(request.promptTokenIds !== undefined && !chat ? { promptText: loaded.model.detokenize(request.promptTokenIds as Token[], false) } : {}),
     // As ollama makes its context: the prompt, then the answer's text tokenised (no end-of-turn token).
     ...(request.returnTokens ? { tokens: [...promptTokenList, ...loaded.model.tokenize(text)] } : {}),
     timings: {
@@ -569,6 +576,7 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
   if (request.priorTokens !== undefined) return continuedPromptTokens(loaded, request);
   if (!request.chat && request.suffix !== undefined) return infillParts(loaded, request.prompt, request.suffix, request.prefixTail).tokens;
+  if (!request.chat && request.promptTokenIds !== undefined) return tokenIdPromptTokens(loaded, request.promptTokenIds);
   if (!request.chat) return completionPromptTokens(loaded, request.prompt);
   return chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt);
 }
@@ -621,20 +629,29 @@ function completionPromptTokens(loaded: LoadedModel, text: string): Token[] {
 }
 
 /**
+ * A raw prompt given as token ids (OpenAI's `prompt: [ids]`, what lm-evaluation-harness sends): those tokens, with
+ * the beginning token first when the model takes one and they do not start with it (LlamaCompletion puts it there).
+ */
+function tokenIdPromptTokens(loaded: LoadedModel, ids: readonly number[]): Token[] {
+  checkTokenIds(loaded, ids, "the prompt's token ids", "Send ids from this model's tokenizer (POST /tokenize), or the prompt as text");
+  const bos = completionBos(loaded);
+  return bos !== undefined && ids[0] !== bos ? [bos, ...(ids as Token[])] : [...(ids as Token[])];
+}
+
+/** How many of a raw prompt's tokens (promptTokensOf's) are its own: all but a beginning token lmrun put before them. */
+export function ownPromptTokens(loaded: LoadedModel, request: GenerateRequest, tokens: readonly Token[]): number {
+  if (request.promptTokenIds !== undefined) return request.promptTokenIds.length;
+  return tokens.length - (completionBos(loaded) !== undefined ? 1 : 0);
+}
+
+/**
  * An exchange continued from its earlier tokens (ollama's `context`): the beginning token, the earlier
  * tokens, then this turn as the template renders it alone (or the raw prompt's tokens), each without a
  * beginning token of its own. Past the context, with truncate, generation drops the oldest earlier tokens.
  */
 async function continuedPromptTokens(loaded: LoadedModel, request: GenerateRequest): Promise<Token[]> {
   const prior = request.priorTokens ?? [];
-  const vocabulary = vocabularySize(loaded.model, 0);
-  const bad = prior.find((token) => !Number.isInteger(token) || token < 0 || (vocabulary > 0 && token >= vocabulary));
-  if (bad !== undefined) {
-    throw new LmrunError(`the earlier exchange's tokens (ollama's "context") hold ${bad}, which is not a token of this model (its vocabulary has ${vocabulary})`, {
-      exitCode: 2,
-      hint: "Send back the context this model returned, or leave it out",
-    });
-  }
+  checkTokenIds(loaded, prior, `the earlier exchange's tokens (ollama's "context")`, "Send back the context this model returned, or leave it out");
   const turn = request.chat ? chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt) : completionPromptTokens(loaded, request.prompt);
   const bos = completionBos(loaded);
   return [...(bos !== undefined ? [bos] : []), ...withoutBos(loaded, prior as Token[]), ...withoutBos(loaded, turn)];
@@ -684,6 +701,7 @@ function promptTokensFor(
   userText: string,
 ): Token[] {
   if (!chat && request.suffix !== undefined) return infillParts(loaded, userText, request.suffix, request.prefixTail).tokens;
+  if (!chat && request.promptTokenIds !== undefined) return tokenIdPromptTokens(loaded, request.promptTokenIds);
   if (!chat) return completionPromptTokens(loaded, userText);
   return chatPromptTokens(loaded, chat.chatWrapper, request, userText);
 }

@@ -204,6 +204,11 @@ function topProbabilitiesOnly(context: LlamaContextSequence["context"]): void {
   }
 }
 
+/** A token with its log-probability, its text and bytes as an answer token's (prompt scoring's entries). */
+export function tokenWithLogprob(model: LlamaModel, token: Token, logprob: number): TokenProbability {
+  return { ...piecesOf(model).probability(token, 1), logprob: Number.isFinite(logprob) ? logprob : LOG_ZERO };
+}
+
 /** Each token's text and bytes as llama.cpp's token_to_piece gives them (llama-server's `token` and `bytes`). */
 interface TokenPieces {
   bytes(token: Token): Uint8Array;

@@ -147,6 +147,11 @@ export interface GenerateRequest {
   thoughtsInText?: boolean | undefined;
   /** Each answer token's log-probability, and the `top` most likely tokens at its position (0: none). */
   logprobs?: { top: number } | undefined;
+  /**
+   * A plain completion's prompt as token ids (OpenAI's `prompt: [ids]`), evaluated as given: `prompt` is then
+   * unused. A beginning token goes first when the model takes one and the ids do not start with it.
+   */
+  promptTokenIds?: readonly number[] | undefined;
 }
 
 /** The most alternatives a request gets at a position (OpenAI's and ollama's `top_logprobs` limit). */
@@ -163,6 +168,12 @@ export interface TokenProbability {
 /** An answer token's log-probability, with the most likely tokens at its position (most likely first). */
 export interface TokenLogprob extends TokenProbability {
   top: TokenProbability[];
+}
+
+/** A prompt token's log-probability given the tokens before it: null (and no alternatives) for a first token with none. */
+export interface PromptTokenLogprob extends Omit<TokenProbability, "logprob"> {
+  logprob: number | null;
+  top: TokenProbability[] | null;
 }
 
 /** Reasoning effort, for models told how hard to think (gpt-oss: "Reasoning: high"). */
@@ -199,6 +210,13 @@ export interface GenerationResult {
   tokens?: number[] | undefined;
   /** With request.logprobs: the answer's tokens (not the thoughts', a stop text's or the end-of-turn token). */
   logprobs?: TokenLogprob[] | undefined;
+  /**
+   * The prompt's own tokens' log-probabilities (not a beginning token lmrun put before them), each given those
+   * before it, when they were asked for (PromptScorer: OpenAI's legacy completions with `echo` and `logprobs`).
+   */
+  promptLogprobs?: PromptTokenLogprob[] | undefined;
+  /** With request.promptTokenIds: the prompt as text (what `echo` shows). */
+  promptText?: string | undefined;
 }
 
 export interface ModelSummary {

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { Fields, readSampling } from "./fields.js";
 import { badRequest, clientGone, HttpError, readJsonBody, sendJson, streamAnswer, StreamWriter } from "./http.js";
 import type { AdapterContext } from "./openai.js";
-import type { JobOutcome } from "./service.js";
+import { toHttpError, type JobOutcome } from "./service.js";
+import { detokenizeIds, tokenizeText, tokenizerFacts, tokenPiece } from "../engine/tokenizer.js";
 
 /**
  * llama-server's own API where editors use it: `POST /infill`, fill in the middle as llama.vscode and
@@ -20,10 +21,7 @@ export function llamaServerError(res: ServerResponse, error: HttpError): void {
 
 export async function infill(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
-  const named = f.string("model");
-  const model = named !== undefined && named !== "" ? named : ctx.service.options.names.first?.name;
-  if (model === undefined) throw badRequest('"model" is required: this server was started without a model to default to', "model");
-  ctx.note({ model });
+  const model = defaultModel(ctx, f);
   const prefix = f.string("input_prefix") ?? "";
   const suffix = f.string("input_suffix") ?? "";
   const prefixTail = f.string("prompt") ?? "";
@@ -125,4 +123,83 @@ function picked(value: Record<string, unknown>, fields: string[] | undefined): R
     if (at !== undefined) out[field] = at;
   }
   return out;
+}
+
+/**
+ * The tokenizer endpoints, in both shapes clients use: llama-server's (`content`, `add_special` default false,
+ * `parse_special` default true, `with_pieces`) and vLLM's (`prompt`, `add_special_tokens` default true; answered
+ * with `count` and `max_model_len`), which lm-evaluation-harness's remote tokenizer calls. `model` may be left
+ * out (the first command-line model), as both peers serve one.
+ */
+export async function tokenize(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
+  const model = defaultModel(ctx, f);
+  const content = f.string("content");
+  const vllm = content === undefined;
+  const text = content ?? f.string("prompt");
+  if (text === undefined) throw badRequest('"content" (or "prompt") is required: the text to tokenize', "content");
+  const addSpecial = vllm ? f.boolean("add_special_tokens") !== false : f.boolean("add_special") === true;
+  const parseSpecial = f.boolean("parse_special") !== false;
+  const withPieces = f.boolean("with_pieces") === true;
+  const held = await ctx.service.hold(model, "model");
+  try {
+    const { loaded } = held.entry;
+    const tokens = tokenizeText(loaded, text, { addSpecial, parseSpecial });
+    ctx.note({ promptTokens: tokens.length });
+    const listed = withPieces ? tokens.map((id) => ({ id, piece: tokenPiece(loaded, id) })) : tokens;
+    sendJson(res, 200, vllm ? { tokens: listed, count: tokens.length, max_model_len: loaded.context.contextSize } : { tokens: listed });
+  } finally {
+    held.release();
+  }
+}
+
+/** Token ids back to text: llama-server answers `content`, vLLM `prompt`; both are given. */
+export async function detokenize(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const f = new Fields(await readJsonBody(req, ctx.bodyLimit));
+  const model = defaultModel(ctx, f);
+  const tokens = f.raw("tokens") ?? [];
+  if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === "number")) throw badRequest('"tokens" must be an array of token ids', "tokens");
+  const held = await ctx.service.hold(model, "model");
+  try {
+    let text: string;
+    try {
+      text = detokenizeIds(held.entry.loaded, tokens);
+    } catch (error) {
+      throw toHttpError(error);
+    }
+    sendJson(res, 200, { content: text, prompt: text });
+  } finally {
+    held.release();
+  }
+}
+
+/** vLLM's GET /tokenizer_info (`?model=` picks a model): its special tokens, chat template and context length. */
+export async function tokenizerInfo(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const named = new URL(req.url ?? "/", "http://localhost").searchParams.get("model") ?? undefined;
+  const model = named !== undefined && named !== "" ? named : ctx.service.options.names.first?.name;
+  if (model === undefined) throw badRequest('"model" is required: this server was started without a model to default to', "model");
+  const held = await ctx.service.hold(model, "model");
+  try {
+    const facts = tokenizerFacts(held.entry.loaded);
+    sendJson(res, 200, {
+      tokenizer_class: "llama.cpp",
+      bos_token: facts.bosToken,
+      eos_token: facts.eosToken,
+      pad_token: null,
+      chat_template: facts.chatTemplate,
+      model_max_length: facts.contextSize,
+      vocab_size: facts.vocabularySize,
+    });
+  } finally {
+    held.release();
+  }
+}
+
+/** The request's `model`, or the first command-line model (llama-server and vLLM serve one). */
+function defaultModel(ctx: AdapterContext, f: Fields): string {
+  const named = f.string("model");
+  const model = named !== undefined && named !== "" ? named : ctx.service.options.names.first?.name;
+  if (model === undefined) throw badRequest('"model" is required: this server was started without a model to default to', "model");
+  ctx.note({ model });
+  return model;
 }

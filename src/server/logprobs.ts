@@ -1,4 +1,4 @@
-import { MAX_TOP_LOGPROBS, type GenerateRequest, type TokenLogprob, type TokenProbability } from "../engine/types.js";
+import { MAX_TOP_LOGPROBS, type GenerateRequest, type PromptTokenLogprob, type TokenLogprob, type TokenProbability } from "../engine/types.js";
 import type { Fields } from "./fields.js";
 import { badRequest } from "./http.js";
 
@@ -51,20 +51,27 @@ export function tokenLogprobs(tokens: readonly TokenLogprob[]): WireTokenLogprob
 /**
  * Legacy completions' form: parallel lists of the tokens, their log-probabilities, their alternatives as
  * {text: logprob} and where each starts in the choice's text (`offset`: the echoed prompt's length). The chat
- * form rides along as `content`, as llama-server and ollama answer completions.
+ * form rides along as `content`, as llama-server and ollama answer completions. With `echo`, the prompt's
+ * tokens come first (`prompt`), the first of them null as OpenAI gives it when nothing comes before it.
  */
-export function completionLogprobs(tokens: readonly TokenLogprob[], offset: number) {
+export function completionLogprobs(tokens: readonly TokenLogprob[], offset: number, prompt: readonly PromptTokenLogprob[] = []) {
   const textOffset: number[] = [];
-  let at = offset;
+  let at = 0;
+  for (const t of prompt) {
+    textOffset.push(at);
+    at += t.token.length;
+  }
+  at = offset;
   for (const t of tokens) {
     textOffset.push(at);
     at += t.token.length;
   }
+  const all: ReadonlyArray<TokenLogprob | PromptTokenLogprob> = [...prompt, ...tokens];
   return {
-    tokens: tokens.map((t) => t.token),
-    token_logprobs: tokens.map((t) => t.logprob),
-    top_logprobs: tokens.map((t) => Object.fromEntries(t.top.map((alt) => [alt.token, alt.logprob]))),
+    tokens: all.map((t) => t.token),
+    token_logprobs: all.map((t) => t.logprob),
+    top_logprobs: all.map((t) => (t.top === null ? null : Object.fromEntries(t.top.map((alt) => [alt.token, alt.logprob])))),
     text_offset: textOffset,
-    content: tokenLogprobs(tokens),
+    content: all.map((t) => ({ id: t.id, token: t.token, logprob: t.logprob, bytes: t.bytes, top_logprobs: t.top === null ? [] : t.top.map(probability) })),
   };
 }

@@ -42,11 +42,12 @@ export async function listModels(ctx: AdapterContext, res: ServerResponse): Prom
 }
 
 /** Sampling fields shared by chat and completions. */
-function samplingJob(f: Fields): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop"> {
+function samplingJob(f: Fields, options: { maxTokensMin?: number } = {}): Pick<Job, "maxTokens" | "maxTokensParam" | "sampling" | "stop"> {
   if ((f.number("n", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"n" > 1 is not supported: ask for one choice per request', "n");
   if ((f.number("best_of", { integer: true, min: 1 }) ?? 1) > 1) throw badRequest('"best_of" > 1 is not supported: ask for one choice per request', "best_of");
-  const maxCompletion = f.number("max_completion_tokens", { integer: true, min: 1 });
-  const maxTokens = maxCompletion ?? f.number("max_tokens", { integer: true, min: 1 });
+  const min = options.maxTokensMin ?? 1;
+  const maxCompletion = f.number("max_completion_tokens", { integer: true, min });
+  const maxTokens = maxCompletion ?? f.number("max_tokens", { integer: true, min });
   return {
     maxTokens,
     maxTokensParam: maxCompletion !== undefined ? "max_completion_tokens" : "max_tokens",
@@ -289,31 +290,125 @@ export async function chatCompletions(ctx: AdapterContext, req: IncomingMessage,
   });
 }
 
+/** The most prompts one completions request may carry (each is a choice; they share the model's slots). */
+const MAX_PROMPTS = 64;
+
+type CompletionPrompt = { text: string; ids?: undefined } | { ids: number[]; text?: undefined };
+
+/** A completions request's prompts: a text, token ids, or a list of either (one choice each). */
+function completionPrompts(raw: unknown): CompletionPrompt[] {
+  const isIds = (value: unknown): value is number[] => Array.isArray(value) && value.length > 0 && value.every((t) => typeof t === "number");
+  if (typeof raw === "string") return [{ text: raw }];
+  if (isIds(raw)) return [{ ids: raw }];
+  if (Array.isArray(raw) && raw.length > 0 && raw.length <= MAX_PROMPTS) {
+    if (raw.every((p) => typeof p === "string")) return raw.map((text: string) => ({ text }));
+    if (raw.every(isIds)) return raw.map((ids) => ({ ids }));
+  }
+  if (Array.isArray(raw) && raw.length > MAX_PROMPTS) throw badRequest(`"prompt" has ${raw.length} prompts: at most ${MAX_PROMPTS} go in one request`, "prompt");
+  throw badRequest('"prompt" must be a string, an array of token ids, or a list of either', "prompt");
+}
+
 export async function completions(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { f, model } = await bodyWithModel(ctx, req);
-  const raw = f.raw("prompt");
-  let prompt: string;
-  if (typeof raw === "string") prompt = raw;
-  else if (Array.isArray(raw) && raw.length === 1 && typeof raw[0] === "string") prompt = raw[0];
-  else if (Array.isArray(raw) && raw.every((p) => typeof p === "string")) throw badRequest('several prompts in one request are not supported: send one "prompt" per request', "prompt");
-  else throw badRequest('"prompt" must be a string', "prompt");
+  const prompts = completionPrompts(f.raw("prompt"));
   // Fill in the middle (code models): the answer is what goes between the prompt and the suffix.
   const suffix = f.string("suffix") || undefined;
   const echo = f.boolean("echo") === true;
   const stream = f.boolean("stream") === true;
   const includeUsage = f.object("stream_options")?.boolean("include_usage") === true;
-  const job = { model, modelParam: "model", prompt, suffix, chat: false, truncate: false, ...samplingJob(f), jsonSchema: jsonSchemaOf(f), logprobs: readCompletionLogprobs(f) };
-  await respond(ctx, res, job, stream, {
+  const logprobs = readCompletionLogprobs(f);
+  // With echo, max_tokens 0 asks for the prompt alone (scored, with logprobs), as OpenAI's legacy completions allow.
+  const sampling = samplingJob(f, { maxTokensMin: echo ? 0 : 1 });
+  const promptLogprobs = echo && logprobs !== undefined ? logprobs : undefined;
+  if (suffix !== undefined && prompts.some((p) => p.ids !== undefined)) throw badRequest('"suffix" needs the prompt as text, not token ids', "suffix");
+  if (suffix !== undefined && promptLogprobs !== undefined) throw badRequest('"echo" with "logprobs" scores a plain prompt: leave out "suffix"', "echo");
+  if (stream && prompts.length > 1) throw badRequest('several prompts are answered together, not streamed: send "stream": false, or one prompt per request', "stream");
+  if (stream && echo && (promptLogprobs !== undefined || prompts[0]!.ids !== undefined)) {
+    throw badRequest('"echo" of a token-id prompt or with "logprobs" is not streamed: send "stream": false', "stream");
+  }
+  const jsonSchema = jsonSchemaOf(f);
+  const jobOf = (prompt: CompletionPrompt) => ({
+    model,
+    modelParam: "model",
+    prompt: prompt.text ?? "",
+    ...(prompt.ids !== undefined ? { promptTokenIds: prompt.ids } : {}),
+    ...(promptLogprobs !== undefined ? { promptLogprobs } : {}),
+    suffix,
+    chat: false,
+    truncate: false,
+    ...sampling,
+    jsonSchema,
+    logprobs,
+  });
+  const echoed = (prompt: CompletionPrompt, outcome: JobOutcome) => (echo ? (prompt.text ?? outcome.result.promptText ?? "") : "");
+  if (prompts.length > 1) return completeSeveral(ctx, res, prompts.map(jobOf), (index, outcome) => {
+    const prompt = echoed(prompts[index]!, outcome);
+    return {
+      text: prompt + outcome.result.text,
+      logprobs: logprobs !== undefined ? completionLogprobs(outcome.result.logprobs ?? [], prompt.length, outcome.result.promptLogprobs) : null,
+    };
+  });
+  const prompt = prompts[0]!;
+  await respond(ctx, res, jobOf(prompt), stream, {
     object: "text_completion",
     idPrefix: "cmpl",
     includeUsage,
     // echo: the prompt, then its completion (OpenAI's legacy completions).
-    first: echo ? () => ({ text: prompt }) : undefined,
+    first: echo ? () => ({ text: prompt.text ?? "" }) : undefined,
     piece: (text) => ({ text }),
     // Offsets count from the start of the choice's text, the echoed prompt included.
-    logprobs: (tokens, offset) => completionLogprobs(tokens, (echo ? prompt.length : 0) + offset),
+    logprobs: (tokens, offset, outcome) => completionLogprobs(tokens, (echo ? (prompt.text?.length ?? 0) : 0) + offset, outcome?.result.promptLogprobs),
     last: () => ({ text: "" }),
-    whole: (outcome) => ({ text: echo ? prompt + outcome.result.text : outcome.result.text }),
+    whole: (outcome) => ({ text: echoed(prompt, outcome) + outcome.result.text }),
+  });
+}
+
+/**
+ * Several prompts in one completions request: one choice each, in order, generated side by side on the model's
+ * slots (as many at once as it has, so that one request does not fill the queue by itself).
+ */
+async function completeSeveral(
+  ctx: AdapterContext,
+  res: ServerResponse,
+  jobs: Array<Omit<Job, "signal">>,
+  choiceOf: (index: number, outcome: JobOutcome) => { text: string; logprobs: object | null },
+): Promise<void> {
+  // One prompt failing (a bad token id, a full queue) ends the others: the request's answer is that error.
+  const failed = new AbortController();
+  const signal = AbortSignal.any([clientGone(res), failed.signal]);
+  const id = randomId("cmpl", 12, "-");
+  const created = Math.floor(Date.now() / 1000);
+  const served = ctx.service.model(jobs[0]!.model, "model");
+  const outcomes: JobOutcome[] = new Array(jobs.length);
+  let firstError: { error: unknown } | undefined;
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length && !signal.aborted) {
+      const index = next++;
+      outcomes[index] = await ctx.service.run({ ...jobs[index]!, signal }).catch((error: unknown) => {
+        if (!failed.signal.aborted) firstError = { error };
+        failed.abort();
+        throw error;
+      });
+    }
+  };
+  const workers = Array.from({ length: Math.min(jobs.length, ctx.service.pool.slotsOf(served)) }, worker);
+  await Promise.allSettled(workers);
+  // The first failure is the answer (the others were ended by it).
+  if (firstError !== undefined) throw firstError.error;
+  // The client left between prompts: nobody to answer.
+  if (signal.aborted) return;
+  const promptTokens = outcomes.reduce((sum, o) => sum + o.result.promptTokens, 0);
+  const generatedTokens = outcomes.reduce((sum, o) => sum + o.result.generatedTokens, 0);
+  ctx.note({ promptTokens, generatedTokens });
+  sendJson(res, 200, {
+    id,
+    object: "text_completion",
+    created,
+    model: served.name,
+    system_fingerprint: "lmrun",
+    choices: outcomes.map((outcome, index) => ({ index, ...choiceOf(index, outcome), finish_reason: finishReason(outcome) })),
+    usage: { prompt_tokens: promptTokens, completion_tokens: generatedTokens, total_tokens: promptTokens + generatedTokens },
   });
 }
 
@@ -323,8 +418,11 @@ interface Shape {
   includeUsage: boolean;
   first: (() => object) | undefined;
   piece(text: string): object;
-  /** Answer tokens' log-probabilities as the choice's `logprobs` (`offset`: where in the answer's text they start). */
-  logprobs(tokens: readonly TokenLogprob[], offset: number): object;
+  /**
+   * Answer tokens' log-probabilities as the choice's `logprobs` (`offset`: where in the answer's text they start);
+   * `outcome` on the whole answer only.
+   */
+  logprobs(tokens: readonly TokenLogprob[], offset: number, outcome?: JobOutcome): object;
   thought?(text: string): object;
   /** A forced call's JSON as generated, as stream deltas (undefined: nothing to send yet). */
   callArguments?(text: string): object | undefined;
@@ -339,7 +437,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
   const modelName = ctx.service.model(job.model, job.modelParam).name;
   const created = Math.floor(Date.now() / 1000);
   const chunkObject = shape.object === "chat.completion" ? "chat.completion.chunk" : "text_completion";
-  const logprobsOf = (outcome: JobOutcome) => (job.logprobs !== undefined && outcome.result.logprobs !== undefined ? shape.logprobs(outcome.result.logprobs, 0) : null);
+  const logprobsOf = (outcome: JobOutcome) => (job.logprobs !== undefined && outcome.result.logprobs !== undefined ? shape.logprobs(outcome.result.logprobs, 0, outcome) : null);
   if (!stream) {
     const outcome = await ctx.service.run({ ...job, signal });
     ctx.note({ promptTokens: outcome.result.promptTokens, generatedTokens: outcome.result.generatedTokens });

@@ -68,6 +68,9 @@ const ROUTES: Record<string, Record<string, Handler>> = {
   "/api/show": { POST: ollama.show },
   "/api/version": { GET: (_ctx, _req, res) => ollama.version(res) },
   "/infill": { POST: llamaServer.infill },
+  "/tokenize": { POST: llamaServer.tokenize },
+  "/detokenize": { POST: llamaServer.detokenize },
+  "/tokenizer_info": { GET: llamaServer.tokenizerInfo },
 };
 
 /** ollama's model-writing endpoints, refused whatever the method. */

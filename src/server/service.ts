@@ -58,6 +58,10 @@ export interface Job {
   returnTokens?: boolean | undefined;
   /** Token log-probabilities, with this many alternatives at each position. */
   logprobs?: GenerateRequest["logprobs"];
+  /** A plain completion's prompt as token ids (`prompt` unused). */
+  promptTokenIds?: GenerateRequest["promptTokenIds"];
+  /** The prompt's own tokens' log-probabilities (legacy completions' `echo` with `logprobs`). */
+  promptLogprobs?: { top: number } | undefined;
   /** Fill in the middle: the text after the answer (`prompt` is the text before it). */
   suffix?: string | undefined;
   /** With `suffix`: more of the prefix, tokenised apart (llama-server's /infill `prompt`). */
@@ -158,6 +162,7 @@ export class Service {
       ...(job.returnTokens ? { returnTokens: true } : {}),
       ...(job.logprobs !== undefined ? { logprobs: job.logprobs } : {}),
       ...(job.thoughtsInText ? { thoughtsInText: true } : {}),
+      ...(job.promptTokenIds !== undefined ? { promptTokenIds: job.promptTokenIds } : {}),
       ...(job.suffix !== undefined ? { suffix: job.suffix } : {}),
       ...(job.prefixTail ? { prefixTail: job.prefixTail } : {}),
       truncate: job.truncate,
@@ -187,7 +192,15 @@ export class Service {
         });
       }
       const request = this.requestOf(job, contextSize, entry.loaded.summary.hasChatTemplate);
-      const result = await entry.scheduler
+      // The prompt scored on its own context first (legacy completions' echo with logprobs), then generated from.
+      const promptLogprobs =
+        job.promptLogprobs !== undefined
+          ? await this.pool.scorePrompt(entry, request, job.promptLogprobs.top, signal).catch((error: unknown) => {
+              if (timeout?.aborted) throw this.timedOut();
+              throw toHttpError(error);
+            })
+          : undefined;
+      const generated = await entry.scheduler
         .generate(request, {
           signal,
           ...(job.onText ? { onText: job.onText } : {}),
@@ -199,6 +212,7 @@ export class Service {
           if (timeout?.aborted) throw this.timedOut();
           throw toHttpError(error);
         });
+      const result = promptLogprobs !== undefined ? { ...generated, promptLogprobs } : generated;
       // Cut short by a shutdown: an error (an event, once streaming), so no client takes it for a whole answer.
       if (result.stopReason === "abort" && this.options.shutdown.aborted && !job.signal.aborted) {
         throw new HttpError(503, "the server is shutting down: this answer was cut short", { type: "server_busy", code: "shutting_down" });

@@ -205,11 +205,12 @@ describe("lmrun serve: what real clients send", () => {
     expect(echoed.choices[0]!.text).toBe(`Once upon${plain.choices[0]!.text}`);
     const suffix = await openai.completions.create({ model: "tiny", prompt: "Once", max_tokens: 2, suffix: "" });
     expect(suffix.choices).toHaveLength(1);
-    // The answer's tokens, their offsets counted from the start of the echoed text.
+    // With echo, the prompt's own tokens (" Once", " upon": scored, as OpenAI's) and then the answer's, whose offsets
+    // count from the start of the echoed text.
     const withLogprobs = await openai.completions.create({ model: "tiny", prompt: "Once upon", max_tokens: 4, temperature: 0, echo: true, logprobs: 2 });
     expect(withLogprobs.choices[0]!.text).toBe(echoed.choices[0]!.text);
-    expect(withLogprobs.choices[0]!.logprobs!.tokens!.join("")).toBe(plain.choices[0]!.text);
-    expect(withLogprobs.choices[0]!.logprobs!.text_offset![0]).toBe("Once upon".length);
+    expect(withLogprobs.choices[0]!.logprobs!.tokens!.join("")).toBe(` Once upon${plain.choices[0]!.text}`);
+    expect(withLogprobs.choices[0]!.logprobs!.text_offset![2]).toBe("Once upon".length);
     expect(withLogprobs.choices[0]!.logprobs!.top_logprobs!.every((alternatives) => Object.keys(alternatives!).length === 2)).toBe(true);
     const bestOf = await openai.completions.create({ model: "tiny", prompt: "Once", max_tokens: 2, best_of: 3 }).catch((e) => e);
     expect(bestOf).toBeInstanceOf(OpenAI.BadRequestError);

@@ -2,7 +2,8 @@ import type { LlamaEmbeddingContext } from "node-llama-cpp";
 import { LmrunError } from "../../errors.js";
 import { PromptTooLongError } from "../generate.js";
 import { InsufficientMemoryError, loadModel, type LoadedModel } from "../model.js";
-import type { LoadOptions } from "../types.js";
+import { PromptScorer } from "../promptLogprobs.js";
+import type { GenerateRequest, LoadOptions, PromptTokenLogprob } from "../types.js";
 import { AbortedWhileQueuedError, SlotScheduler } from "./slotScheduler.js";
 
 /**
@@ -51,8 +52,10 @@ export interface PoolEntry {
   expiresAt: number | undefined;
   timer: NodeJS.Timeout | undefined;
   embedding: Promise<LlamaEmbeddingContext> | undefined;
-  /** Embedding requests running (an unload waits for them, as for generations). */
-  embeddingsInFlight: Set<Promise<unknown>>;
+  /** Embeddings and prompt scoring running beside the slots (an unload waits for them, as for generations). */
+  sideWorkInFlight: Set<Promise<unknown>>;
+  /** Prompt log-probabilities' own context (promptLogprobs.ts), made on first use. */
+  scorer: PromptScorer | undefined;
 }
 
 /** Every loaded model is busy and --max-models allows no more. */
@@ -73,6 +76,11 @@ export class ModelPool {
 
   list(): PoolEntry[] {
     return [...this.entries.values()];
+  }
+
+  /** How many requests a model serves at once (its slots), loaded or not. */
+  slotsOf(model: ServableModel): number {
+    return this.entries.get(model.path)?.scheduler.parallel ?? this.options.loadOptionsFor(model.path).sequences ?? 1;
   }
 
   get(path: string): PoolEntry | undefined {
@@ -143,11 +151,24 @@ export class ModelPool {
   async embed(entry: PoolEntry, texts: string[], options: { truncate?: boolean; signal?: AbortSignal } = {}): Promise<{ vectors: number[][]; promptTokens: number }> {
     if (this.entries.get(entry.path) !== entry) throw new LmrunError("the model is being unloaded");
     const work = this.embedTexts(entry, texts, options);
-    entry.embeddingsInFlight.add(work);
+    entry.sideWorkInFlight.add(work);
     try {
       return await work;
     } finally {
-      entry.embeddingsInFlight.delete(work);
+      entry.sideWorkInFlight.delete(work);
+    }
+  }
+
+  /** A plain completion's own prompt tokens' log-probabilities (see PromptScorer), one request at a time. */
+  async scorePrompt(entry: PoolEntry, request: GenerateRequest, top: number, signal?: AbortSignal): Promise<PromptTokenLogprob[]> {
+    if (this.entries.get(entry.path) !== entry) throw new LmrunError("the model is being unloaded");
+    entry.scorer ??= new PromptScorer(entry.loaded);
+    const work = entry.scorer.score(request, top, signal);
+    entry.sideWorkInFlight.add(work);
+    try {
+      return await work;
+    } finally {
+      entry.sideWorkInFlight.delete(work);
     }
   }
 
@@ -228,7 +249,8 @@ export class ModelPool {
       expiresAt: undefined,
       timer: undefined,
       embedding: undefined,
-      embeddingsInFlight: new Set(),
+      sideWorkInFlight: new Set(),
+      scorer: undefined,
     };
     this.entries.set(model.path, entry);
     this.options.onEvent?.({ type: "loaded", name: model.name, ms: performance.now() - startedAt });
@@ -253,9 +275,10 @@ export class ModelPool {
     if (entry.timer) clearTimeout(entry.timer);
     entry.scheduler.close();
     await entry.scheduler.whenIdle();
-    await Promise.allSettled([...entry.embeddingsInFlight]);
+    await Promise.allSettled([...entry.sideWorkInFlight]);
     const embedding = await entry.embedding?.catch(() => undefined);
     await embedding?.dispose();
+    await entry.scorer?.dispose();
     await entry.scheduler.dispose();
     await entry.loaded.dispose();
     this.options.onEvent?.({ type: "unloaded", name: entry.name, reason });
