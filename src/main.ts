@@ -43,8 +43,8 @@ export async function main(argv: string[], io: MainIo): Promise<number> {
     const { setLlamaLogSink } = await import("./engine/llama.js");
     setLlamaLogSink({ verbose: true, write: (line) => io.stderr.write(line) });
   }
-  const { buildProgram } = await import("./cli/program.js");
-  const program = buildProgram(ctx);
+  const { programFor } = await import("./cli/programFor.js");
+  const program = await programFor(ctx, argv);
   program.exitOverride();
   program.configureOutput({
     writeOut: (s) => io.stdout.write(s),

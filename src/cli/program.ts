@@ -1,4 +1,4 @@
-import { Command } from "commander";
+import type { Command } from "commander";
 import type { CommandContext } from "./context.js";
 import { registerBatch } from "./commands/batch.js";
 import { registerBench } from "./commands/bench.js";
@@ -20,27 +20,12 @@ import { registerStop } from "./commands/stop.js";
 import { registerVerify } from "./commands/verify.js";
 import { registerCompletion } from "./commands/completion.js";
 import { addExamples } from "./examples.js";
-import { delegateRpcCommands } from "./rpcChild.js";
-import { packageVersion } from "./version.js";
+import { rootProgram } from "./root.js";
 
 
-/** The root command: global flags, then one register call per command module. */
+/** The root command, then one register call per command module (help, completion, an unknown command). */
 export function buildProgram(ctx: CommandContext): Command {
-  const program = new Command("lmrun")
-    .description("Run large language models locally: one-shot generation, chat, model pulls, benchmarks and perplexity.")
-    .version(packageVersion(), "-V, --version", "print the version")
-    .option("--verbose", "show llama.cpp logs and stack traces")
-    .option("-q, --quiet", "no progress output on stderr")
-    .showSuggestionAfterError(true)
-    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
-    .enablePositionalOptions(false);
-  program.hook("preAction", (_this, action) => {
-    const globals = action.optsWithGlobals() as { verbose?: boolean; quiet?: boolean };
-    ctx.verbose = globals.verbose === true;
-    ctx.quiet = globals.quiet === true;
-  });
-  // Any command given RPC workers runs its model in a child process a dying worker cannot take this one down with.
-  delegateRpcCommands(program, ctx);
+  const program = rootProgram(ctx);
   registerRun(program, ctx);
   registerChat(program, ctx);
   registerPull(program, ctx);

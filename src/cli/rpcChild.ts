@@ -1,6 +1,4 @@
-import { spawn } from "node:child_process";
 import path from "node:path";
-import readline from "node:readline";
 import type { Command } from "commander";
 import type { RpcLoadOptions } from "../engine/types.js";
 import { LmrunError, SilentExit } from "../errors.js";
@@ -32,6 +30,8 @@ export function delegateRpcCommands(program: Command, ctx: CommandContext): void
 async function delegateToRpcChild(ctx: CommandContext, rpc: RpcLoadOptions | undefined): Promise<void> {
   const again = rpcChildCommand(ctx.env, rpc);
   if (again === undefined || rpc === undefined) return;
+  // Loaded here: every command passes through this hook, and a client call has no use for them (start-up).
+  const [{ spawn }, { default: readline }] = await Promise.all([import("node:child_process"), import("node:readline")]);
   const child = spawn(process.execPath, again.args, { env: again.env, stdio: ["inherit", "inherit", "pipe"] });
   const forward = (): void => {
     if (child.exitCode === null) child.kill("SIGTERM");

@@ -1,6 +1,5 @@
 import fs from "node:fs";
 import path from "node:path";
-import { writeFileAtomic } from "../fs/atomicWrite.js";
 import { lmrunHome } from "./paths.js";
 
 /**
@@ -39,6 +38,8 @@ export function serverUrl(host: string, port: number): string {
 }
 
 export async function writeServerRecord(record: ServerRecord, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  // Only the server writes its record: a client reading it does not load node:crypto for this (start-up).
+  const { writeFileAtomic } = await import("../fs/atomicWrite.js");
   await writeFileAtomic(serverRecordPath(env), JSON.stringify(record, null, 2) + "\n", { mode: 0o644 });
 }
 

@@ -193,6 +193,10 @@ export async function generateOnSequence(
   try {
     if (recorder === undefined) return await generateWithin(loaded, sequence, request, hooks);
     const result = await generateWithin(loaded, sequence, request, withLogprobs(hooks, recorder));
+    if (request.logprobs?.endToken && result.stopReason === "eos") {
+      const end = recorder.endToken((token) => loaded.model.isEogToken(token));
+      if (end !== undefined) hooks.onText?.("", [end]);
+    }
     return { ...result, logprobs: recorder.answerTokens };
   } finally {
     stopRecording?.();

@@ -67,6 +67,18 @@ export class LogprobRecorder {
     this.pending.push({ entry: { ...selected, top }, bytes: this.pieces.bytes(output.token) });
   }
 
+  /**
+   * The end-of-generation token the answer stopped at (sampled, never shown), as the answer's last token; undefined
+   * when the last token sampled is not one.
+   */
+  endToken(isEnd: (token: Token) => boolean): TokenLogprob | undefined {
+    const last = this.pending.at(-1);
+    if (last === undefined || !isEnd(last.entry.id as Token)) return undefined;
+    this.pending = [];
+    this.answerTokens.push(last.entry);
+    return last.entry;
+  }
+
   /** The tokens sampled so far were not shown (a first answer dropped for the thoughts to come first). */
   discardPending(): void {
     this.pending = [];

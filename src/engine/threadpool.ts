@@ -48,6 +48,7 @@ interface ShimModule {
   sharePrefix?(sequenceId: number, count: number, others: number[]): boolean;
   clearSharedPrefixes?(): null;
   trimMalloc?(): boolean;
+  releaseFilePages?(path: string): number;
 }
 
 /**
@@ -126,6 +127,15 @@ export function loadThreadpoolShim(binding: { llamaCppRelease: string }): void {
 }
 
 /** Hands the free pages of glibc's malloc arenas back to the system (native/threadpool.c); false without the shim or glibc. */
+/**
+ * Drops the process's page-table entries over its read-only mappings of a file (see release_file_pages in
+ * native/threadpool.c): after a model load, the pages of tensors copied into repacked buffers leave the RSS.
+ * Bytes the mappings spanned; -1 without the shim or where /proc/self/maps cannot be read.
+ */
+export function releaseFilePages(filePath: string): number {
+  return shim?.releaseFilePages?.(filePath) ?? -1;
+}
+
 export function trimMalloc(): boolean {
   return shim?.trimMalloc?.() ?? false;
 }

@@ -145,8 +145,12 @@ export interface GenerateRequest {
    * chat wrapper's thought tags, come apart from the answer (ollama's /api/generate does so, raw or not).
    */
   thoughtsInText?: boolean | undefined;
-  /** Each answer token's log-probability, and the `top` most likely tokens at its position (0: none). */
-  logprobs?: { top: number } | undefined;
+  /**
+   * Each answer token's log-probability, and the `top` most likely tokens at its position (0: none). `endToken`:
+   * an end-of-generation token the answer stopped at ends the list too (legacy completions, as vLLM lists it:
+   * lm-evaluation-harness takes the last entry for the generated token).
+   */
+  logprobs?: { top: number; endToken?: boolean } | undefined;
   /**
    * A plain completion's prompt as token ids (OpenAI's `prompt: [ids]`), evaluated as given: `prompt` is then
    * unused. A beginning token goes first when the model takes one and the ids do not start with it.

@@ -20,10 +20,14 @@ export function readLogprobs(f: Fields, api: "openai" | "ollama"): GenerateReque
   return { top: top ?? 0 };
 }
 
-/** Legacy completions' `logprobs`: how many alternatives (0: the chosen tokens' alone). */
+/**
+ * Legacy completions' `logprobs`: how many alternatives (0: the chosen tokens' alone). An end token the answer
+ * stopped at is listed last, with empty text, as vLLM lists it (lm-evaluation-harness drops the last entry as the
+ * generated token).
+ */
 export function readCompletionLogprobs(f: Fields): GenerateRequest["logprobs"] {
   const top = f.number("logprobs", { integer: true, min: 0, max: MAX_TOP_LOGPROBS });
-  return top !== undefined ? { top } : undefined;
+  return top !== undefined ? { top, endToken: true } : undefined;
 }
 
 /** A token on the wire: llama-server's fields (OpenAI's and ollama's, and the token's `id`). */

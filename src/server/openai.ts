@@ -475,7 +475,8 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
         // The role chunk as soon as a slot takes the request (a forced tool call streams nothing else until it is whole).
         onStart: sendFirst,
         onText: (text, tokens) => {
-          if (text.length === 0) return;
+          // Empty text with tokens: an end token listed with the answer's (legacy completions' logprobs).
+          if (text.length === 0 && (job.logprobs === undefined || tokens === undefined || tokens.length === 0)) return;
           sendFirst();
           send(event(modelName, { ...shape.piece(text), ...(job.logprobs !== undefined && tokens !== undefined ? { logprobs: shape.logprobs(tokens, answerLength) } : {}) }));
           answerLength += text.length;

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { CommandContext } from "../../src/cli/context.js";
 import { commandPath } from "../../src/cli/examples.js";
 import { buildProgram } from "../../src/cli/program.js";
+import { programFor } from "../../src/cli/programFor.js";
 
 function allCommands(command: Command): Command[] {
   return [command, ...command.commands.flatMap(allCommands)];
@@ -27,5 +28,21 @@ describe("every command's help", () => {
     expect(examples.length).toBeLessThanOrEqual(3);
     for (const example of examples) expect(example).toContain(path === "lmrun" ? "lmrun " : `lmrun ${path}`);
     expect(help.match(/Examples:/g)).toHaveLength(1);
+  });
+});
+
+describe("a call that names a command loads that command alone", () => {
+  const program = buildProgram({} as CommandContext);
+  const named = program.commands.filter((c) => c.name() !== "completion");
+  it.each(named.flatMap((c) => [c.name(), ...c.aliases()].map((name) => [name, c] as const)))("%s: the same command, options and help", async (name, full) => {
+    const alone = await programFor({} as CommandContext, [name, "--help"]);
+    expect(alone.commands.map((c) => c.name())).toEqual([full.name()]);
+    expect(helpOf(alone.commands[0]!)).toBe(helpOf(full));
+  });
+
+  it("help, completion and an unknown name get every command (suggestions, completion lists)", async () => {
+    for (const argv of [[], ["--help"], ["completion", "bash"], ["rnu"]]) {
+      expect((await programFor({} as CommandContext, argv)).commands.length).toBe(program.commands.length);
+    }
   });
 });

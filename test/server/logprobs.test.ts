@@ -47,12 +47,15 @@ describe("lmrun serve: token log-probabilities", () => {
     const logprobs = choice.logprobs!;
     expect(logprobs.tokens).toEqual(["opol", "opol", "opol"]);
     expect(logprobs.text_offset).toEqual([0, 4, 8]);
-    // llama-server -m this model, /v1/completions with logprobs 5, temperature 0 (same llama.cpp source).
+    // llama-server -m this model, /v1/completions with logprobs 5, temperature 0 (same llama.cpp source). Equal to
+    // 2e-3 where both ran the same CPU kernels; on an AVX-512/AMX machine, where node-llama-cpp loads its
+    // sapphirerapids CPU variant and the reference tools are built without AMX, they differ by up to 0.0065
+    // (llama-server there: -8.74421, -8.621085, -8.632084; lmrun: -8.741227, -8.620885, -8.638611).
     const llamaServer = [-8.74421, -8.618004, -8.626638];
-    logprobs.token_logprobs!.forEach((value, index) => expect(Math.abs(value - llamaServer[index]!)).toBeLessThan(2e-3));
+    logprobs.token_logprobs!.forEach((value, index) => expect(Math.abs(value - llamaServer[index]!)).toBeLessThan(1.5e-2));
     const top = logprobs.top_logprobs![0]!;
     expect(Object.keys(top)).toEqual(["opol", "controller", " Alfred", " британ", " resp"]);
-    expect(Math.abs(top[" Alfred"]! - -8.84169)).toBeLessThan(2e-3);
+    expect(Math.abs(top[" Alfred"]! - -8.84169)).toBeLessThan(1.5e-2);
     // llama-server's chat form rides along, with the ids and bytes.
     const content = (logprobs as unknown as { content: Array<ChatLogprob & { id: number }> }).content;
     expect(content[0]!.top_logprobs.map((t) => (t as unknown as { id: number }).id)).toEqual([13242, 8299, 12299, 25926, 4613]);

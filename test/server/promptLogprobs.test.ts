@@ -111,6 +111,30 @@ describe("lmrun serve: prompt log-probabilities (echo + logprobs)", () => {
     expect(answer.usage?.prompt_tokens).toBe(2 * (context.length + 1) + continuation.length + unlikely.length);
   });
 
+  it("an answer that stops at the end token lists it last, so lm-evaluation-harness's last entry is the generated token", async () => {
+    // tiny's greedy story ends at its end token well inside the context.
+    const story = await openai.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 400, temperature: 0, logprobs: 0 });
+    const storyChoice = story.choices[0]!;
+    expect(storyChoice.finish_reason).toBe("stop");
+    const storyLogprobs = logprobsOf(storyChoice);
+    // Every sampled token, the end token included (empty text, last).
+    expect(storyLogprobs.tokens.length).toBe(story.usage!.completion_tokens);
+    expect(storyLogprobs.tokens.at(-1)).toBe("");
+    expect(storyLogprobs.tokens.join("")).toBe(storyChoice.text);
+    // The whole story as lm-evaluation-harness sends a context + continuation: one entry a prompt token, then the end token.
+    const context = await tokenize("Once upon a time");
+    const whole = await tokenize(`Once upon a time${storyChoice.text}`);
+    const scored = await openai.completions.create({ model: "tiny", prompt: [whole], max_tokens: 1, temperature: 0, logprobs: 1, echo: true });
+    const lp = logprobsOf(scored.choices[0]!);
+    expect(lp.token_logprobs.length).toBe(whole.length + 1);
+    expect(lp.tokens.at(-1)).toBe("");
+    expect(lp.token_logprobs.at(-1)).toBeCloseTo(storyLogprobs.token_logprobs.at(-1)!, 4);
+    // The continuation's score is the story's own tokens' (the end token not among them).
+    const score = lmEvalScore(lp, context.length);
+    expect(score.greedy).toBe(true);
+    expect(score.logprob).toBeCloseTo((storyLogprobs.token_logprobs.slice(0, -1) as number[]).reduce((sum, x) => sum + x, 0), 3);
+  });
+
   it.skipIf(!hasShared)(sharedTitle("on a 32k vocabulary, while other requests generate beside it: the same scores, and the server stays up"), async () => {
     const prompt = "The quick brown fox jumps over the lazy dog. Once upon a time";
     const generated = await openai.completions.create({ model: model135m, prompt, max_tokens: 6, temperature: 0, logprobs: 0 });

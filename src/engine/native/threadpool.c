@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 struct llama_context;
@@ -1235,6 +1236,45 @@ static napi_value trim_malloc(napi_env env, napi_callback_info info) {
     return result;
 }
 
+/*
+ * releaseFilePages(path): drops this process's page-table entries over its read-only mappings of that file
+ * (madvise MADV_DONTNEED) and answers how many bytes they spanned. llama.cpp maps a model file whole, and the
+ * CPU backend's extra buffer types (AMX, CPU_REPACK) then copy some tensors into memory of their own, reading
+ * them through the mapping: those pages stay mapped and counted in RSS though nothing reads them again (the
+ * 135M model on an AMX machine: 40 MiB of its 89 repacked, RSS 314 MB against 275). Pages the mapped tensors
+ * use fault back in from the page cache on the next decode (minor faults); the file's data is untouched.
+ */
+static napi_value release_file_pages(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    napi_value result;
+    char path[4096];
+    size_t length = 0;
+    double released = -1;
+    if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == 0 && argc == 1 &&
+        napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) == 0 && length > 0 && length < sizeof path - 1) {
+        FILE * maps = fopen("/proc/self/maps", "r");
+        if (maps) {
+            released = 0;
+            char line[4096 + 256];
+            while (fgets(line, sizeof line, maps)) {
+                unsigned long start, end, offset, inode;
+                char perms[8], dev[32];
+                int name_at = 0;
+                if (sscanf(line, "%lx-%lx %7s %lx %31s %lu %n", &start, &end, perms, &offset, dev, &inode, &name_at) < 6 || name_at == 0) continue;
+                char * name = line + name_at;
+                name[strcspn(name, "\n")] = '\0';
+                /* Read-only mappings of that very file only: nothing written there can be lost. */
+                if (strcmp(name, path) != 0 || perms[0] != 'r' || perms[1] != '-') continue;
+                if (madvise((void *)start, end - start, MADV_DONTNEED) == 0) released += (double)(end - start);
+            }
+            fclose(maps);
+        }
+    }
+    napi_create_double(env, released, &result);
+    return result;
+}
+
 napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     napi_value fn;
     if (napi_create_function(env, "status", 6, status, NULL, &fn) == 0) {
@@ -1278,6 +1318,9 @@ napi_value napi_register_module_v1(napi_env env, napi_value exports) {
     }
     if (napi_create_function(env, "trimMalloc", 10, trim_malloc, NULL, &fn) == 0) {
         napi_set_named_property(env, exports, "trimMalloc", fn);
+    }
+    if (napi_create_function(env, "releaseFilePages", 16, release_file_pages, NULL, &fn) == 0) {
+        napi_set_named_property(env, exports, "releaseFilePages", fn);
     }
 
     return exports;
