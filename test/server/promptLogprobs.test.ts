@@ -1,5 +1,9 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { writeInfillOracle } from "../helpers/infillModel.js";
 import { hasShared, sharedModel, sharedTitle } from "../helpers/shared.js";
 import { request, startServe, type ServeProcess } from "./helpers.js";
 
@@ -16,14 +20,18 @@ vi.setConfig({ testTimeout: 240_000, hookTimeout: 240_000 });
 const model135m = "llama2vocab-135m-shape-random-Q4_K_M.gguf";
 let server: ServeProcess;
 let openai: OpenAI;
+let dir: string;
 
 beforeAll(async () => {
-  server = await startServe(["tiny", ...(hasShared ? [sharedModel(model135m)] : []), "-c", "512", "--parallel", "2", "--keep-alive", "-1"]);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-prompt-logprobs-"));
+  const oracle = writeInfillOracle(path.join(dir, "infill-oracle.gguf"));
+  server = await startServe(["tiny", oracle, ...(hasShared ? [sharedModel(model135m)] : []), "-c", "512", "--parallel", "2", "--keep-alive", "-1"]);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
 }, 120_000);
 
 afterAll(async () => {
   expect(await server?.stop()).toBe(0);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 type CompletionLogprobs = { tokens: string[]; token_logprobs: Array<number | null>; top_logprobs: Array<Record<string, number> | null>; text_offset: number[] };
@@ -112,27 +120,32 @@ describe("lmrun serve: prompt log-probabilities (echo + logprobs)", () => {
   });
 
   it("an answer that stops at the end token lists it last, so lm-evaluation-harness's last entry is the generated token", async () => {
-    // tiny's greedy story ends at its end token well inside the context.
-    const story = await openai.completions.create({ model: "tiny", prompt: "Once upon a time", max_tokens: 400, temperature: 0, logprobs: 0 });
-    const storyChoice = story.choices[0]!;
-    expect(storyChoice.finish_reason).toBe("stop");
-    const storyLogprobs = logprobsOf(storyChoice);
-    // Every sampled token, the end token included (empty text, last).
-    expect(storyLogprobs.tokens.length).toBe(story.usage!.completion_tokens);
-    expect(storyLogprobs.tokens.at(-1)).toBe("");
-    expect(storyLogprobs.tokens.join("")).toBe(storyChoice.text);
-    // The whole story as lm-evaluation-harness sends a context + continuation: one entry a prompt token, then the end token.
-    const context = await tokenize("Once upon a time");
-    const whole = await tokenize(`Once upon a time${storyChoice.text}`);
-    const scored = await openai.completions.create({ model: "tiny", prompt: [whole], max_tokens: 1, temperature: 0, logprobs: 1, echo: true });
+    // The bigram oracle (test/helpers/infillModel.ts): after a letter the end token is all but certain.
+    const answer = await openai.completions.create({ model: "infill-oracle.gguf", prompt: "ab", max_tokens: 4, temperature: 0, logprobs: 1 });
+    const choice = answer.choices[0]!;
+    expect(choice.finish_reason).toBe("stop");
+    expect(choice.text).toBe("");
+    // Every sampled token, the end token included (empty text).
+    expect(answer.usage!.completion_tokens).toBe(1);
+    expect(logprobsOf(choice).tokens).toEqual([""]);
+    expect(logprobsOf(choice).token_logprobs[0]).toBeGreaterThan(-1e-3);
+    // As lm-evaluation-harness sends context "a" + continuation "bc": one entry a prompt token, then the generated (end) token.
+    const whole = await tokenize("abc", "infill-oracle.gguf");
+    const context = await tokenize("a", "infill-oracle.gguf");
+    expect(whole.length - context.length).toBe(2);
+    const scored = await openai.completions.create({ model: "infill-oracle.gguf", prompt: [whole], max_tokens: 1, temperature: 0, logprobs: 1, echo: true });
     const lp = logprobsOf(scored.choices[0]!);
     expect(lp.token_logprobs.length).toBe(whole.length + 1);
     expect(lp.tokens.at(-1)).toBe("");
-    expect(lp.token_logprobs.at(-1)).toBeCloseTo(storyLogprobs.token_logprobs.at(-1)!, 4);
-    // The continuation's score is the story's own tokens' (the end token not among them).
+    expect(lp.token_logprobs.at(-1)).toBeGreaterThan(-1e-3);
+    // Its parse reads exactly the continuation's two tokens (without the end token's entry it would read one),
+    // each far below the end token that was the greedy pick.
+    expect(lp.token_logprobs.slice(context.length, -1)).toHaveLength(2);
     const score = lmEvalScore(lp, context.length);
-    expect(score.greedy).toBe(true);
-    expect(score.logprob).toBeCloseTo((storyLogprobs.token_logprobs.slice(0, -1) as number[]).reduce((sum, x) => sum + x, 0), 3);
+    const each = lp.token_logprobs[context.length]!;
+    expect(each).toBeLessThan(-20);
+    expect(score.logprob).toBeCloseTo(2 * each, 3);
+    expect(score.greedy).toBe(false);
   });
 
   it.skipIf(!hasShared)(sharedTitle("on a 32k vocabulary, while other requests generate beside it: the same scores, and the server stays up"), async () => {
