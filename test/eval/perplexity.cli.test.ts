@@ -193,13 +193,15 @@ describe.skipIf(!hasShared)(`perplexity on the stories260K models (${sharedSkipR
     }
   }, 120_000);
 
-  it("equals llama-perplexity's figure to 4 significant digits (Q8_0, -c 512 --chunks 10)", async () => {
-    // llama-perplexity (node-llama-cpp 3.22.1's llama.cpp, de3ff81) -c 512 --chunks 10 -t 1: PPL = 146.7233 +/- 11.00528
+  it("equals llama-perplexity's figure to 0.1% (Q8_0, -c 512 --chunks 10)", async () => {
+    // llama-perplexity (node-llama-cpp 3.22.1's llama.cpp, de3ff81) -c 512 --chunks 10 -t 1: PPL = 146.7233 +/- 11.00528,
+    // and lmrun the same to 4 significant digits, on an AVX2 machine. On an AVX-512/AMX one node-llama-cpp's CPU variant
+    // puts some weights in AMX buffers: lmrun 146.6259 +/- 10.99874, llama-perplexity built there (no AMX) 146.6731.
     const r = await runCli(["perplexity", sharedModel("stories260K-Q8_0.gguf"), "-f", wiki, "--chunks", "10", "-t", "1", "--json"]);
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout);
-    expect(json.ppl.toPrecision(4)).toBe("146.7");
-    expect(json.pplError.toPrecision(4)).toBe("11.01");
+    expect(Math.abs(json.ppl / 146.7233 - 1)).toBeLessThan(1e-3);
+    expect(Math.abs(json.pplError / 11.00528 - 1)).toBeLessThan(1e-3);
     expect(Object.keys(json).sort()).toEqual(
       ["batchSize", "chunks", "chunksPlanned", "ctx", "loadSeconds", "model", "partial", "ppl", "pplError", "seconds", "textTokens", "threads", "tokensScored", "top1Accuracy"].sort(),
     );
@@ -241,7 +243,10 @@ describe.skipIf(!hasShared)(`perplexity on the stories260K models (${sharedSkipR
     expect(viaStdin.stdout).toMatch(/^Final estimate: PPL = \d+\.\d{4} \+\/- \d+\.\d{5}\n$/);
     const base = path.join(dir, "stories.kld");
     const w = await runCli(["perplexity", sharedModel("stories260K-Q8_0.gguf"), "--chunks", "2", "-t", "1", "--kl-divergence-base", base], { input: text });
-    expect(w.stdout).toBe(viaStdin.stdout);
+    // The same figure; the error's last digit may differ (writing the base reads whole logit rows, another sum order).
+    const estimate = (stdout: string) => /PPL = (\d+\.\d+) \+\/- (\d+\.\d+)/.exec(stdout)!.slice(1).map(Number);
+    expect(estimate(w.stdout)[0]).toBe(estimate(viaStdin.stdout)[0]);
+    expect(Math.abs(estimate(w.stdout)[1]! - estimate(viaStdin.stdout)[1]!)).toBeLessThanOrEqual(2e-5);
     // llama-perplexity's layout: header, 2·512 tokens, 2·255 rows of (512 + 4) uint16
     expect(fs.statSync(base).size).toBe(20 + 4 * 1024 + 2 * 255 * 516 * 2);
     const k = await runCli(["perplexity", sharedModel("stories260K-Q8_0.gguf"), "-t", "1", "--kl-divergence-base", base, "--kl-divergence"]);
