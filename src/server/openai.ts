@@ -357,7 +357,8 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
     first: echo ? () => ({ text: prompt.text ?? "" }) : undefined,
     piece: (text) => ({ text }),
     // Offsets count from the start of the choice's text, the echoed prompt included.
-    logprobs: (tokens, offset, outcome) => completionLogprobs(tokens, (echo ? (prompt.text?.length ?? 0) : 0) + offset, outcome?.result.promptLogprobs),
+    // (A token-id prompt's text is known once it is answered: it is not streamed with echo.)
+    logprobs: (tokens, offset, outcome) => completionLogprobs(tokens, (outcome ? echoed(prompt, outcome) : echo ? (prompt.text ?? "") : "").length + offset, outcome?.result.promptLogprobs),
     last: () => ({ text: "" }),
     whole: (outcome) => ({ text: echoed(prompt, outcome) + outcome.result.text }),
   });

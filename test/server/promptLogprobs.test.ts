@@ -102,6 +102,10 @@ describe("lmrun serve: prompt log-probabilities (echo + logprobs)", () => {
     expect(answer.choices.map((c) => c.index)).toEqual([0, 1]);
     const [likely, other] = answer.choices.map((c) => logprobsOf(c));
     expect(likely!.token_logprobs.length).toBe(context.length + continuation.length + 1);
+    // The echoed text is the ids' text, then the generated token's, whose offset is where the prompt's text ends.
+    const text = answer.choices[0]!.text;
+    expect(text.startsWith("Once upon a time, there was a little girl")).toBe(true);
+    expect(likely!.text_offset.at(-1)).toBe(text.length - likely!.tokens.at(-1)!.length);
     expect(other!.token_logprobs.length).toBe(context.length + unlikely.length + 1);
     const girl = lmEvalScore(likely!, context.length);
     const spaceship = lmEvalScore(other!, context.length);
