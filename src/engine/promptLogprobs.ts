@@ -93,15 +93,21 @@ export class PromptScorer {
     const tokens = await promptTokensOf(this.loaded, request);
     const contextSize = this.loaded.context.contextSize;
     if (tokens.length >= contextSize) throw new PromptTooLongError(`the prompt is ${tokens.length} tokens but each slot's context holds ${contextSize}`, "prompt");
-    const previous = this.turn;
-    const mine = previous.catch(() => undefined).then(async () => {
+    const mine = this.turn.catch(() => undefined).then(async () => {
       if (signal?.aborted) throw new AbortedWhileQueuedError("the request ended while it waited to score its prompt");
-      this.context ??= this.loaded.model.createContext({
-        contextSize,
-        batchSize: POSITIONS_PER_CALL,
-        sequences: 1,
-        threads: { ideal: this.loaded.summary.batchThreads, min: this.loaded.summary.batchThreads },
-      });
+      if (this.context === undefined) {
+        const created = this.loaded.model.createContext({
+          contextSize,
+          batchSize: POSITIONS_PER_CALL,
+          sequences: 1,
+          threads: { ideal: this.loaded.summary.batchThreads, min: this.loaded.summary.batchThreads },
+        });
+        // A context that could not be made (memory) is tried again by the next request.
+        created.catch(() => {
+          if (this.context === created) this.context = undefined;
+        });
+        this.context = created;
+      }
       const context = await this.context;
       const sequence = context.getSequence();
       try {
