@@ -79,11 +79,14 @@ export async function scorePromptTokens(
 }
 
 /**
- * A loaded model's prompt scorer: its context (one sequence, the slots' context size) is made on first use and
- * kept until dispose(); requests take turns on it.
+ * A loaded model's prompt scorer: its context (one sequence) is made on first use and kept until dispose();
+ * requests take turns on it. It holds the longest prompt seen so far, rounded up to a power of two from 512 and
+ * at most a slot's context, and is made again, larger, for a longer one: lm-evaluation-harness's prompts are a
+ * few hundred tokens, and a slot's whole context (thousands of tokens of KV cache) would stay unused.
  */
 export class PromptScorer {
   private context: Promise<LlamaContext> | undefined;
+  private contextHolds = 0;
   private turn: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly loaded: LoadedModel) {}
@@ -95,9 +98,16 @@ export class PromptScorer {
     if (tokens.length >= contextSize) throw new PromptTooLongError(`the prompt is ${tokens.length} tokens but each slot's context holds ${contextSize}`, "prompt");
     const mine = this.turn.catch(() => undefined).then(async () => {
       if (signal?.aborted) throw new AbortedWhileQueuedError("the request ended while it waited to score its prompt");
+      if (this.context !== undefined && tokens.length >= this.contextHolds) {
+        const smaller = await this.context.catch(() => undefined);
+        this.context = undefined;
+        await smaller?.dispose();
+      }
       if (this.context === undefined) {
+        const size = Math.min(contextSize, Math.max(512, 2 ** Math.ceil(Math.log2(tokens.length + 1))));
+        this.contextHolds = size;
         const created = this.loaded.model.createContext({
-          contextSize,
+          contextSize: size,
           batchSize: POSITIONS_PER_CALL,
           sequences: 1,
           threads: { ideal: this.loaded.summary.batchThreads, min: this.loaded.summary.batchThreads },

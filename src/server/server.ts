@@ -73,6 +73,9 @@ const ROUTES: Record<string, Record<string, Handler>> = {
   "/tokenizer_info": { GET: llamaServer.tokenizerInfo },
 };
 
+/** llama-server's own endpoints: their errors in its shape (`{"error": {"code", "message", "type"}}`). */
+const LLAMA_SERVER_PATHS = new Set(["/infill", "/tokenize", "/detokenize", "/tokenizer_info"]);
+
 /** ollama's model-writing endpoints, refused whatever the method. */
 const REFUSED = ["/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", "/api/blobs"];
 
@@ -145,7 +148,7 @@ export class LmrunServer {
         return;
       }
       if (path === "/v1/messages" || path.startsWith("/v1/messages/")) anthropic.anthropicError(res, e);
-      else if (path === "/infill") llamaServer.llamaServerError(res, e);
+      else if (LLAMA_SERVER_PATHS.has(path)) llamaServer.llamaServerError(res, e);
       else if (path.startsWith("/v1/") || path === "/v1") openai.openAiError(res, e);
       else ollama.ollamaError(res, e);
     });

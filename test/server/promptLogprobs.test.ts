@@ -25,7 +25,7 @@ let dir: string;
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "lmrun-prompt-logprobs-"));
   const oracle = writeInfillOracle(path.join(dir, "infill-oracle.gguf"));
-  server = await startServe(["tiny", oracle, ...(hasShared ? [sharedModel(model135m)] : []), "-c", "512", "--parallel", "2", "--keep-alive", "-1"]);
+  server = await startServe(["tiny", oracle, ...(hasShared ? [sharedModel(model135m)] : []), "-c", "1024", "--parallel", "2", "--keep-alive", "-1"]);
   openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
 }, 120_000);
 
@@ -165,6 +165,20 @@ describe("lmrun serve: prompt log-probabilities (echo + logprobs)", () => {
     expect((await request(`${server.url}/health`)).status).toBe(200);
   });
 
+  it("a prompt longer than any before (the scorer's context made again, larger) scores its start as the shorter one did", async () => {
+    const short = "Once upon a time, there was a little girl named Lily.";
+    const long = `${short} ${"She liked to play in the park with her friends every day. ".repeat(50)}`;
+    const first = logprobsOf((await openai.completions.create({ model: "tiny", prompt: short, max_tokens: 0, echo: true, logprobs: 0 })).choices[0]!);
+    const longer = await openai.completions.create({ model: "tiny", prompt: long, max_tokens: 0, echo: true, logprobs: 0 });
+    expect(longer.usage!.prompt_tokens).toBeGreaterThan(600);
+    const second = logprobsOf(longer.choices[0]!);
+    expect(second.tokens.slice(0, first.tokens.length)).toEqual(first.tokens);
+    second.token_logprobs.slice(0, first.tokens.length).forEach((value, i) => expect(Math.abs(value! - first.token_logprobs[i]!)).toBeLessThan(1e-4));
+    // And the short one again, on the larger context.
+    const again = logprobsOf((await openai.completions.create({ model: "tiny", prompt: short, max_tokens: 0, echo: true, logprobs: 0 })).choices[0]!);
+    again.token_logprobs.forEach((value, i) => expect(Math.abs(value! - first.token_logprobs[i]!)).toBeLessThan(1e-4));
+  });
+
   it("refuses what it cannot do with a 400 that says why, and goes on serving", async () => {
     const post = (json: object) => request(`${server.url}/v1/completions`, { method: "POST", json: { model: "tiny", ...json } });
     const badId = await post({ prompt: [5, 99999], max_tokens: 1 });
@@ -177,7 +191,7 @@ describe("lmrun serve: prompt log-probabilities (echo + logprobs)", () => {
     expect((await post({ prompt: "a", echo: true, logprobs: 1, stream: true })).status).toBe(400);
     expect((await post({ prompt: ["a", [1, 2]] })).body.error.param).toBe("prompt");
     expect((await post({ prompt: Array.from({ length: 65 }, () => "a") })).body.error.message).toMatch(/at most 64/);
-    const tooLong = await post({ prompt: "once ".repeat(600), max_tokens: 0, echo: true, logprobs: 0 });
+    const tooLong = await post({ prompt: "once ".repeat(1200), max_tokens: 0, echo: true, logprobs: 0 });
     expect(tooLong.status).toBe(400);
     expect(tooLong.body.error.code).toBe("context_length_exceeded");
     const fine = await post({ prompt: "Once", max_tokens: 0, echo: true, logprobs: 0 });
@@ -200,16 +214,19 @@ describe("lmrun serve: tokenizer endpoints (llama-server's and vLLM's)", () => {
     ]);
     // vLLM's shape: BOS by default, count and context length.
     const vllm = await request(`${server.url}/tokenize`, { method: "POST", json: { model: "tiny", prompt: "Once upon" } });
-    expect(vllm.body).toEqual({ tokens: [1, ...plain.body.tokens], count: 3, max_model_len: 512 });
+    expect(vllm.body).toEqual({ tokens: [1, ...plain.body.tokens], count: 3, max_model_len: 1024 });
     const back = await request(`${server.url}/detokenize`, { method: "POST", json: { tokens: plain.body.tokens } });
     // The text that tokenises back to those ids (without an SPM word-start space, as Hugging Face's decode gives it).
     expect(back.body).toEqual({ content: "Once upon", prompt: "Once upon" });
     const bad = await request(`${server.url}/detokenize`, { method: "POST", json: { tokens: [1, -3] } });
     expect(bad.status).toBe(400);
     const info = await request(`${server.url}/tokenizer_info`);
-    expect(info.body).toMatchObject({ bos_token: "<s>", eos_token: "</s>", model_max_length: 512, vocab_size: 512 });
+    expect(info.body).toMatchObject({ bos_token: "<s>", eos_token: "</s>", model_max_length: 1024, vocab_size: 512 });
     // lm-evaluation-harness reads the end token's id by tokenizing its text.
     expect(await tokenize(info.body.eos_token)).toEqual([2]);
-    expect((await request(`${server.url}/tokenize`, { method: "POST", json: { model: "../etc/passwd", prompt: "x" } })).status).toBe(404);
+    // Errors in llama-server's shape, as /infill's.
+    const unknown = await request(`${server.url}/tokenize`, { method: "POST", json: { model: "../etc/passwd", prompt: "x" } });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toMatchObject({ code: 404, type: "invalid_request_error" });
   });
 });
