@@ -11,7 +11,7 @@ import { forcedCallSchema, parseForcedCalls } from "./toolChoice.js";
 import { TaggedThoughtSplitter, ThoughtSplitter } from "./thoughts.js";
 import { generationEnded, generationStarted } from "./nativeMemory.js";
 import { vocabularySize } from "./vocabulary.js";
-import { checkTokenIds } from "./tokenizer.js";
+import { checkTokenIds, promptTextOf } from "./tokenizer.js";
 import type { ChatMessage, GenerateRequest, GenerationResult, StopReason, TokenLogprob, ToolCall } from "./types.js";
 import { LogprobRecorder, recordProbabilities } from "./logprobs.js";
 import { loadNodeLlamaCpp } from "./nodeLlamaCpp.js";
@@ -511,7 +511,7 @@ async function generateWithin(
     truncatedPromptTokens,
     ...(toolCalls !== undefined && toolCalls.length > 0 ? { toolCalls } : {}),
     ...(thinking !== "" ? { thinking, thinkingTokens } : {}),
-    ...(request.promptTokenIds !== undefined && !chat ? { promptText: loaded.model.detokenize(request.promptTokenIds as Token[], false) } : {}),
+    ...(request.promptTokenIds !== undefined && !chat ? { promptText: promptTextOf(loaded, request.promptTokenIds) } : {}),
     // As ollama makes its context: the prompt, then the answer's text tokenised (no end-of-turn token).
     ...(request.returnTokens ? { tokens: [...promptTokenList, ...loaded.model.tokenize(text)] } : {}),
     timings: {

@@ -36,6 +36,11 @@ export function detokenizeIds(loaded: LoadedModel, ids: readonly number[]): stri
   return loaded.model.detokenize(ids as Token[], true);
 }
 
+/** A token-id prompt as the text an echo shows (special tokens, such as the beginning one, left out). */
+export function promptTextOf(loaded: LoadedModel, ids: readonly number[]): string {
+  return loaded.model.detokenize(ids as Token[], false);
+}
+
 /** A token's text, or its bytes where they are not whole UTF-8 characters (llama-server's `with_pieces`). */
 export function tokenPiece(loaded: LoadedModel, token: number): string | number[] {
   // An answer token's text keeps an SPM token's word-start space (" Once"), as llama.cpp's token_to_piece does.

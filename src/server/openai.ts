@@ -7,6 +7,9 @@ import { badRequest, clientGone, HttpError, randomId, readJsonBody, sendJson, st
 import { completionLogprobs, readCompletionLogprobs, readLogprobs, tokenLogprobs } from "./logprobs.js";
 import type { Job, JobOutcome, Service } from "./service.js";
 
+/** What a slot's start tells a stream of its prompt (Job's onStart). */
+type StartedPrompt = Parameters<NonNullable<Job["onStart"]>>[0];
+
 /**
  * OpenAI's API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models (/v1/responses: responses.ts).
  * Unsupported requests (n > 1, image parts) are refused with a 400 that says so.
@@ -323,9 +326,6 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
   if (suffix !== undefined && prompts.some((p) => p.ids !== undefined)) throw badRequest('"suffix" needs the prompt as text, not token ids', "suffix");
   if (suffix !== undefined && promptLogprobs !== undefined) throw badRequest('"echo" with "logprobs" scores a plain prompt: leave out "suffix"', "echo");
   if (stream && prompts.length > 1) throw badRequest('several prompts are answered together, not streamed: send "stream": false, or one prompt per request', "stream");
-  if (stream && echo && (promptLogprobs !== undefined || prompts[0]!.ids !== undefined)) {
-    throw badRequest('"echo" of a token-id prompt or with "logprobs" is not streamed: send "stream": false', "stream");
-  }
   const jsonSchema = jsonSchemaOf(f);
   const jobOf = (prompt: CompletionPrompt) => ({
     model,
@@ -349,16 +349,23 @@ export async function completions(ctx: AdapterContext, req: IncomingMessage, res
     };
   });
   const prompt = prompts[0]!;
+  // What a stream's echo showed first (a token-id prompt's text comes with the slot's start).
+  let streamedEcho = prompt.text ?? "";
   await respond(ctx, res, jobOf(prompt), stream, {
     object: "text_completion",
     idPrefix: "cmpl",
     includeUsage,
-    // echo: the prompt, then its completion (OpenAI's legacy completions).
-    first: echo ? () => ({ text: prompt.text ?? "" }) : undefined,
+    // echo: the prompt (with logprobs, its own tokens scored), then its completion (OpenAI's legacy completions).
+    first: echo
+      ? (started) => {
+          streamedEcho = prompt.text ?? started?.promptText ?? "";
+          return { text: streamedEcho, ...(started?.promptLogprobs !== undefined ? { logprobs: completionLogprobs([], 0, started.promptLogprobs) } : {}) };
+        }
+      : undefined,
     piece: (text) => ({ text }),
     // Offsets count from the start of the choice's text, the echoed prompt included.
-    // (A token-id prompt's text is known once it is answered: it is not streamed with echo.)
-    logprobs: (tokens, offset, outcome) => completionLogprobs(tokens, (outcome ? echoed(prompt, outcome) : echo ? (prompt.text ?? "") : "").length + offset, outcome?.result.promptLogprobs),
+    logprobs: (tokens, offset, outcome) =>
+      completionLogprobs(tokens, (outcome ? echoed(prompt, outcome) : echo ? streamedEcho : "").length + offset, outcome?.result.promptLogprobs),
     last: () => ({ text: "" }),
     whole: (outcome) => ({ text: echoed(prompt, outcome) + outcome.result.text }),
   });
@@ -417,7 +424,8 @@ interface Shape {
   object: "chat.completion" | "text_completion";
   idPrefix: string;
   includeUsage: boolean;
-  first: (() => object) | undefined;
+  /** The stream's first chunk, when a slot takes the request (`prompt`: what the service knows of the prompt then). */
+  first: ((prompt?: StartedPrompt) => object) | undefined;
   piece(text: string): object;
   /**
    * Answer tokens' log-probabilities as the choice's `logprobs` (`offset`: where in the answer's text they start);
@@ -458,8 +466,8 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
     `data: ${JSON.stringify({ id, object: chunkObject, created, model, system_fingerprint: "lmrun", choices: choice ? [{ index: 0, logprobs: null, finish_reason: null, ...choice }] : [], ...extra })}\n\n`;
   const send = (text: string) => writer.send(text);
   let sentFirst = false;
-  const sendFirst = () => {
-    if (!sentFirst && shape.first) send(event(modelName, shape.first()));
+  const sendFirst = (prompt?: StartedPrompt) => {
+    if (!sentFirst && shape.first) send(event(modelName, shape.first(prompt)));
     sentFirst = true;
   };
   const thought = shape.thought;
@@ -474,7 +482,7 @@ async function respond(ctx: AdapterContext, res: ServerResponse, job: Omit<Job, 
         ...job,
         signal,
         // The role chunk as soon as a slot takes the request (a forced tool call streams nothing else until it is whole).
-        onStart: sendFirst,
+        onStart: (prompt) => sendFirst(prompt),
         onText: (text, tokens) => {
           // Empty text with tokens: an end token listed with the answer's (legacy completions' logprobs).
           if (text.length === 0 && (job.logprobs === undefined || tokens === undefined || tokens.length === 0)) return;

@@ -4,7 +4,8 @@ import { PoolFullError } from "../engine/scheduler/modelPool.js";
 import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from "../engine/scheduler/slotScheduler.js";
 import { InsufficientMemoryError } from "../engine/model.js";
 import { RpcWorkerError } from "../engine/rpc/preflight.js";
-import type { GenerateRequest, SamplingOptions, ThinkSetting, TokenLogprob } from "../engine/types.js";
+import type { GenerateRequest, PromptTokenLogprob, SamplingOptions, ThinkSetting, TokenLogprob } from "../engine/types.js";
+import { promptTextOf } from "../engine/tokenizer.js";
 import { PromptTooLongError, promptTokensOf } from "../engine/generate.js";
 import { HttpError } from "./http.js";
 import type { Metrics } from "./metrics.js";
@@ -78,8 +79,11 @@ export interface Job {
   onThought?: ((text: string) => void) | undefined;
   /** A forced tool call's JSON as it is generated (a named function's arguments, or required's calls). */
   onCallArguments?: ((text: string) => void) | undefined;
-  /** A slot took the request (its prompt's token count, and how many of them the slot's cache holds). */
-  onStart?: ((prompt: { tokens: number; cached: number }) => void) | undefined;
+  /**
+   * A slot took the request: its prompt's token count, how many of them the slot's cache holds, and (asked for)
+   * its own tokens' log-probabilities and a token-id prompt's text, which a streamed echo starts with.
+   */
+  onStart?: ((prompt: { tokens: number; cached: number; promptLogprobs?: PromptTokenLogprob[]; promptText?: string }) => void) | undefined;
 }
 
 export interface JobOutcome {
@@ -206,7 +210,12 @@ export class Service {
           ...(job.onText ? { onText: job.onText } : {}),
           ...(job.onThought ? { onThought: job.onThought } : {}),
           ...(job.onCallArguments ? { onCallArguments: job.onCallArguments } : {}),
-          onStart: (_slot, prompt) => job.onStart?.(prompt),
+          onStart: (_slot, prompt) =>
+            job.onStart?.({
+              ...prompt,
+              ...(promptLogprobs !== undefined ? { promptLogprobs } : {}),
+              ...(job.promptTokenIds !== undefined ? { promptText: promptTextOf(entry.loaded, job.promptTokenIds) } : {}),
+            }),
         })
         .catch((error: unknown) => {
           if (timeout?.aborted) throw this.timedOut();
