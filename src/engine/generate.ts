@@ -341,11 +341,13 @@ async function generateWithin(
   // A plain completion, or a fill-in-the-middle one: node-llama-cpp lays that prompt out (infillParts counts it
   // the same way); a shift size of 1 keeps it from cutting the prefix to leave room for a shift (the prompt was
   // fitted above).
-  const infill = !chat && request.suffix !== undefined ? infillParts(loaded, userText, request.suffix, request.prefixTail) : undefined;
+  // Other files' text before it (input_extra) is a layout node-llama-cpp's infill has not: that prompt goes in
+  // as the tokens infillParts laid out.
+  const infill = !chat && request.suffix !== undefined ? infillParts(loaded, userText, request) : undefined;
   const complete = (options: Parameters<InstanceType<typeof LlamaCompletion>["generateCompletionWithMeta"]>[1] & {}) =>
-    infill !== undefined
+    infill !== undefined && infill.extraTokens.length === 0
       ? completion!.generateInfillCompletionWithMeta(infill.prefixTokens, infill.suffixTokens, { ...options, contextShiftSize: 1 })
-      : completion!.generateCompletionWithMeta(inputTokens, options);
+      : completion!.generateCompletionWithMeta(inputTokens, infill !== undefined ? { ...options, contextShiftSize: 1 } : options);
   const completionHooks = {
     onToken: (tokens: Token[]) => {
       continuation.tokens(tokens);
@@ -579,7 +581,7 @@ function functionsOf(tools: NonNullable<GenerateRequest["tools"]>): ChatModelFun
  */
 export async function promptTokensOf(loaded: LoadedModel, request: GenerateRequest): Promise<readonly Token[]> {
   if (request.priorTokens !== undefined) return continuedPromptTokens(loaded, request);
-  if (!request.chat && request.suffix !== undefined) return infillParts(loaded, request.prompt, request.suffix, request.prefixTail).tokens;
+  if (!request.chat && request.suffix !== undefined) return infillParts(loaded, request.prompt, request).tokens;
   if (!request.chat && request.promptTokenIds !== undefined) return tokenIdPromptTokens(loaded, request.promptTokenIds);
   if (!request.chat) return completionPromptTokens(loaded, request.prompt);
   return chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt);
@@ -665,9 +667,16 @@ async function continuedPromptTokens(loaded: LoadedModel, request: GenerateReque
  * A fill-in-the-middle prompt as node-llama-cpp's generateInfillCompletion lays it out (and llama-server's
  * /infill): the beginning token if the model takes one, then the prefix and suffix tokens, each after its
  * marker, then the middle marker (without one, suffix first). The texts are tokenised as it tokenises them;
- * `prefixTail` (llama-server's /infill `prompt`) apart, after the prefix, as llama-server puts it.
+ * `prefixTail` (llama-server's /infill `prompt`) apart, after the prefix, as llama-server puts it; other
+ * files' text (`infillExtra`) before the prefix marker (infillExtraTokens).
  */
-function infillParts(loaded: LoadedModel, prefix: string, suffix: string, prefixTail = ""): { prefixTokens: Token[]; suffixTokens: Token[]; tokens: Token[] } {
+function infillParts(
+  loaded: LoadedModel,
+  prefix: string,
+  request: Pick<GenerateRequest, "suffix" | "prefixTail" | "infillExtra" | "maxTokens">,
+): { prefixTokens: Token[]; suffixTokens: Token[]; extraTokens: Token[]; tokens: Token[] } {
+  const suffix = request.suffix ?? "";
+  const prefixTail = request.prefixTail ?? "";
   const { prefix: pre, suffix: suf, middle } = loaded.model.tokens.infill;
   if (pre === null || suf === null) {
     throw new LmrunError(`${loaded.summary.fileName} cannot fill in the middle: its vocabulary has no fill-in-the-middle tokens`, {
@@ -679,8 +688,41 @@ function infillParts(loaded: LoadedModel, prefix: string, suffix: string, prefix
   const suffixTokens = loaded.model.tokenize(suffix, false, "trimLeadingSpace");
   const bos = completionBos(loaded);
   const head = bos !== undefined ? [bos] : [];
-  const tokens = middle !== null ? [...head, pre, ...prefixTokens, suf, ...suffixTokens, middle] : [...head, suf, ...suffixTokens, pre, ...prefixTokens];
-  return { prefixTokens, suffixTokens, tokens };
+  const extraTokens = infillExtraTokens(loaded, request.infillExtra ?? [], request.maxTokens);
+  const fim = middle !== null ? [pre, ...prefixTokens, suf, ...suffixTokens, middle] : [suf, ...suffixTokens, pre, ...prefixTokens];
+  return { prefixTokens, suffixTokens, extraTokens, tokens: [...head, ...extraTokens, ...fim] };
+}
+
+/**
+ * Other files' text for a fill-in-the-middle prompt, as llama-server's format_prompt_infill lays it out (the
+ * repository-level pattern of Qwen2.5-Coder's paper): the repository token and "myproject", each chunk after
+ * the file separator token and its file name, then the separator and "filename" for the file being edited;
+ * without those tokens each chunk after a "--- snippet ---" line. Of that, the end that fits what llama-server
+ * gives it: the context less a batch and twice the tokens to generate (nothing in a context of one batch).
+ */
+function infillExtraTokens(loaded: LoadedModel, extra: ReadonlyArray<{ filename: string; text: string }>, maxTokens: number): Token[] {
+  if (extra.length === 0) return [];
+  const { model } = loaded;
+  const tokenize = (text: string) => model.tokenize(text, false, "trimLeadingSpace");
+  const vocabulary: unknown = model.fileInfo.metadata?.tokenizer?.ggml?.tokens;
+  const tokenWithText = (...texts: string[]): Token | undefined => {
+    if (!Array.isArray(vocabulary)) return undefined;
+    for (const text of texts) {
+      const index = vocabulary.indexOf(text);
+      if (index >= 0) return index as Token;
+    }
+    return undefined;
+  };
+  // llama.cpp's names for them (llama-vocab.cpp).
+  const repository = tokenWithText("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>");
+  const separator = tokenWithText("<|file_sep|>");
+  const tokens: Token[] = repository !== undefined ? [repository, ...tokenize("myproject\n")] : [];
+  for (const chunk of extra) {
+    tokens.push(...(separator !== undefined ? [separator, ...tokenize(`${chunk.filename}\n`)] : tokenize("\n\n--- snippet ---\n\n")), ...tokenize(chunk.text));
+  }
+  if (separator !== undefined) tokens.push(separator, ...tokenize("filename\n"));
+  const room = Math.max(0, loaded.context.contextSize - loaded.context.batchSize - 2 * Math.max(0, maxTokens));
+  return tokens.slice(tokens.length - Math.min(room, tokens.length));
 }
 
 /** Tokens without the beginning token LlamaCompletion puts first (a continued prompt has one, at its start). */
@@ -704,7 +746,7 @@ function promptTokensFor(
   request: GenerateRequest,
   userText: string,
 ): Token[] {
-  if (!chat && request.suffix !== undefined) return infillParts(loaded, userText, request.suffix, request.prefixTail).tokens;
+  if (!chat && request.suffix !== undefined) return infillParts(loaded, userText, request).tokens;
   if (!chat && request.promptTokenIds !== undefined) return tokenIdPromptTokens(loaded, request.promptTokenIds);
   if (!chat) return completionPromptTokens(loaded, userText);
   return chatPromptTokens(loaded, chat.chatWrapper, request, userText);

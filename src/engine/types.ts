@@ -141,6 +141,11 @@ export interface GenerateRequest {
    */
   prefixTail?: string | undefined;
   /**
+   * With `suffix`: other files' text put before the fill-in-the-middle prompt (llama-server's /infill
+   * `input_extra`, llama.vscode's ring buffer of recently seen code), as llama-server lays it out.
+   */
+  infillExtra?: ReadonlyArray<{ filename: string; text: string }> | undefined;
+  /**
    * A plain completion (not chat, or a continued exchange) of a thinking model: its thoughts, between the
    * chat wrapper's thought tags, come apart from the answer (ollama's /api/generate does so, raw or not).
    */

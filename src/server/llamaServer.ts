@@ -11,8 +11,7 @@ import { detokenizeIds, tokenizeText, tokenizerFacts, tokenPiece } from "../engi
  * which llama-server tokenises apart and puts after the prefix — and llama-server's sampling fields), answered in llama-server's
  * /completion shape (`content`, `stop_type`, `tokens_cached`, `timings`; `response_fields` picks fields).
  * `model` may be left out, as llama-server serves one: the first model named on the command line.
- * `input_extra` (other files' text, which llama-server lays out with repository tokens node-llama-cpp's infill
- * does not have) is checked and left out.
+ * `input_extra` (other files' text) goes before the prompt as llama-server lays it out (engine/generate.ts).
  */
 
 export function llamaServerError(res: ServerResponse, error: HttpError): void {
@@ -26,10 +25,9 @@ export async function infill(ctx: AdapterContext, req: IncomingMessage, res: Ser
   const suffix = f.string("input_suffix") ?? "";
   const prefixTail = f.string("prompt") ?? "";
   const extra = f.array("input_extra", { maxItems: 1024 }) ?? [];
-  extra.forEach((_, index) => {
+  const infillExtra = extra.map((_, index) => {
     const chunk = f.item("input_extra", extra, index);
-    chunk.string("text", { required: true });
-    chunk.string("filename");
+    return { text: chunk.string("text", { required: true }) ?? "", filename: chunk.string("filename") ?? "tmp" };
   });
   // llama-server's -1: until the context is full.
   const nPredict = f.number("n_predict", { integer: true, min: -1 });
@@ -41,6 +39,7 @@ export async function infill(ctx: AdapterContext, req: IncomingMessage, res: Ser
     prompt: prefix,
     suffix,
     prefixTail,
+    infillExtra,
     chat: false,
     // As llama-server fits an infill prompt: the prefix loses its start.
     truncate: true,

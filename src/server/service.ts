@@ -67,6 +67,8 @@ export interface Job {
   suffix?: string | undefined;
   /** With `suffix`: more of the prefix, tokenised apart (llama-server's /infill `prompt`). */
   prefixTail?: string | undefined;
+  /** With `suffix`: other files' text before the fill-in-the-middle prompt (llama-server's `input_extra`). */
+  infillExtra?: GenerateRequest["infillExtra"];
   /** A plain completion's thoughts come apart from its answer (ollama's /api/generate). */
   thoughtsInText?: boolean | undefined;
   truncate: boolean;
@@ -169,6 +171,7 @@ export class Service {
       ...(job.promptTokenIds !== undefined ? { promptTokenIds: job.promptTokenIds } : {}),
       ...(job.suffix !== undefined ? { suffix: job.suffix } : {}),
       ...(job.prefixTail ? { prefixTail: job.prefixTail } : {}),
+      ...(job.infillExtra !== undefined && job.infillExtra.length > 0 ? { infillExtra: job.infillExtra } : {}),
       truncate: job.truncate,
     };
   }

@@ -73,7 +73,7 @@ describe("fill in the middle", () => {
     expect(whole.body.timings.cache_n + whole.body.timings.prompt_n).toBe(21);
 
     // `prompt` (the cursor line's text) goes after the prefix, tokenised apart, as llama-server puts it;
-    // llama.vscode asks for a few fields by path. input_extra is checked, not used.
+    // llama.vscode asks for a few fields by path. input_extra has no room in a context of one batch (as there).
     const picked = await request(`${server.url}/infill`, {
       method: "POST",
       json: { input_prefix: prefix, input_suffix: suffix, prompt: "x", input_extra: [{ filename: "a.py", text: "import os" }], temperature: 0, response_fields: ["content", "timings/prompt_n", "tokens_cached", "tokens_evaluated"] },
@@ -94,6 +94,37 @@ describe("fill in the middle", () => {
     const noFim = await request(`${server.url}/infill`, { method: "POST", json: { model: "tiny", input_prefix: "a" } });
     expect(noFim.status).toBe(400);
     expect(noFim.body.error.message).toMatch(/cannot fill in the middle/);
+  });
+
+  it("input_extra (llama.vscode's other files) goes before the prompt as llama-server lays it out; what does not fit loses its start", async () => {
+    // A context with room for it: llama-server gives other files the context less a batch and twice n_predict.
+    const roomy = await startServe([modelPath, "-c", "2048", "-b", "512", "--parallel", "1", "--keep-alive", "-1"]);
+    try {
+      const infill = (extra: Array<{ filename: string; text: string }>) =>
+        request(`${roomy.url}/infill`, { method: "POST", json: { input_prefix: prefix, input_suffix: suffix, input_extra: extra, n_predict: 16, temperature: 0 } });
+      const one = [{ filename: "a.py", text: "import os" }];
+      const two = [...one, { filename: "b.py", text: "x = 1" }];
+      // llama-server on this model counts 23, 53 and 79 (its SPM tokenisation puts a word-start space before
+      // every text it tokenises: prefix, suffix, each separator and each chunk).
+      const counts = [];
+      for (const extra of [[], one, two]) {
+        const answer = await infill(extra);
+        expect(answer.status).toBe(200);
+        expect(answer.body.content).toBe(INFILL_ORACLE.middle);
+        counts.push(answer.body.tokens_evaluated);
+      }
+      expect(counts).toEqual([21, 50, 75]);
+      // The same files again: found in the slot's cache.
+      expect((await infill(two)).body.tokens_cached).toBeGreaterThanOrEqual(74);
+      // Far more than fits: its end is kept (the most recent chunks), the answer is the same.
+      const many = Array.from({ length: 400 }, (_, i) => ({ filename: `f${i}.py`, text: `value_${i} = compute(${i})` }));
+      const cut = await infill(many);
+      expect(cut.status).toBe(200);
+      expect(cut.body.content).toBe(INFILL_ORACLE.middle);
+      expect(cut.body.tokens_evaluated).toBe(21 + 2048 - 512 - 2 * 16);
+    } finally {
+      expect(await roomy.stop()).toBe(0);
+    }
   });
 
   it("a model without fill-in-the-middle tokens is a 400 that says so; /api/show and lmrun show list `insert` for one that has them", async () => {
