@@ -688,7 +688,7 @@ function infillParts(
   const suffixTokens = loaded.model.tokenize(suffix, false, "trimLeadingSpace");
   const bos = completionBos(loaded);
   const head = bos !== undefined ? [bos] : [];
-  const extraTokens = infillExtraTokens(loaded, request.infillExtra ?? [], request.maxTokens);
+  const extraTokens = request.infillExtra !== undefined ? infillExtraTokens(loaded, request.infillExtra, request.maxTokens) : [];
   const fim = middle !== null ? [pre, ...prefixTokens, suf, ...suffixTokens, middle] : [suf, ...suffixTokens, pre, ...prefixTokens];
   return { prefixTokens, suffixTokens, extraTokens, tokens: [...head, ...extraTokens, ...fim] };
 }
@@ -696,12 +696,12 @@ function infillParts(
 /**
  * Other files' text for a fill-in-the-middle prompt, as llama-server's format_prompt_infill lays it out (the
  * repository-level pattern of Qwen2.5-Coder's paper): the repository token and "myproject", each chunk after
- * the file separator token and its file name, then the separator and "filename" for the file being edited;
- * without those tokens each chunk after a "--- snippet ---" line. Of that, the end that fits what llama-server
- * gives it: the context less a batch and twice the tokens to generate (nothing in a context of one batch).
+ * the file separator token and its file name, then the separator and "filename" for the file being edited
+ * (with those tokens in the vocabulary, that frame is there with no chunks too); without them each chunk after
+ * a "--- snippet ---" line. Of that, the end that fits what llama-server gives it: the context less a batch and
+ * twice the tokens to generate (nothing in a context of one batch).
  */
 function infillExtraTokens(loaded: LoadedModel, extra: ReadonlyArray<{ filename: string; text: string }>, maxTokens: number): Token[] {
-  if (extra.length === 0) return [];
   const { model } = loaded;
   const tokenize = (text: string) => model.tokenize(text, false, "trimLeadingSpace");
   const vocabulary: unknown = model.fileInfo.metadata?.tokenizer?.ggml?.tokens;

@@ -142,7 +142,8 @@ export interface GenerateRequest {
   prefixTail?: string | undefined;
   /**
    * With `suffix`: other files' text put before the fill-in-the-middle prompt (llama-server's /infill
-   * `input_extra`, llama.vscode's ring buffer of recently seen code), as llama-server lays it out.
+   * `input_extra`, llama.vscode's ring buffer of recently seen code), as llama-server lays it out; given, even
+   * empty, a model with repository tokens gets their frame, as there (ollama's suffix leaves it undefined).
    */
   infillExtra?: ReadonlyArray<{ filename: string; text: string }> | undefined;
   /**

@@ -171,7 +171,7 @@ export class Service {
       ...(job.promptTokenIds !== undefined ? { promptTokenIds: job.promptTokenIds } : {}),
       ...(job.suffix !== undefined ? { suffix: job.suffix } : {}),
       ...(job.prefixTail ? { prefixTail: job.prefixTail } : {}),
-      ...(job.infillExtra !== undefined && job.infillExtra.length > 0 ? { infillExtra: job.infillExtra } : {}),
+      ...(job.infillExtra !== undefined ? { infillExtra: job.infillExtra } : {}),
       truncate: job.truncate,
     };
   }

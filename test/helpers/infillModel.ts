@@ -8,9 +8,10 @@ import { writeBigramLlama } from "./ggufWriter.js";
  */
 export const INFILL_ORACLE = { middle: " middle", generatedTokens: 3 } as const;
 
-export function writeInfillOracle(file: string): string {
+/** `repository`: Qwen2.5-Coder's repository-level tokens too (`<|repo_name|>`, `<|file_sep|>`), for /infill's input_extra. */
+export function writeInfillOracle(file: string, options: { repository?: boolean } = {}): string {
   const letters = [..."abcdefghijklmnopqrstuvwxyz(){}=;:,.", "\u2581mid", "dle"];
-  const specials = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"];
+  const specials = ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", ...(options.repository ? ["<|repo_name|>", "<|file_sep|>"] : [])];
   const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
   const tokens = ["<unk>", "<s>", "</s>", ...bytes, "\u2581", ...letters, ...specials];
   const id = (token: string) => tokens.indexOf(token);

@@ -98,10 +98,12 @@ describe("fill in the middle", () => {
 
   it("input_extra (llama.vscode's other files) goes before the prompt as llama-server lays it out; what does not fit loses its start", async () => {
     // A context with room for it: llama-server gives other files the context less a batch and twice n_predict.
-    const roomy = await startServe([modelPath, "-c", "2048", "-b", "512", "--parallel", "1", "--keep-alive", "-1"]);
+    // The oracle with Qwen2.5-Coder's repository tokens too: llama-server's repository layout.
+    const repositoryModel = writeInfillOracle(path.join(path.dirname(modelPath), "infill-repository.gguf"), { repository: true });
+    const roomy = await startServe([modelPath, repositoryModel, "-c", "2048", "-b", "512", "--parallel", "1", "--keep-alive", "-1"]);
     try {
-      const infill = (extra: Array<{ filename: string; text: string }>) =>
-        request(`${roomy.url}/infill`, { method: "POST", json: { input_prefix: prefix, input_suffix: suffix, input_extra: extra, n_predict: 16, temperature: 0 } });
+      const infill = (extra: Array<{ filename: string; text: string }>, model?: string) =>
+        request(`${roomy.url}/infill`, { method: "POST", json: { model, input_prefix: prefix, input_suffix: suffix, input_extra: extra, n_predict: 16, temperature: 0 } });
       const one = [{ filename: "a.py", text: "import os" }];
       const two = [...one, { filename: "b.py", text: "x = 1" }];
       // llama-server on this model counts 23, 53 and 79 (its SPM tokenisation puts a word-start space before
@@ -114,6 +116,14 @@ describe("fill in the middle", () => {
         counts.push(answer.body.tokens_evaluated);
       }
       expect(counts).toEqual([21, 50, 75]);
+      // With repository tokens: "<|repo_name|>myproject", each chunk after "<|file_sep|>" and its file name, then
+      // "<|file_sep|>filename" (that frame with no chunks too): llama-server counts 46, 63 and 76, four, six and
+      // eight more word-start spaces. ollama's suffix has no such frame.
+      const framed = [];
+      for (const extra of [[], one, two]) framed.push((await infill(extra, "infill-repository.gguf")).body.tokens_evaluated);
+      expect(framed).toEqual([42, 57, 68]);
+      const ollama = await request(`${roomy.url}/api/generate`, { method: "POST", json: { model: "infill-repository.gguf", prompt: prefix, suffix, stream: false, options: { temperature: 0 } } });
+      expect(ollama.body).toMatchObject({ response: INFILL_ORACLE.middle, prompt_eval_count: 21 });
       // The same files again: found in the slot's cache.
       expect((await infill(two)).body.tokens_cached).toBeGreaterThanOrEqual(74);
       // Far more than fits: its end is kept (the most recent chunks), the answer is the same.
