@@ -639,7 +639,7 @@ function completionPromptTokens(loaded: LoadedModel, text: string): Token[] {
  * the beginning token first when the model takes one and they do not start with it (LlamaCompletion puts it there).
  */
 function tokenIdPromptTokens(loaded: LoadedModel, ids: readonly number[]): Token[] {
-  checkTokenIds(loaded, ids, "the prompt's token ids", "Send ids from this model's tokenizer (POST /tokenize), or the prompt as text");
+  checkTokenIds(loaded, ids, "the prompt's token ids", "Send ids from this model's tokenizer (POST /tokenize), or the prompt as text", "prompt");
   const bos = completionBos(loaded);
   return bos !== undefined && ids[0] !== bos ? [bos, ...(ids as Token[])] : [...(ids as Token[])];
 }
@@ -657,7 +657,7 @@ export function ownPromptTokens(loaded: LoadedModel, request: GenerateRequest, t
  */
 async function continuedPromptTokens(loaded: LoadedModel, request: GenerateRequest): Promise<Token[]> {
   const prior = request.priorTokens ?? [];
-  checkTokenIds(loaded, prior, `the earlier exchange's tokens (ollama's "context")`, "Send back the context this model returned, or leave it out");
+  checkTokenIds(loaded, prior, `the earlier exchange's tokens (ollama's "context")`, "Send back the context this model returned, or leave it out", "context");
   const turn = request.chat ? chatPromptTokens(loaded, await chatWrapperOf(loaded, request.think), request, request.prompt) : completionPromptTokens(loaded, request.prompt);
   const bos = completionBos(loaded);
   return [...(bos !== undefined ? [bos] : []), ...withoutBos(loaded, prior as Token[]), ...withoutBos(loaded, turn)];

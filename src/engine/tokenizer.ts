@@ -9,13 +9,22 @@ import { vocabularySize } from "./vocabulary.js";
  * /detokenize, and vLLM's /tokenize, /detokenize and /tokenizer_info (lm-evaluation-harness's remote tokenizer).
  */
 
+/** Ids a client sent that are not this model's tokens; `field` names the request's field (the server's 400 `param`). */
+export class TokenIdsError extends LmrunError {
+  constructor(
+    message: string,
+    hint: string,
+    readonly field: string,
+  ) {
+    super(message, { exitCode: 2, hint });
+  }
+}
+
 /** Ids that a client sent as this model's tokens: every one an index of its vocabulary, or a 400 that says which is not. */
-export function checkTokenIds(loaded: LoadedModel, ids: readonly number[], what: string, hint: string): void {
+export function checkTokenIds(loaded: LoadedModel, ids: readonly number[], what: string, hint: string, field: string): void {
   const vocabulary = vocabularySize(loaded.model, 0);
   const bad = ids.find((token) => !Number.isInteger(token) || token < 0 || (vocabulary > 0 && token >= vocabulary));
-  if (bad !== undefined) {
-    throw new LmrunError(`${what} hold ${bad}, which is not a token of this model (its vocabulary has ${vocabulary})`, { exitCode: 2, hint });
-  }
+  if (bad !== undefined) throw new TokenIdsError(`${what} hold ${bad}, which is not a token of this model (its vocabulary has ${vocabulary})`, hint, field);
 }
 
 /**
@@ -32,7 +41,7 @@ export function tokenizeText(loaded: LoadedModel, text: string, options: { addSp
 
 /** Token ids to text (special tokens as their text, as llama-server's /detokenize). */
 export function detokenizeIds(loaded: LoadedModel, ids: readonly number[]): string {
-  checkTokenIds(loaded, ids, '"tokens"', "Send ids this model's /tokenize gave");
+  checkTokenIds(loaded, ids, '"tokens"', "Send ids this model's /tokenize gave", "tokens");
   return loaded.model.detokenize(ids as Token[], true);
 }
 

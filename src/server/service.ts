@@ -5,7 +5,7 @@ import { AbortedWhileQueuedError, QueueFullError, type ScheduledResult } from ".
 import { InsufficientMemoryError } from "../engine/model.js";
 import { RpcWorkerError } from "../engine/rpc/preflight.js";
 import type { GenerateRequest, PromptTokenLogprob, SamplingOptions, ThinkSetting, TokenLogprob } from "../engine/types.js";
-import { promptTextOf } from "../engine/tokenizer.js";
+import { promptTextOf, TokenIdsError } from "../engine/tokenizer.js";
 import { PromptTooLongError, promptTokensOf } from "../engine/generate.js";
 import { HttpError } from "./http.js";
 import type { Metrics } from "./metrics.js";
@@ -285,6 +285,7 @@ export function toHttpError(error: unknown): HttpError {
     });
   }
   if (error instanceof AbortedWhileQueuedError) return new HttpError(499, error.message, { type: "cancelled" });
+  if (error instanceof TokenIdsError) return new HttpError(400, `${error.message}. ${error.hint}`, { type: "invalid_request_error", param: error.field });
   if (error instanceof LmrunError && error.exitCode === 2) return new HttpError(400, error.hint ? `${error.message}. ${error.hint}` : error.message, { type: "invalid_request_error" });
   if (error instanceof LmrunError) return new HttpError(500, error.message, { type: "server_error" });
   return new HttpError(500, `internal error: ${error instanceof Error ? error.message : String(error)}`, { type: "server_error" });

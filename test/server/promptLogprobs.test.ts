@@ -200,6 +200,7 @@ describe("lmrun serve: prompt log-probabilities (echo + logprobs)", () => {
     const badId = await post({ prompt: [5, 99999], max_tokens: 1 });
     expect(badId.status).toBe(400);
     expect(badId.body.error.message).toMatch(/99999, which is not a token of this model \(its vocabulary has 512\)/);
+    expect(badId.body.error.param).toBe("prompt");
     expect((await post({ prompt: "x", max_tokens: 0 })).body.error.param).toBe("max_tokens");
     const several = await post({ prompt: ["a", "b"], stream: true });
     expect(several.status).toBe(400);
