@@ -174,9 +174,7 @@ export async function detokenize(ctx: AdapterContext, req: IncomingMessage, res:
 
 /** vLLM's GET /tokenizer_info (`?model=` picks a model): its special tokens, chat template and context length. */
 export async function tokenizerInfo(ctx: AdapterContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const named = new URL(req.url ?? "/", "http://localhost").searchParams.get("model") ?? undefined;
-  const model = named !== undefined && named !== "" ? named : ctx.service.options.names.first?.name;
-  if (model === undefined) throw badRequest('"model" is required: this server was started without a model to default to', "model");
+  const model = modelOrFirst(ctx, new URL(req.url ?? "/", "http://localhost").searchParams.get("model") ?? undefined);
   const held = await ctx.service.hold(model, "model");
   try {
     const facts = tokenizerFacts(held.entry.loaded);
@@ -196,7 +194,10 @@ export async function tokenizerInfo(ctx: AdapterContext, req: IncomingMessage, r
 
 /** The request's `model`, or the first command-line model (llama-server and vLLM serve one). */
 function defaultModel(ctx: AdapterContext, f: Fields): string {
-  const named = f.string("model");
+  return modelOrFirst(ctx, f.string("model"));
+}
+
+function modelOrFirst(ctx: AdapterContext, named: string | undefined): string {
   const model = named !== undefined && named !== "" ? named : ctx.service.options.names.first?.name;
   if (model === undefined) throw badRequest('"model" is required: this server was started without a model to default to', "model");
   ctx.note({ model });
