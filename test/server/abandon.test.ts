@@ -48,7 +48,12 @@ describe("lmrun serve: a request that ends during its prompt", () => {
     const timedOut = await request(`${server.url}/v1/completions`, { json: { model: "tiny", prompt: longPrompt, max_tokens: 4 } });
     expect(timedOut.status).toBe(504);
     expect(await secondsUntilFree()).toBeLessThan(10);
-    const next = await request(`${server.url}/v1/completions`, { json: { model: "tiny", prompt: "Once upon a time", max_tokens: 16, temperature: 0 } });
+    // This server's --timeout is 2 s: on a machine other test files keep busy, the short request itself can run out
+    // of it (seen once in CI's Node 22 run), which says nothing of the slot; such a 504 is asked again.
+    const ask = () => request(`${server.url}/v1/completions`, { json: { model: "tiny", prompt: "Once upon a time", max_tokens: 16, temperature: 0 } });
+    let next = await ask();
+    for (let again = 0; again < 3 && next.status === 504; again++) next = await ask();
+    expect(next.status, next.text).toBe(200);
     const local = await runCli(["run", "tiny", "Once upon a time", "--local", "--temp", "0", "-n", "16", "--ctx", "12288", "--json"], { home: server.home });
     expect(next.body.choices[0].text).toBe(JSON.parse(local.stdout).text);
   });
