@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -41,5 +42,19 @@ describe.skipIf(!linux)(`remembered binary checks${linux ? "" : " [skipped: node
     const always = await runCli(args, { home, env: { ...env, LMRUN_BINDING_CHECK: "always" } });
     expect(always.code).toBe(0);
     expect(forks()).toBe(3);
+  }, 120_000);
+
+  it("a process started as `node --input-type=module -e` runs the check too (its child does not get the eval)", () => {
+    // fork() passes on process.execArgv: the check's child used to run the eval's code instead, so every binary
+    // failed and no model loaded (seen first in a test that starts node so, on a fresh LMRUN_HOME).
+    const home = tempHome();
+    const script = `
+      const { loadModel } = await import(${JSON.stringify(path.join(repoRoot, "dist", "engine", "model.js"))});
+      const loaded = await loadModel(${JSON.stringify(path.join(repoRoot, "assets", "models", "stories260K-Q8_0.gguf"))}, { gpu: "cpu", gpuLayers: 0, contextSize: 256, threads: 1 });
+      console.log(loaded.summary.fileName);
+      await loaded.dispose();`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, LMRUN_HOME: home }, encoding: "utf8" });
+    expect(out.trim()).toBe("stories260K-Q8_0.gguf");
+    expect(Object.keys(JSON.parse(fs.readFileSync(path.join(home, "binding-check.json"), "utf8")).passed)).toHaveLength(1);
   }, 120_000);
 });
