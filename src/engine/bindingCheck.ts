@@ -38,7 +38,10 @@ export function rememberBindingChecks(cacheFile: string, env: NodeJS.ProcessEnv 
     if (!String(modulePath).endsWith(TEST_SCRIPT) || options?.env?.TEST_BINDING_CP !== "true") {
       return (original as (...args: unknown[]) => ChildProcess).call(this, modulePath, ...rest);
     }
-    return checkWithMemory(cacheFile, () => (original as (...args: unknown[]) => ChildProcess).call(this, modulePath, ...withForkableExecArgv(rest)));
+    // The options, with an execArgv the child can run (forkableExecArgv), where they were among the arguments.
+    const forkable = { ...options, execArgv: options?.execArgv ?? forkableExecArgv() };
+    const args = Array.isArray(rest[0]) ? [rest[0], forkable] : [forkable];
+    return checkWithMemory(cacheFile, () => (original as (...args: unknown[]) => ChildProcess).call(this, modulePath, ...args));
   };
   childProcess.fork = patched as Fork;
   // node-llama-cpp imports `fork` as an ES binding: this makes it see the patched function.
@@ -50,19 +53,14 @@ export function rememberBindingChecks(cacheFile: string, env: NodeJS.ProcessEnv 
  * `--input-type=module`, as scripts and tests embed lmrun) that is the eval and its code: the check's child
  * would run that code instead of the check, and every binary would count as failing. Those arguments are left out.
  */
-function withForkableExecArgv(rest: unknown[]): unknown[] {
-  const optionsAt = Array.isArray(rest[0]) ? 1 : 0;
-  const options = (rest[optionsAt] ?? {}) as ForkOptions;
-  if (options.execArgv !== undefined) return rest;
+function forkableExecArgv(): string[] {
   const execArgv: string[] = [];
   for (let i = 0; i < process.execArgv.length; i++) {
     const arg = process.execArgv[i]!;
     if (arg === "-e" || arg === "--eval" || arg === "-p" || arg === "--print") i++;
     else if (!/^--(eval|print|input-type)=/.test(arg)) execArgv.push(arg);
   }
-  const out = [...rest];
-  out[optionsAt] = { ...options, execArgv };
-  return out;
+  return execArgv;
 }
 
 /** The identity a passed check holds for; undefined when the binary cannot be read. */

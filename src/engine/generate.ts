@@ -1,4 +1,4 @@
-import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrapper, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
+import type { ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrapper, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import { chatWrapperFor, chatWrapperForThinking, type ResolvedChatWrapper } from "./chatWrapper.js";
 import type { LoadedModel } from "./model.js";
@@ -704,18 +704,7 @@ function infillParts(
 function infillExtraTokens(loaded: LoadedModel, extra: ReadonlyArray<{ filename: string; text: string }>, maxTokens: number): Token[] {
   const { model } = loaded;
   const tokenize = (text: string) => model.tokenize(text, false, "trimLeadingSpace");
-  const vocabulary: unknown = model.fileInfo.metadata?.tokenizer?.ggml?.tokens;
-  const tokenWithText = (...texts: string[]): Token | undefined => {
-    if (!Array.isArray(vocabulary)) return undefined;
-    for (const text of texts) {
-      const index = vocabulary.indexOf(text);
-      if (index >= 0) return index as Token;
-    }
-    return undefined;
-  };
-  // llama.cpp's names for them (llama-vocab.cpp).
-  const repository = tokenWithText("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>");
-  const separator = tokenWithText("<|file_sep|>");
+  const { repository, separator } = repositoryTokens(model);
   const tokens: Token[] = repository !== undefined ? [repository, ...tokenize("myproject\n")] : [];
   for (const chunk of extra) {
     tokens.push(...(separator !== undefined ? [separator, ...tokenize(`${chunk.filename}\n`)] : tokenize("\n\n--- snippet ---\n\n")), ...tokenize(chunk.text));
@@ -723,6 +712,31 @@ function infillExtraTokens(loaded: LoadedModel, extra: ReadonlyArray<{ filename:
   if (separator !== undefined) tokens.push(separator, ...tokenize("filename\n"));
   const room = Math.max(0, loaded.context.contextSize - loaded.context.batchSize - 2 * Math.max(0, maxTokens));
   return tokens.slice(tokens.length - Math.min(room, tokens.length));
+}
+
+const repositoryTokensByModel = new WeakMap<LlamaModel, { repository: Token | undefined; separator: Token | undefined }>();
+
+/**
+ * A code model's repository and file-separator tokens, as llama.cpp finds them (llama-vocab.cpp): ids in the header,
+ * else these texts. Looked up once a model (a vocabulary is up to ~150k entries; each /infill asks twice).
+ */
+function repositoryTokens(model: LlamaModel): { repository: Token | undefined; separator: Token | undefined } {
+  let found = repositoryTokensByModel.get(model);
+  if (found !== undefined) return found;
+  const ggml: Record<string, unknown> | undefined = model.fileInfo.metadata?.tokenizer?.ggml;
+  const vocabulary = Array.isArray(ggml?.tokens) ? (ggml.tokens as unknown[]) : [];
+  const token = (idKey: string, texts: string[]): Token | undefined => {
+    const id = ggml?.[idKey];
+    if (typeof id === "number") return id as Token;
+    const index = vocabulary.findIndex((entry) => typeof entry === "string" && texts.includes(entry));
+    return index >= 0 ? (index as Token) : undefined;
+  };
+  found = {
+    repository: token("fim_rep_token_id", ["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"]),
+    separator: token("fim_sep_token_id", ["<|file_sep|>"]),
+  };
+  repositoryTokensByModel.set(model, found);
+  return found;
 }
 
 /** Tokens without the beginning token LlamaCompletion puts first (a continued prompt has one, at its start). */

@@ -216,6 +216,11 @@ function topProbabilitiesOnly(context: LlamaContextSequence["context"]): void {
   }
 }
 
+/** A token's bytes as llama.cpp's token_to_piece gives them (an SPM token with its word-start space). */
+export function tokenBytes(model: LlamaModel, token: Token): Uint8Array {
+  return piecesOf(model).bytes(token);
+}
+
 /** A token with its log-probability, its text and bytes as an answer token's (prompt scoring's entries). */
 export function tokenWithLogprob(model: LlamaModel, token: Token, logprob: number): TokenProbability {
   return { ...piecesOf(model).probability(token, 1), logprob: Number.isFinite(logprob) ? logprob : LOG_ZERO };

@@ -1,7 +1,7 @@
 import type { Token } from "node-llama-cpp";
 import { LmrunError } from "../errors.js";
 import type { LoadedModel } from "./model.js";
-import { tokenWithLogprob } from "./logprobs.js";
+import { tokenBytes } from "./logprobs.js";
 import { vocabularySize } from "./vocabulary.js";
 
 /**
@@ -53,11 +53,11 @@ export function promptTextOf(loaded: LoadedModel, ids: readonly number[]): strin
 /** A token's text, or its bytes where they are not whole UTF-8 characters (llama-server's `with_pieces`). */
 export function tokenPiece(loaded: LoadedModel, token: number): string | number[] {
   // An answer token's text keeps an SPM token's word-start space (" Once"), as llama.cpp's token_to_piece does.
-  const { bytes } = tokenWithLogprob(loaded.model, token as Token, 0);
+  const bytes = tokenBytes(loaded.model, token as Token);
   // Control tokens (<s>) have no text there: their own.
   if (bytes.length === 0) return loaded.model.detokenize([token as Token], true);
   const text = Buffer.from(bytes).toString("utf8");
-  return text.includes("\uFFFD") ? bytes : text;
+  return text.includes("\uFFFD") ? Array.from(bytes) : text;
 }
 
 /** What a client-side tokenizer needs to know (vLLM's /tokenizer_info). */
